@@ -1,0 +1,48 @@
+/* alloc.c: aborting allocation wrappers for start-up and control paths. */
+#include "alloc.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void oom(size_t n)
+{
+    char msg[96];
+    int len = snprintf(msg, sizeof(msg), "wsmill: out of memory allocating %zu bytes\n", n);
+    if (len > 0 && write(STDERR_FILENO, msg, (size_t)len) < 0) {
+        /* nothing left to report it with */
+    }
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}

@@ -1,0 +1,17 @@
+/* alloc.h: the one allocation header. jemalloc is linked in and replaces
+ * malloc for the whole process (release builds); sanitizer builds use the
+ * sanitizer's allocator instead.
+ * x* functions are for start-up and control paths: they abort with a message
+ * on out-of-memory. Connection paths call malloc() directly and close only
+ * that connection when it fails. */
+#ifndef WSMILL_ALLOC_H
+#define WSMILL_ALLOC_H
+#include <stddef.h>
+#include <stdlib.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+#endif

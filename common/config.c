@@ -1,0 +1,366 @@
+/* config.c: the declarative settings table and everything that reads it:
+ * defaults, parsing (libinih), validation, formatting, diffing. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+#define OFF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define KiB ((int64_t)1024)
+#define MiB (KiB * 1024)
+#define GiB (MiB * 1024)
+#define SEC ((int64_t)1000)
+#define DAY (86400 * SEC)
+
+static const struct config_key keys[] = {
+    {"listen", CONFIG_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080", 0,
+     "address and port to accept WebSocket connections on (HOST:PORT, [IPv6]:PORT, *:PORT)"},
+    {"workers", CONFIG_WORKERS, OFF(workers), 0, 256, "auto", 0,
+     "worker processes; auto = one per CPU core"},
+    {"max_connections", CONFIG_INT, OFF(max_connections), 1, 100000000, "100000", 1,
+     "upgraded connections across all workers; past it handshakes get 503"},
+    {"max_message_size", CONFIG_SIZE, OFF(max_message_size), 0, 1 * GiB, "16M", 1,
+     "largest message (all fragments together) a client may send; past it close 1009"},
+    {"max_header_size", CONFIG_SIZE, OFF(max_header_size), 256, 1 * MiB, "8k", 1,
+     "largest upgrade request (request line and headers); past it 431"},
+    {"max_backpressure", CONFIG_SIZE, OFF(max_backpressure), 1 * KiB, 16 * GiB, "64M", 1,
+     "bytes queued for a connection that is not reading; past it close 1008"},
+    {"handshake_timeout", CONFIG_DURATION, OFF(handshake_timeout), 100, DAY, "10s", 1,
+     "time a client has from connect to a complete upgrade request"},
+    {"ping_interval", CONFIG_DURATION, OFF(ping_interval), 0, DAY, "30s", 1,
+     "send a ping after this long without traffic from the client; 0 = never"},
+    {"idle_timeout", CONFIG_DURATION, OFF(idle_timeout), 0, DAY, "75s", 1,
+     "close (1001) after this long without traffic from the client; 0 = never"},
+    {"drain_timeout", CONFIG_DURATION, OFF(drain_timeout), 0, DAY, "10s", 1,
+     "on a graceful stop, how long clients have to finish the close handshake"},
+    {"allowed_origins", CONFIG_STRING, OFF(allowed_origins), 0, 0, "", 1,
+     "comma-separated Origin values allowed to connect (403 otherwise); empty = any"},
+    {"status_socket", CONFIG_STRING, OFF(status_socket), 0, 0, "/tmp/wsmill.status.sock", 0,
+     "unix socket (mode 0600) that answers every connection with a JSON snapshot"},
+    {"pid_file", CONFIG_STRING, OFF(pid_file), 0, 0, "/tmp/wsmill.pid", 0,
+     "file holding the master's pid while it runs"},
+    {"log_file", CONFIG_STRING, OFF(log_file), 0, 0, "", 1,
+     "log destination; empty = standard error; SIGUSR1 reopens it"},
+    {"log_level", CONFIG_LOGLEVEL, OFF(log_level), 0, 5, "info", 1,
+     "debug, info, notice, warn, error or crit"},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+const struct config_key *config_keys(size_t *n)
+{
+    *n = NKEYS;
+    return keys;
+}
+
+const struct config_key *config_key_find(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Parses an integer with an optional unit suffix. For sizes the suffixes
+ * are k, m, g (powers of 1024); for durations ms, s, m, h (result in ms,
+ * plain numbers are seconds). Returns 0 or -1 when malformed/overflowing. */
+static int parse_number(const char *v, enum config_type type, int64_t *out)
+{
+    errno = 0;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (end == v || errno == ERANGE || n < 0)
+        return -1;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    long long mul = 1;
+    if (type == CONFIG_SIZE) {
+        if (!strcasecmp(end, "k") || !strcasecmp(end, "kb"))
+            mul = KiB;
+        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb"))
+            mul = MiB;
+        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb"))
+            mul = GiB;
+        else if (*end && strcasecmp(end, "b"))
+            return -1;
+    } else if (type == CONFIG_DURATION) {
+        if (!*end || !strcmp(end, "s"))
+            mul = SEC;
+        else if (!strcmp(end, "ms"))
+            mul = 1;
+        else if (!strcmp(end, "m"))
+            mul = 60 * SEC;
+        else if (!strcmp(end, "h"))
+            mul = 3600 * SEC;
+        else
+            return -1;
+    } else if (*end) {
+        return -1;
+    }
+    if (n > LLONG_MAX / mul)
+        return -1;
+    *out = n * mul;
+    return 0;
+}
+
+static const char *unit_hint(enum config_type type)
+{
+    switch (type) {
+    case CONFIG_SIZE:
+        return " (bytes; suffixes k, m, g)";
+    case CONFIG_DURATION:
+        return " (seconds; suffixes ms, s, m, h)";
+    default:
+        return "";
+    }
+}
+
+static int set_listen(struct config *c, const char *v, char *err, size_t errlen)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return fail(err, errlen, "listen: '%s' is not HOST:PORT", v);
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 1 || port > 65535)
+        return fail(err, errlen, "listen: port in '%s' must be 1-65535", v);
+    size_t hl = (size_t)(colon - v);
+    const char *h = v;
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') { /* [::1]:8080 */
+        h++;
+        hl -= 2;
+    }
+    if (hl >= sizeof(c->listen_host) || strlen(v) >= sizeof(c->listen))
+        return fail(err, errlen, "listen: '%s' is too long", v);
+    memcpy(c->listen_host, h, hl);
+    c->listen_host[hl] = '\0';
+    c->listen_port = (uint16_t)port;
+    snprintf(c->listen, sizeof(c->listen), "%s", v);
+    return 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen)
+{
+    const struct config_key *k = config_key_find(key);
+    if (!k)
+        return fail(err, errlen, "unknown key '%s'", key);
+    char *field = (char *)c + k->offset;
+    int64_t n;
+    switch (k->type) {
+    case CONFIG_LISTEN:
+        return set_listen(c, value, err, errlen);
+    case CONFIG_STRING:
+        if (strlen(value) >= k->size)
+            return fail(err, errlen, "%s: value is longer than %zu bytes", key, k->size - 1);
+        snprintf(field, k->size, "%s", value);
+        return 0;
+    case CONFIG_LOGLEVEL:
+        n = log_level_parse(value);
+        if (n < 0)
+            return fail(err, errlen, "%s: '%s' is not one of debug, info, notice, warn, error, crit",
+                        key, value);
+        *(int64_t *)field = n;
+        return 0;
+    case CONFIG_WORKERS:
+        if (!strcasecmp(value, "auto")) {
+            *(int64_t *)field = 0;
+            return 0;
+        }
+        if (parse_number(value, CONFIG_INT, &n) || n < 1 || n > k->max)
+            return fail(err, errlen, "%s: '%s' is not auto or a number from 1 to %" PRId64, key,
+                        value, k->max);
+        *(int64_t *)field = n;
+        return 0;
+    default:
+        if (parse_number(value, k->type, &n))
+            return fail(err, errlen, "%s: '%s' is not a valid value%s", key, value, unit_hint(k->type));
+        if (n < k->min || n > k->max) {
+            char lo[32], hi[32];
+            struct config tmp;
+            *(int64_t *)((char *)&tmp + k->offset) = k->min;
+            config_format(&tmp, k, lo, sizeof(lo));
+            *(int64_t *)((char *)&tmp + k->offset) = k->max;
+            config_format(&tmp, k, hi, sizeof(hi));
+            return fail(err, errlen, "%s: '%s' is out of range (%s to %s)", key, value, lo, hi);
+        }
+        *(int64_t *)field = n;
+        return 0;
+    }
+}
+
+void config_defaults(struct config *c)
+{
+    char err[256];
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < NKEYS; i++)
+        if (config_set(c, keys[i].name, keys[i].dflt, err, sizeof(err)) != 0)
+            abort(); /* a bad default is a programming error */
+}
+
+struct load_ctx {
+    struct config *c;
+    char seen[NKEYS];
+    char err[512];
+    int failed;
+};
+
+static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *ctx = user;
+    (void)section; /* sections only group: a key means the same anywhere */
+    if (ctx->failed)
+        return 0;
+    const struct config_key *k = config_key_find(name);
+    if (k && ctx->seen[k - keys]) {
+        snprintf(ctx->err, sizeof(ctx->err), "duplicate key '%s' (every key may appear once)", name);
+        ctx->failed = 1;
+        return 0;
+    }
+    if (config_set(ctx->c, name, value, ctx->err, sizeof(ctx->err)) != 0) {
+        ctx->failed = 1;
+        return 0;
+    }
+    ctx->seen[k - keys] = 1;
+    return 1;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+    struct load_ctx ctx = {.c = c};
+    config_defaults(c);
+    int rc = ini_parse(path, on_ini_pair, &ctx);
+    if (rc == -1)
+        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (rc == -2)
+        return fail(err, errlen, "%s: out of memory while parsing", path);
+    if (rc > 0)
+        return fail(err, errlen, "%s:%d: %s", path, rc,
+                    ctx.failed ? ctx.err : "syntax error (expected 'key = value' or '[section]')");
+    char why[512];
+    if (config_validate(c, why, sizeof(why)) != 0)
+        return fail(err, errlen, "%s: %s", path, why);
+    return 0;
+}
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+    if (c->ping_interval && c->idle_timeout && c->ping_interval >= c->idle_timeout)
+        return fail(err, errlen,
+                    "ping_interval (%" PRId64 " ms) must be shorter than idle_timeout (%" PRId64
+                    " ms), or a live client would be closed before it is pinged",
+                    c->ping_interval, c->idle_timeout);
+    if (!c->status_socket[0])
+        return fail(err, errlen, "status_socket must be set");
+    if (strlen(c->status_socket) >= 108)
+        return fail(err, errlen, "status_socket: a unix socket path must be shorter than 108 bytes");
+    return 0;
+}
+
+void config_format(const struct config *c, const struct config_key *k, char *buf, size_t len)
+{
+    const char *field = (const char *)c + k->offset;
+    int64_t n = k->type == CONFIG_STRING || k->type == CONFIG_LISTEN ? 0 : *(const int64_t *)field;
+    switch (k->type) {
+    case CONFIG_STRING:
+    case CONFIG_LISTEN:
+        snprintf(buf, len, "%s", field);
+        break;
+    case CONFIG_LOGLEVEL:
+        snprintf(buf, len, "%s", log_level_name((int)n));
+        break;
+    case CONFIG_WORKERS:
+        if (n == 0)
+            snprintf(buf, len, "auto");
+        else
+            snprintf(buf, len, "%" PRId64, n);
+        break;
+    case CONFIG_SIZE:
+        if (n && n % GiB == 0)
+            snprintf(buf, len, "%" PRId64 "g", n / GiB);
+        else if (n && n % MiB == 0)
+            snprintf(buf, len, "%" PRId64 "m", n / MiB);
+        else if (n && n % KiB == 0)
+            snprintf(buf, len, "%" PRId64 "k", n / KiB);
+        else
+            snprintf(buf, len, "%" PRId64, n);
+        break;
+    case CONFIG_DURATION:
+        if (n % SEC == 0)
+            snprintf(buf, len, "%" PRId64 "s", n / SEC);
+        else
+            snprintf(buf, len, "%" PRId64 "ms", n);
+        break;
+    default:
+        snprintf(buf, len, "%" PRId64, n);
+    }
+}
+
+int config_diff(const struct config *a, const struct config *b, int only_restart, char *buf, size_t len)
+{
+    int count = 0;
+    size_t used = 0;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &keys[i];
+        if (only_restart && k->reloadable)
+            continue;
+        if (memcmp((const char *)a + k->offset, (const char *)b + k->offset, k->size) == 0)
+            continue;
+        if (k->type == CONFIG_STRING || k->type == CONFIG_LISTEN) {
+            if (strcmp((const char *)a + k->offset, (const char *)b + k->offset) == 0)
+                continue;
+        }
+        count++;
+        if (used < len) {
+            int w = snprintf(buf + used, len - used, "%s%s", count > 1 ? ", " : "", k->name);
+            if (w > 0)
+                used += (size_t)w;
+        }
+    }
+    return count;
+}
+
+int config_origin_allowed(const struct config *c, const char *origin, size_t n)
+{
+    const char *p = c->allowed_origins;
+    if (!*p)
+        return 1;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *tail = end;
+        while (tail > p && (tail[-1] == ' ' || tail[-1] == '\t'))
+            tail--;
+        size_t l = (size_t)(tail - p);
+        if (l && l == n && strncasecmp(p, origin, n) == 0)
+            return 1;
+        if (l == 1 && *p == '*')
+            return 1;
+        p = end;
+    }
+    return 0;
+}

@@ -1,0 +1,87 @@
+/* config.h: the server's settings and the one declarative table that
+ * parsing, validation, `check` and the documentation all read.
+ *
+ * struct config holds no pointers, so the master can publish a copy in the
+ * shared-memory block and every worker can read it at the same address-free
+ * layout. */
+#ifndef WSMILL_CONFIG_H
+#define WSMILL_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_STR_MAX 256
+#define CONFIG_LIST_MAX 1024
+
+struct config {
+    char listen[CONFIG_STR_MAX];       /* HOST:PORT as written */
+    char listen_host[CONFIG_STR_MAX];  /* derived: HOST part */
+    uint16_t listen_port;              /* derived: PORT part */
+    int64_t workers;                   /* 0 = auto (one per core) */
+    int64_t max_connections;
+    int64_t max_message_size;          /* bytes */
+    int64_t max_header_size;           /* bytes */
+    int64_t max_backpressure;          /* bytes queued per connection */
+    int64_t handshake_timeout;         /* milliseconds */
+    int64_t ping_interval;             /* milliseconds, 0 = off */
+    int64_t idle_timeout;              /* milliseconds, 0 = off */
+    int64_t drain_timeout;             /* milliseconds */
+    char allowed_origins[CONFIG_LIST_MAX]; /* comma-separated; empty = any */
+    char status_socket[CONFIG_STR_MAX];
+    char pid_file[CONFIG_STR_MAX];
+    char log_file[CONFIG_STR_MAX];     /* empty = stderr */
+    int64_t log_level;                 /* enum log_level */
+};
+
+enum config_type {
+    CONFIG_INT,      /* plain integer */
+    CONFIG_SIZE,     /* bytes, with optional k/m/g suffix (powers of 1024) */
+    CONFIG_DURATION, /* seconds by default; ms/s/m/h suffixes */
+    CONFIG_STRING,
+    CONFIG_LISTEN,   /* HOST:PORT, fills listen_host/listen_port */
+    CONFIG_WORKERS,  /* "auto" or an integer */
+    CONFIG_LOGLEVEL,
+};
+
+struct config_key {
+    const char *name;
+    enum config_type type;
+    size_t offset;
+    size_t size;        /* for strings: buffer size */
+    int64_t min, max;   /* for numeric types, in the stored unit */
+    const char *dflt;   /* default, as it would be written in the file */
+    int reloadable;     /* 1: SIGHUP applies it to running workers */
+    const char *doc;    /* one line for docs and `check` */
+};
+
+/* The table, in documentation order; *n receives its length. */
+const struct config_key *config_keys(size_t *n);
+const struct config_key *config_key_find(const char *name);
+
+/* Fills c with every key's default. */
+void config_defaults(struct config *c);
+
+/* Sets one key from its textual value. Returns 0, or -1 with a reason
+ * naming the key, the value and the accepted range in err. */
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Loads defaults, then the file. Returns 0, or -1 with "FILE:LINE: reason"
+ * (or "FILE: reason" when it cannot be read) in err; c is then unspecified,
+ * so callers load into a scratch struct and copy on success. */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Checks relations between keys (e.g. ping_interval < idle_timeout).
+ * Returns 0 or -1 with a reason in err. config_load calls it. */
+int config_validate(const struct config *c, char *err, size_t errlen);
+
+/* Writes into buf the comma-separated names of keys that differ between
+ * a and b and that a reload cannot apply (only_restart = 1), or all keys
+ * that differ (only_restart = 0). Returns how many differ. */
+int config_diff(const struct config *a, const struct config *b, int only_restart, char *buf, size_t len);
+
+/* Formats a key's current value as it would be written in the file. */
+void config_format(const struct config *c, const struct config_key *k, char *buf, size_t len);
+
+/* 1 if origin (not NUL-terminated, length n) is allowed by the list. */
+int config_origin_allowed(const struct config *c, const char *origin, size_t n);
+
+#endif

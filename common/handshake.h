@@ -1,0 +1,64 @@
+/* handshake.h: the opening handshake of RFC 6455 section 4 as pure code.
+ * The worker feeds the request to http-parser and fills struct hs_request
+ * as headers arrive; hs_check decides the answer; hs_build_* write it. */
+#ifndef WSMILL_HANDSHAKE_H
+#define WSMILL_HANDSHAKE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+
+#define HS_KEY_LEN 24        /* base64 of 16 bytes */
+#define HS_ACCEPT_LEN 28     /* base64 of a SHA-1 */
+#define HS_PATH_MAX 512
+#define HS_ORIGIN_MAX 256
+
+struct hs_request {
+    int method_get;          /* the method was GET */
+    int http_major, http_minor;
+    int upgrade_websocket;   /* Upgrade header lists "websocket" */
+    int connection_upgrade;  /* Connection header lists "upgrade" */
+    int has_host;
+    int key_count;           /* how many Sec-WebSocket-Key headers */
+    char key[HS_KEY_LEN + 1];
+    int key_len;             /* as received (may be wrong) */
+    int version;             /* Sec-WebSocket-Version, -1 when absent or not a number */
+    int version_count;
+    char origin[HS_ORIGIN_MAX];
+    int origin_len;          /* -1 when absent; > HS_ORIGIN_MAX-1 when truncated */
+    char path[HS_PATH_MAX];  /* path without the query string */
+    int path_len;            /* > HS_PATH_MAX-1 when too long */
+};
+
+/* Resets r to "nothing seen yet". */
+void hs_request_init(struct hs_request *r);
+
+/* Case-insensitive: does the comma-separated header value list token? */
+int hs_header_has_token(const char *value, size_t len, const char *token);
+
+/* 1 if key is 24 characters of base64 that decode to exactly 16 bytes. */
+int hs_key_valid(const char *key, size_t len);
+
+/* Computes Sec-WebSocket-Accept for key into out (HS_ACCEPT_LEN + 1 bytes). */
+void hs_accept_key(const char *key, size_t len, char *out);
+
+/* What the server answers before looking at the path: 0 when the request is
+ * a valid WebSocket upgrade allowed by cfg, else the HTTP status:
+ * 405 (method), 400 (HTTP < 1.1, no Host, missing Upgrade/Connection
+ * tokens, missing Sec-WebSocket-Version, missing/repeated/invalid key),
+ * 426 (Sec-WebSocket-Version present but not exactly one "13"), 403 (Origin
+ * present and not in allowed_origins, or longer than HS_ORIGIN_MAX - 1). */
+int hs_check(const struct hs_request *r, const struct config *cfg);
+
+/* Writes the 101 response for key into out (at least 160 bytes); returns
+ * its length. */
+size_t hs_build_accept(char *out, size_t cap, const char *key, size_t key_len);
+
+/* Writes an error response with a short plain-text body saying why, and
+ * `Connection: close` (426 adds Sec-WebSocket-Version: 13); returns its
+ * length. */
+size_t hs_build_error(char *out, size_t cap, int status, const char *why);
+
+/* The reason phrase for a status this server sends. */
+const char *hs_status_text(int status);
+
+#endif

@@ -1,0 +1,105 @@
+/* shm.c: creating the control block and the few operations on it that need
+ * more than a relaxed counter. */
+#include "shm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const char *state_names[] = {"empty", "starting", "active", "draining", "dead"};
+static const char *reject_names[HS_REJECT_MAX] = {
+    "bad_request", "forbidden", "not_found", "method", "version", "header_size", "full", "timeout",
+};
+static const int close_codes[CLOSE_IDX_MAX] = {1000, 1001, 1002, 1003, 1006, 1007,
+                                               1008, 1009, 1011, 1013, 0};
+
+const char *shm_worker_state_name(int state)
+{
+    if (state < 0 || state > WORKER_DEAD)
+        return "unknown";
+    return state_names[state];
+}
+
+const char *shm_reject_name(int reason)
+{
+    if (reason < 0 || reason >= HS_REJECT_MAX)
+        return "unknown";
+    return reject_names[reason];
+}
+
+int shm_close_idx(int code)
+{
+    for (int i = 0; i < CLOSE_IDX_OTHER; i++)
+        if (close_codes[i] == code)
+            return i;
+    return CLOSE_IDX_OTHER;
+}
+
+int shm_close_code(int idx)
+{
+    if (idx < 0 || idx >= CLOSE_IDX_MAX)
+        return 0;
+    return close_codes[idx];
+}
+
+struct shm *shm_create(void)
+{
+    struct shm *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s == MAP_FAILED) {
+        log_crit("mmap(%zu bytes, MAP_SHARED|MAP_ANONYMOUS) failed: %s", sizeof(*s), strerror(errno));
+        abort();
+    }
+    /* mmap gives zeroed pages: every counter, slot and atomic starts at 0. */
+    s->magic = SHM_MAGIC;
+    s->layout_version = SHM_LAYOUT_VERSION;
+    s->max_workers = SHM_MAX_WORKERS;
+    s->master_pid = (int32_t)getpid();
+    s->start_time = (int64_t)time(NULL);
+    return s;
+}
+
+void shm_publish_config(struct shm *s, const struct config *cfg)
+{
+    /* Sequence lock with one writer (the master): odd while writing. */
+    uint32_t seq = atomic_load_explicit(&s->config_seq, memory_order_relaxed);
+    atomic_store_explicit(&s->config_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    memcpy(&s->config, cfg, sizeof(*cfg));
+    atomic_fetch_add_explicit(&s->config_generation, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->config_seq, seq + 2, memory_order_release);
+}
+
+uint64_t shm_read_config(struct shm *s, struct config *out)
+{
+    for (;;) {
+        uint32_t before = atomic_load_explicit(&s->config_seq, memory_order_acquire);
+        if (!(before & 1)) {
+            uint64_t gen = atomic_load_explicit(&s->config_generation, memory_order_acquire);
+            memcpy(out, &s->config, sizeof(*out));
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&s->config_seq, memory_order_relaxed) == before)
+                return gen;
+        }
+        usleep(100); /* the master is mid-write; it takes microseconds */
+    }
+}
+
+int shm_admit(struct shm *s, int64_t max)
+{
+    int64_t now = atomic_fetch_add_explicit(&s->total_connections, 1, memory_order_relaxed);
+    if (now < max)
+        return 1;
+    atomic_fetch_sub_explicit(&s->total_connections, 1, memory_order_relaxed);
+    return 0;
+}
+
+void shm_release(struct shm *s, int64_t n)
+{
+    atomic_fetch_sub_explicit(&s->total_connections, n, memory_order_relaxed);
+}

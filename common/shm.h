@@ -1,0 +1,119 @@
+/* shm.h: the shared-memory control block, the only contract between the
+ * master and its workers besides signals.
+ *
+ * One MAP_SHARED anonymous mapping made by the master before it forks.
+ * Plain structs, fixed layout, no pointers. Every worker slot has exactly
+ * one writer (its worker, or the master while the worker is dead) and sits
+ * on its own cache lines. Counters are C11 atomics written with relaxed
+ * load+store by their single writer, so no locked instructions are paid on
+ * the hot path; readers (the status socket) see monotonic values. */
+#ifndef WSMILL_SHM_H
+#define WSMILL_SHM_H
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "config.h"
+
+#define SHM_MAGIC 0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
+#define SHM_LAYOUT_VERSION 1
+#define SHM_MAX_WORKERS 256
+#define SHM_CACHELINE 64
+
+enum worker_state {
+    WORKER_EMPTY = 0, /* slot unused */
+    WORKER_STARTING,  /* forked, not yet accepting */
+    WORKER_ACTIVE,    /* accepting and serving */
+    WORKER_DRAINING,  /* not accepting, closing its connections */
+    WORKER_DEAD,      /* exited; waiting to be respawned */
+};
+const char *shm_worker_state_name(int state);
+
+/* Why a handshake was refused; each maps to one HTTP status. */
+enum hs_reject {
+    HS_REJECT_BAD_REQUEST,  /* 400 */
+    HS_REJECT_FORBIDDEN,    /* 403: Origin not allowed */
+    HS_REJECT_NOT_FOUND,    /* 404 */
+    HS_REJECT_METHOD,       /* 405 */
+    HS_REJECT_VERSION,      /* 426 */
+    HS_REJECT_HEADER_SIZE,  /* 431 */
+    HS_REJECT_FULL,         /* 503: max_connections reached */
+    HS_REJECT_TIMEOUT,      /* handshake_timeout: no status sent */
+    HS_REJECT_MAX
+};
+const char *shm_reject_name(int reason);
+
+/* Close codes counted per worker; CLOSE_IDX_OTHER catches the rest. */
+enum close_idx {
+    CLOSE_IDX_1000, CLOSE_IDX_1001, CLOSE_IDX_1002, CLOSE_IDX_1003,
+    CLOSE_IDX_1006, CLOSE_IDX_1007, CLOSE_IDX_1008, CLOSE_IDX_1009,
+    CLOSE_IDX_1011, CLOSE_IDX_1013, CLOSE_IDX_OTHER, CLOSE_IDX_MAX
+};
+int shm_close_idx(int code);
+/* The code an index stands for (0 for CLOSE_IDX_OTHER). */
+int shm_close_code(int idx);
+
+typedef _Atomic uint64_t shm_counter;
+
+struct worker_slot {
+    _Alignas(SHM_CACHELINE) _Atomic int32_t pid;
+    _Atomic uint32_t generation;
+    _Atomic uint32_t state;              /* enum worker_state */
+    _Atomic int64_t started_at;          /* unix seconds */
+    shm_counter connections;             /* current, upgraded */
+    shm_counter accepted;                /* TCP connections accepted */
+    shm_counter accept_errors;           /* EMFILE/ENFILE/ENOBUFS pauses */
+    shm_counter handshakes;              /* completed with 101 */
+    shm_counter rejected[HS_REJECT_MAX];
+    shm_counter messages_in, messages_out;
+    shm_counter bytes_in, bytes_out;     /* payload bytes */
+    shm_counter backpressure_closes;     /* closed for max_backpressure */
+    shm_counter pings_sent, idle_closes;
+    shm_counter closes[CLOSE_IDX_MAX];   /* by close code sent or received */
+};
+
+struct shm {
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t max_workers;
+    int32_t master_pid;
+    int64_t start_time;                  /* unix seconds */
+    /* Settings published by the master under a sequence lock: odd while
+     * being written. Workers copy them on SIGHUP (and on each timer tick
+     * if the generation moved). */
+    _Atomic uint64_t config_generation;
+    _Atomic uint32_t config_seq;
+    struct config config;
+    /* Admission: upgraded connections across all workers. A worker adds
+     * before answering 101 and subtracts on close; the master subtracts a
+     * dead worker's slot->connections before respawning it. */
+    _Alignas(SHM_CACHELINE) _Atomic int64_t total_connections;
+    struct worker_slot slots[SHM_MAX_WORKERS];
+};
+
+/* Creates and initialises the block; aborts with a message on failure. */
+struct shm *shm_create(void);
+/* Master: publishes cfg and bumps the generation. */
+void shm_publish_config(struct shm *s, const struct config *cfg);
+/* Worker: copies the current config; returns its generation. */
+uint64_t shm_read_config(struct shm *s, struct config *out);
+
+/* Single-writer increment (relaxed load + store, no lock prefix). */
+static inline void shm_add(shm_counter *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+static inline void shm_sub(shm_counter *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - n, memory_order_relaxed);
+}
+static inline uint64_t shm_get(shm_counter *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Admission: reserves one connection if the total is below max; returns 1
+ * when reserved, 0 when full. */
+int shm_admit(struct shm *s, int64_t max);
+void shm_release(struct shm *s, int64_t n);
+
+#endif

@@ -1,0 +1,299 @@
+/* conn.c: a connection's life: accept, state changes, reading, timeouts and
+ * teardown. Per-state work lives in http.c (HANDSHAKE) and frames.c (OPEN,
+ * CLOSING); this file owns the transitions between them. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "internal.h"
+
+#define CLOSE_GRACE_MS 3000 /* how long a peer has to answer our close, or to hang up */
+#define READS_PER_WAKEUP 4  /* bound one wakeup's work so nobody starves */
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents);
+
+struct conn *worker_conn(struct worker *w, int fd)
+{
+    return &w->conns[fd];
+}
+
+void conn_count_close(struct conn *c, int code)
+{
+    struct worker *w = conn_worker(c);
+    shm_add(&w->slot->closes[shm_close_idx(code)], 1);
+}
+
+struct conn_busy *conn_busy(struct conn *c)
+{
+    if (!c->busy) {
+        struct conn_busy *b = calloc(1, sizeof(*b));
+        if (!b)
+            return NULL;
+        c->busy = b;
+    }
+    return c->busy;
+}
+
+void conn_maybe_idle(struct conn *c)
+{
+    struct conn_busy *b = c->busy;
+    if (!b || c->state == CONN_HANDSHAKE)
+        return;
+    if (b->q.head || b->in_frame || b->hdr_len || b->msg_opcode || b->msg)
+        return;
+    free(b);
+    c->busy = NULL;
+}
+
+static void free_busy(struct conn *c)
+{
+    if (!c->busy)
+        return;
+    if (c->state == CONN_HANDSHAKE) {
+        http_state_free(c->busy);
+    } else {
+        struct conn_busy *b = c->busy;
+        outq_clear(&b->q);
+        free(b->msg);
+        free(b);
+    }
+    c->busy = NULL;
+}
+
+void conn_accepted(struct worker *w, int fd)
+{
+    if (fd >= w->nconns) { /* cannot happen under our own RLIMIT_NOFILE */
+        log_error("accepted fd %d beyond the connection table (%d)", fd, w->nconns);
+        close(fd);
+        return;
+    }
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+        log_debug("setsockopt(%d, TCP_NODELAY) failed: %s", fd, strerror(errno));
+    struct conn *c = &w->conns[fd];
+    memset(c, 0, sizeof(*c));
+    c->busy = http_state_new();
+    if (!c->busy) {
+        log_warn("out of memory for a handshake; closing fd %d", fd);
+        close(fd);
+        return;
+    }
+    ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
+    c->io.data = w;
+    ev_io_start(w->loop, &c->io);
+    w->live++;
+    shm_add(&w->slot->accepted, 1);
+    conn_set_state(c, CONN_HANDSHAKE);
+}
+
+static uint32_t state_deadline(struct worker *w, struct conn *c)
+{
+    const struct config *cfg = &w->cfg;
+    switch (c->state) {
+    case CONN_HANDSHAKE:
+        return c->stamp + wheel_ticks(cfg->handshake_timeout);
+    case CONN_OPEN: {
+        uint32_t idle = cfg->idle_timeout ? c->stamp + wheel_ticks(cfg->idle_timeout) : UINT32_MAX;
+        if (cfg->ping_interval && !(c->flags & CF_PINGED)) {
+            uint32_t ping = c->stamp + wheel_ticks(cfg->ping_interval);
+            return ping < idle ? ping : idle;
+        }
+        return idle;
+    }
+    default:
+        return c->stamp + wheel_ticks(CLOSE_GRACE_MS);
+    }
+}
+
+void conn_set_state(struct conn *c, enum conn_state s)
+{
+    struct worker *w = conn_worker(c);
+    if (c->state == CONN_HANDSHAKE && s != CONN_HANDSHAKE)
+        free_busy(c); /* the request parser is done */
+    c->state = (uint8_t)s;
+    c->stamp = w->wheel.now;
+    uint32_t at = state_deadline(w, c);
+    if (at == UINT32_MAX)
+        wheel_remove(w, c);
+    else
+        wheel_schedule(w, c, at);
+}
+
+void conn_destroy(struct conn *c, int close_code_for_stats)
+{
+    struct worker *w = conn_worker(c);
+    if (c->state == CONN_FREE)
+        return;
+    if (close_code_for_stats)
+        conn_count_close(c, close_code_for_stats);
+    wheel_remove(w, c);
+    ev_io_stop(w->loop, &c->io);
+    free_busy(c);
+    if (c->flags & CF_UPGRADED) {
+        shm_sub(&w->slot->connections, 1);
+        shm_release(w->shm, 1);
+    }
+    close(conn_fd(c));
+    c->state = CONN_FREE;
+    c->flags = 0;
+    w->live--;
+    if (w->draining && w->live == 0)
+        ev_break(w->loop, EVBREAK_ALL);
+}
+
+void conn_want_write(struct conn *c, int on)
+{
+    int has = (c->flags & CF_WRITING) != 0;
+    if (has == !!on)
+        return;
+    struct worker *w = conn_worker(c);
+    ev_io_stop(w->loop, &c->io);
+    ev_io_set(&c->io, conn_fd(c), EV_READ | (on ? EV_WRITE : 0));
+    ev_io_start(w->loop, &c->io);
+    c->flags = (uint8_t)(on ? c->flags | CF_WRITING : c->flags & ~CF_WRITING);
+}
+
+/* After our last byte is queued: once it is flushed, send FIN and wait for
+ * the peer to hang up, discarding what it still sends. Closing at once with
+ * unread input would make the kernel send RST, which can destroy our close
+ * frame or HTTP answer before the peer reads it. */
+static void linger(struct conn *c)
+{
+    conn_set_state(c, CONN_LINGER);
+    if (!conn_has_output(c) && !(c->flags & CF_SHUT_WR)) {
+        shutdown(conn_fd(c), SHUT_WR);
+        c->flags |= CF_SHUT_WR;
+    }
+}
+
+void conn_close_with(struct conn *c, int code, const char *reason)
+{
+    uint8_t frame[2 + WS_MAX_CONTROL_PAYLOAD];
+    size_t n = ws_build_close(frame, code, reason);
+    /* ws_build_close made header and payload; send the payload as a frame. */
+    size_t hl = 2;
+    if (conn_send_frame(c, WS_OP_CLOSE, frame + hl, n - hl, NULL) == -1)
+        return;
+    conn_count_close(c, code);
+    conn_set_state(c, CONN_CLOSING);
+}
+
+void conn_fail(struct conn *c, int code, const char *reason)
+{
+    log_debug("fd %d: failing the connection with %d (%s)", conn_fd(c), code, reason);
+    if (c->state == CONN_OPEN) {
+        conn_close_with(c, code, reason);
+        if (c->state == CONN_FREE)
+            return;
+    }
+    linger(c);
+}
+
+/* The peer's close frame arrived (code already validated). */
+void conn_peer_closed(struct conn *c, int code)
+{
+    if (c->state == CONN_OPEN) {
+        /* Echo the code (RFC 6455 5.5.1); an empty close answers 1005. */
+        uint8_t payload[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+        if (conn_send_frame(c, WS_OP_CLOSE, payload, code == WS_CLOSE_NO_STATUS ? 0 : 2, NULL) == -1)
+            return;
+        conn_count_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code);
+    }
+    linger(c);
+}
+
+static void on_readable(struct worker *w, struct conn *c)
+{
+    for (int i = 0; i < READS_PER_WAKEUP; i++) {
+        ssize_t n = read(conn_fd(c), w->scratch, w->scratch_size);
+        if (n == 0) {
+            /* EOF: a clean end after a close handshake, else abnormal. */
+            conn_destroy(c, c->state == CONN_OPEN ? WS_CLOSE_ABNORMAL : 0);
+            return;
+        }
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            conn_destroy(c, c->state == CONN_OPEN ? WS_CLOSE_ABNORMAL : 0);
+            return;
+        }
+        c->stamp = w->wheel.now;
+        c->flags &= (uint8_t)~CF_PINGED;
+        uint8_t *p = w->scratch;
+        size_t len = (size_t)n;
+        if (c->state == CONN_HANDSHAKE) {
+            size_t used = http_feed(c, p, len);
+            p += used;
+            len -= used;
+        }
+        if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
+            if (len)
+                frames_feed(c, p, len);
+        }
+        if (c->state == CONN_FREE)
+            return;
+        if ((size_t)n < w->scratch_size)
+            return; /* drained the socket for now */
+    }
+}
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    struct conn *c = container_of(io, struct conn, io);
+    struct worker *w = io->data;
+    if (revents & EV_WRITE) {
+        if (conn_flush(c) == -1)
+            return;
+        if (c->state == CONN_LINGER && !conn_has_output(c) && !(c->flags & CF_SHUT_WR)) {
+            shutdown(conn_fd(c), SHUT_WR);
+            c->flags |= CF_SHUT_WR;
+        }
+    }
+    if ((revents & EV_READ) && c->state != CONN_FREE)
+        on_readable(w, c);
+}
+
+void conn_timer(struct worker *w, struct conn *c)
+{
+    if (c->state == CONN_FREE)
+        return;
+    uint32_t due = state_deadline(w, c);
+    if ((int32_t)(due - w->wheel.now) > 0) {
+        if (due != UINT32_MAX)
+            wheel_schedule(w, c, due);
+        return;
+    }
+    switch (c->state) {
+    case CONN_HANDSHAKE:
+        shm_add(&w->slot->rejected[HS_REJECT_TIMEOUT], 1);
+        conn_destroy(c, 0);
+        return;
+    case CONN_OPEN: {
+        const struct config *cfg = &w->cfg;
+        uint32_t idle_at = cfg->idle_timeout ? c->stamp + wheel_ticks(cfg->idle_timeout) : UINT32_MAX;
+        if ((int32_t)(idle_at - w->wheel.now) <= 0) {
+            shm_add(&w->slot->idle_closes, 1);
+            conn_close_with(c, WS_CLOSE_GOING_AWAY, "idle timeout");
+            return;
+        }
+        c->flags |= CF_PINGED;
+        shm_add(&w->slot->pings_sent, 1);
+        if (conn_send_frame(c, WS_OP_PING, NULL, 0, NULL) == -1)
+            return;
+        due = state_deadline(w, c);
+        if (due != UINT32_MAX)
+            wheel_schedule(w, c, due);
+        return;
+    }
+    default:
+        /* The peer never finished closing: give up on it. */
+        conn_destroy(c, 0);
+        return;
+    }
+}

@@ -1,0 +1,261 @@
+/* http.c: the upgrade request, parsed incrementally with http-parser.
+ * Only the headers the handshake needs are kept; the request itself is
+ * never buffered, so a request split over many reads costs no more memory
+ * than one that arrives whole. */
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/handshake.h"
+#include "../common/log.h"
+#include "internal.h"
+
+enum hdr_id { HDR_OTHER, HDR_HOST, HDR_UPGRADE, HDR_CONNECTION, HDR_KEY, HDR_VERSION, HDR_ORIGIN };
+
+#define FIELD_MAX 32
+#define VALUE_MAX 512
+
+struct hs_state {
+    http_parser parser;
+    struct hs_request req;
+    size_t bytes;           /* request bytes seen, against max_header_size */
+    int headers_done;
+    int in_value;           /* last callback was a header value */
+    char field[FIELD_MAX];
+    size_t field_len;       /* may exceed FIELD_MAX: then it is no header we want */
+    char value[VALUE_MAX];
+    size_t value_len;       /* may exceed VALUE_MAX: truncated */
+    size_t url_len;
+};
+
+void *http_state_new(void)
+{
+    struct hs_state *hs = malloc(sizeof(*hs));
+    if (!hs)
+        return NULL;
+    http_parser_init(&hs->parser, HTTP_REQUEST);
+    hs->parser.data = hs;
+    hs_request_init(&hs->req);
+    hs->bytes = 0;
+    hs->headers_done = hs->in_value = 0;
+    hs->field_len = hs->value_len = hs->url_len = 0;
+    return hs;
+}
+
+void http_state_free(void *hs)
+{
+    free(hs);
+}
+
+static void append(char *buf, size_t cap, size_t *len, const char *at, size_t n)
+{
+    if (*len < cap) {
+        size_t room = cap - *len;
+        memcpy(buf + *len, at, n < room ? n : room);
+    }
+    *len += n;
+}
+
+static enum hdr_id header_id(const struct hs_state *hs)
+{
+    static const struct { const char *name; enum hdr_id id; } known[] = {
+        {"host", HDR_HOST}, {"upgrade", HDR_UPGRADE}, {"connection", HDR_CONNECTION},
+        {"sec-websocket-key", HDR_KEY}, {"sec-websocket-version", HDR_VERSION}, {"origin", HDR_ORIGIN},
+    };
+    if (hs->field_len >= FIELD_MAX)
+        return HDR_OTHER;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strlen(known[i].name) == hs->field_len && !strncasecmp(known[i].name, hs->field, hs->field_len))
+            return known[i].id;
+    return HDR_OTHER;
+}
+
+/* A header (name and whole value) is complete: record what it says. */
+static void header_done(struct hs_state *hs)
+{
+    struct hs_request *r = &hs->req;
+    size_t vl = hs->value_len < VALUE_MAX ? hs->value_len : VALUE_MAX;
+    const char *v = hs->value;
+    switch (header_id(hs)) {
+    case HDR_HOST:
+        r->has_host = 1;
+        break;
+    case HDR_UPGRADE:
+        r->upgrade_websocket |= hs_header_has_token(v, vl, "websocket");
+        break;
+    case HDR_CONNECTION:
+        r->connection_upgrade |= hs_header_has_token(v, vl, "upgrade");
+        break;
+    case HDR_KEY:
+        r->key_count++;
+        r->key_len = (int)(hs->value_len > HS_KEY_LEN ? HS_KEY_LEN + 1 : hs->value_len);
+        memcpy(r->key, v, vl < HS_KEY_LEN ? vl : HS_KEY_LEN);
+        r->key[vl < HS_KEY_LEN ? vl : HS_KEY_LEN] = '\0';
+        break;
+    case HDR_VERSION: {
+        r->version_count++;
+        int ver = 0, ok = vl > 0 && vl <= 3;
+        for (size_t i = 0; ok && i < vl; i++)
+            ok = v[i] >= '0' && v[i] <= '9' ? (ver = ver * 10 + v[i] - '0', 1) : 0;
+        r->version = ok ? ver : -1;
+        break;
+    }
+    case HDR_ORIGIN:
+        r->origin_len = (int)(hs->value_len < HS_ORIGIN_MAX ? hs->value_len : HS_ORIGIN_MAX);
+        memcpy(r->origin, v, (size_t)r->origin_len < HS_ORIGIN_MAX ? (size_t)r->origin_len : HS_ORIGIN_MAX - 1);
+        break;
+    default:
+        break;
+    }
+    hs->field_len = hs->value_len = 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    struct hs_state *hs = p->data;
+    append(hs->req.path, HS_PATH_MAX - 1, &hs->url_len, at, n);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    struct hs_state *hs = p->data;
+    if (hs->in_value) {
+        header_done(hs);
+        hs->in_value = 0;
+    }
+    append(hs->field, FIELD_MAX, &hs->field_len, at, n);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    struct hs_state *hs = p->data;
+    hs->in_value = 1;
+    append(hs->value, VALUE_MAX, &hs->value_len, at, n);
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct hs_state *hs = p->data;
+    if (hs->in_value)
+        header_done(hs);
+    hs->in_value = 0;
+    hs->headers_done = 1;
+    hs->req.method_get = p->method == HTTP_GET;
+    hs->req.http_major = p->http_major;
+    hs->req.http_minor = p->http_minor;
+    /* Path without the query string. */
+    size_t l = hs->url_len < HS_PATH_MAX - 1 ? hs->url_len : HS_PATH_MAX - 1;
+    hs->req.path[l] = '\0';
+    char *q = memchr(hs->req.path, '?', l);
+    if (q) {
+        *q = '\0';
+        l = (size_t)(q - hs->req.path);
+    }
+    hs->req.path_len = hs->url_len >= HS_PATH_MAX - 1 && !q ? HS_PATH_MAX : (int)l;
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+};
+
+/* Answers with an HTTP error, counts it, and lets the connection linger. */
+static void reject(struct conn *c, int status, enum hs_reject why, const char *text)
+{
+    struct worker *w = conn_worker(c);
+    char buf[512];
+    shm_add(&w->slot->rejected[why], 1);
+    log_debug("fd %d: handshake refused with %d: %s", conn_fd(c), status, text);
+    size_t n = hs_build_error(buf, sizeof(buf), status, text);
+    conn_set_state(c, CONN_LINGER);
+    if (conn_send_raw(c, buf, n) == -1)
+        return;
+    conn_fail(c, 0, text); /* not OPEN: this only lingers */
+}
+
+static enum hs_reject reject_reason(int status)
+{
+    switch (status) {
+    case 403: return HS_REJECT_FORBIDDEN;
+    case 404: return HS_REJECT_NOT_FOUND;
+    case 405: return HS_REJECT_METHOD;
+    case 426: return HS_REJECT_VERSION;
+    case 431: return HS_REJECT_HEADER_SIZE;
+    case 503: return HS_REJECT_FULL;
+    default: return HS_REJECT_BAD_REQUEST;
+    }
+}
+
+static const char *reject_text(int status)
+{
+    switch (status) {
+    case 403: return "Origin not allowed (allowed_origins)";
+    case 405: return "a WebSocket upgrade must use GET";
+    case 426: return "unsupported Sec-WebSocket-Version; this server speaks 13";
+    default:
+        return "not a valid WebSocket upgrade request (RFC 6455 4.1: GET, HTTP/1.1, Host, "
+               "Upgrade: websocket, Connection: Upgrade, a 16-byte base64 Sec-WebSocket-Key, "
+               "Sec-WebSocket-Version: 13)";
+    }
+}
+
+/* The request is complete: decide, answer, and on success open. */
+static void decide(struct conn *c, struct hs_state *hs)
+{
+    struct worker *w = conn_worker(c);
+    int status = hs_check(&hs->req, &w->cfg);
+    if (status) {
+        reject(c, status, reject_reason(status), reject_text(status));
+        return;
+    }
+    if (hs->req.path_len != 5 || memcmp(hs->req.path, "/echo", 5) != 0) {
+        reject(c, 404, HS_REJECT_NOT_FOUND, "no WebSocket endpoint at this path (try /echo)");
+        return;
+    }
+    if (!shm_admit(w->shm, w->cfg.max_connections)) {
+        reject(c, 503, HS_REJECT_FULL, "server full (max_connections reached); retry later");
+        return;
+    }
+    char resp[256];
+    size_t n = hs_build_accept(resp, sizeof(resp), hs->req.key, (size_t)hs->req.key_len);
+    c->flags |= CF_UPGRADED;
+    shm_add(&w->slot->connections, 1);
+    shm_add(&w->slot->handshakes, 1);
+    conn_set_state(c, CONN_OPEN); /* frees hs */
+    conn_send_raw(c, resp, n);
+}
+
+size_t http_feed(struct conn *c, uint8_t *data, size_t len)
+{
+    struct worker *w = conn_worker(c);
+    struct hs_state *hs = c->busy;
+    size_t used = http_parser_execute(&hs->parser, &settings, (const char *)data, len);
+    hs->bytes += used;
+    if (hs->headers_done) {
+        if ((int64_t)hs->bytes > w->cfg.max_header_size) {
+            reject(c, 431, HS_REJECT_HEADER_SIZE, "request headers exceed max_header_size");
+            return len;
+        }
+        int upgrade = hs->parser.upgrade;
+        decide(c, hs);
+        /* Bytes after the request are frames only on a real upgrade. */
+        return upgrade && c->state == CONN_OPEN ? used : len;
+    }
+    enum http_errno err = HTTP_PARSER_ERRNO(&hs->parser);
+    if (err == HPE_HEADER_OVERFLOW || (int64_t)hs->bytes > w->cfg.max_header_size) {
+        reject(c, 431, HS_REJECT_HEADER_SIZE, "request headers exceed max_header_size");
+        return len;
+    }
+    if (err != HPE_OK) {
+        reject(c, 400, HS_REJECT_BAD_REQUEST, http_errno_description(err));
+        return len;
+    }
+    return len;
+}

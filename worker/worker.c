@@ -1,0 +1,229 @@
+/* worker.c: one worker process: its libev loop, the accept path, the
+ * timing wheel's clock, settings reloads and the graceful drain. */
+#include "worker.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "internal.h"
+
+#define ACCEPTS_PER_WAKEUP 128  /* bound one wakeup's accept work */
+#define ACCEPT_PAUSE_S 0.1      /* back-off when out of descriptors */
+#define SCRATCH_SIZE (256 * 1024)
+
+static void apply_config(struct worker *w)
+{
+    uint64_t gen = shm_read_config(w->shm, &w->cfg);
+    if (gen == w->cfg_generation)
+        return;
+    if (w->cfg_generation)
+        log_info("settings generation %llu applied", (unsigned long long)gen);
+    w->cfg_generation = gen;
+    log_set_level((int)w->cfg.log_level);
+    if (w->cfg.max_header_size > 0)
+        http_parser_set_max_header_size((uint32_t)w->cfg.max_header_size);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    struct worker *w = container_of(io, struct worker, accept_io);
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd != -1) {
+            conn_accepted(w, fd);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+            if (errno == EAGAIN)
+                return;
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM: {
+            /* Out of descriptors or memory: spinning on a readable listen
+             * socket would burn a core. Pause; queued clients wait in the
+             * kernel's accept queue instead of being refused. */
+            shm_add(&w->slot->accept_errors, 1);
+            double now = ev_now(loop);
+            if (now - w->last_emfile_log >= 1.0) {
+                log_crit("accept4() on the listening socket failed: %s; %d connections open; pausing "
+                         "accepts %.0f ms (raise RLIMIT_NOFILE, fs.file-max or workers)",
+                         strerror(errno), w->live, ACCEPT_PAUSE_S * 1000);
+                w->last_emfile_log = now;
+            }
+            ev_io_stop(loop, &w->accept_io);
+            ev_timer_set(&w->accept_pause, ACCEPT_PAUSE_S, 0);
+            ev_timer_start(loop, &w->accept_pause);
+            return;
+        }
+        default:
+            log_error("accept4() on the listening socket failed: %s", strerror(errno));
+            return;
+        }
+    }
+}
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct worker *w = container_of(t, struct worker, accept_pause);
+    if (!w->draining)
+        ev_io_start(loop, &w->accept_io);
+}
+
+static uint32_t now_ticks(struct worker *w)
+{
+    return (uint32_t)(ev_now(w->loop) * 1000 / WHEEL_TICK_MS);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct worker *w = container_of(t, struct worker, tick);
+    if (atomic_load_explicit(&w->shm->config_generation, memory_order_acquire) != w->cfg_generation)
+        apply_config(w);
+    wheel_advance(w, now_ticks(w));
+}
+
+/* Graceful stop: no new connections; every open one gets 1001 and has
+ * drain_timeout to finish the close handshake. */
+static void start_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    atomic_store(&w->slot->state, WORKER_DRAINING);
+    ev_io_stop(w->loop, &w->accept_io);
+    ev_timer_stop(w->loop, &w->accept_pause);
+    log_info("draining %d connections (drain_timeout %lld ms)", w->live, (long long)w->cfg.drain_timeout);
+    for (int fd = 0; fd < w->nconns; fd++) {
+        struct conn *c = &w->conns[fd];
+        if (c->state == CONN_OPEN)
+            conn_close_with(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+        else if (c->state == CONN_HANDSHAKE)
+            conn_destroy(c, 0);
+    }
+    if (w->live == 0) {
+        ev_break(w->loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_set(&w->drain_deadline, (double)w->cfg.drain_timeout / 1000.0, 0);
+    ev_timer_start(w->loop, &w->drain_deadline);
+}
+
+static void drain_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct worker *w = container_of(t, struct worker, drain_deadline);
+    log_info("drain_timeout reached with %d connections left; closing them", w->live);
+    for (int fd = 0; fd < w->nconns && w->live > 0; fd++)
+        if (w->conns[fd].state != CONN_FREE)
+            conn_destroy(&w->conns[fd], 0);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+    (void)revents;
+    struct worker *w = s->data;
+    switch (s->signum) {
+    case SIGTERM:
+        start_drain(w);
+        break;
+    case SIGQUIT:
+        log_info("fast stop: closing %d connections", w->live);
+        ev_break(loop, EVBREAK_ALL);
+        break;
+    case SIGHUP:
+        apply_config(w);
+        break;
+    case SIGUSR1:
+        log_open(w->cfg.log_file);
+        break;
+    }
+}
+
+static int setup(struct worker *w, const struct worker_spec *spec)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = spec->id;
+    w->shm = spec->shm;
+    w->slot = &spec->shm->slots[spec->id];
+    w->listen_fd = spec->listen_fd;
+    apply_config(w);
+    w->loop = ev_default_loop(EVBACKEND_EPOLL | EVFLAG_SIGNALFD);
+    if (!w->loop) {
+        log_crit("ev_default_loop(EVBACKEND_EPOLL) failed");
+        return -1;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+        log_crit("getrlimit(RLIMIT_NOFILE) failed: %s", strerror(errno));
+        return -1;
+    }
+    /* The table is indexed by fd and sized for every descriptor we may get;
+     * pages are only touched (and resident) as descriptors are used. */
+    w->nconns = (int)(rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : rl.rlim_cur);
+    size_t bytes = (size_t)w->nconns * sizeof(struct conn);
+    w->conns = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (w->conns == MAP_FAILED) {
+        log_crit("mmap(%zu bytes) for the connection table failed: %s", bytes, strerror(errno));
+        return -1;
+    }
+    w->scratch_size = SCRATCH_SIZE;
+    w->scratch = malloc(w->scratch_size);
+    if (!w->scratch) {
+        log_crit("out of memory for the %zu-byte read buffer", w->scratch_size);
+        return -1;
+    }
+    wheel_init(&w->wheel);
+    w->wheel.now = w->wheel.done = now_ticks(w);
+    return 0;
+}
+
+static void start_watchers(struct worker *w)
+{
+    ev_io_init(&w->accept_io, accept_cb, w->listen_fd, EV_READ);
+    ev_io_start(w->loop, &w->accept_io);
+    ev_timer_init(&w->accept_pause, accept_resume_cb, ACCEPT_PAUSE_S, 0);
+    ev_timer_init(&w->drain_deadline, drain_deadline_cb, 1, 0);
+    ev_timer_init(&w->tick, tick_cb, WHEEL_TICK_MS / 1000.0, WHEEL_TICK_MS / 1000.0);
+    ev_timer_start(w->loop, &w->tick);
+    ev_signal *sigs[] = {&w->sig_term, &w->sig_quit, &w->sig_hup, &w->sig_usr1};
+    int nums[] = {SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 4; i++) {
+        ev_signal_init(sigs[i], signal_cb, nums[i]);
+        sigs[i]->data = w;
+        ev_signal_start(w->loop, sigs[i]);
+    }
+    /* A peer that vanished mid-write must not kill us with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int worker_run(const struct worker_spec *spec)
+{
+    static struct worker w; /* one per process; reached through watchers */
+    if (setup(&w, spec) == -1)
+        return 1;
+    start_watchers(&w);
+    atomic_store(&w.slot->state, WORKER_ACTIVE);
+    log_info("worker %d serving (fd table %d, generation %u)", w.id, w.nconns, spec->generation);
+    ev_run(w.loop, 0);
+    log_info("worker %d exiting with %d connections open", w.id, w.live);
+    return 0;
+}

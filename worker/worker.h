@@ -1,0 +1,24 @@
+/* worker.h: the entry point the master calls in a freshly forked child.
+ * A worker owns one SO_REUSEPORT listening socket and the connections it
+ * accepts; it never talks to other workers. Signals from the master:
+ * SIGTERM drain (stop accepting, close 1001, wait up to drain_timeout),
+ * SIGQUIT exit at once, SIGHUP re-read settings from the shared block,
+ * SIGUSR1 reopen the log file. */
+#ifndef WSMILL_WORKER_H
+#define WSMILL_WORKER_H
+#include <stdint.h>
+#include "../common/shm.h"
+
+struct worker_spec {
+    int id;               /* slot index in shm->slots */
+    uint32_t generation;  /* master's worker generation */
+    int listen_fd;        /* non-blocking, listening, SO_REUSEPORT */
+    struct shm *shm;
+};
+
+/* Runs the worker's event loop until it is told to stop; returns the exit
+ * status for _exit(). The caller has closed every descriptor the worker
+ * must not own and unblocked all signals. */
+int worker_run(const struct worker_spec *spec);
+
+#endif
