@@ -364,3 +364,26 @@ int config_origin_allowed(const struct config *c, const char *origin, size_t n)
     }
     return 0;
 }
+
+static const char *type_unit(enum config_type type)
+{
+    switch (type) {
+    case CONFIG_SIZE: return "bytes (k/m/g suffixes)";
+    case CONFIG_DURATION: return "seconds (ms/s/m/h suffixes)";
+    case CONFIG_LISTEN: return "HOST:PORT";
+    case CONFIG_WORKERS: return "count or auto";
+    case CONFIG_LOGLEVEL: return "level";
+    case CONFIG_STRING: return "text";
+    default: return "count";
+    }
+}
+
+void config_write_doc(FILE *out)
+{
+    fprintf(out, "| key | default | unit | reload | meaning |\n| --- | --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &keys[i];
+        fprintf(out, "| `%s` | `%s` | %s | %s | %s |\n", k->name, *k->dflt ? k->dflt : "(empty)",
+                type_unit(k->type), k->reloadable ? "yes" : "restart", k->doc);
+    }
+}

@@ -8,6 +8,7 @@
 #define WSMILL_CONFIG_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_STR_MAX 256
 #define CONFIG_LIST_MAX 1024
@@ -80,6 +81,9 @@ int config_diff(const struct config *a, const struct config *b, int only_restart
 
 /* Formats a key's current value as it would be written in the file. */
 void config_format(const struct config *c, const struct config_key *k, char *buf, size_t len);
+
+/* Writes the key table as Markdown (docs/config.md embeds it). */
+void config_write_doc(FILE *out);
 
 /* 1 if origin (not NUL-terminated, length n) is allowed by the list. */
 int config_origin_allowed(const struct config *c, const char *origin, size_t n);

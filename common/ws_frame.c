@@ -148,8 +148,12 @@ int ws_parse_close(const uint8_t *payload, size_t len, int *code)
 size_t ws_build_close(uint8_t *out, int code, const char *reason)
 {
     size_t rlen = reason ? strlen(reason) : 0;
-    if (rlen > WS_MAX_CONTROL_PAYLOAD - 2)
+    if (rlen > WS_MAX_CONTROL_PAYLOAD - 2) {
         rlen = WS_MAX_CONTROL_PAYLOAD - 2;
+        /* Cut before a code point, not inside one: the peer validates it. */
+        while (rlen > 0 && ((uint8_t)reason[rlen] & 0xC0) == 0x80)
+            rlen--;
+    }
     if (code <= 0) { /* no status: an empty close */
         out[0] = 0x80 | WS_OP_CLOSE;
         out[1] = 0;
@@ -158,6 +162,7 @@ size_t ws_build_close(uint8_t *out, int code, const char *reason)
     size_t h = ws_build_header(out, WS_OP_CLOSE, 1, rlen + 2);
     out[h] = (uint8_t)(code >> 8);
     out[h + 1] = (uint8_t)code;
-    memcpy(out + h + 2, reason, rlen);
+    if (rlen)
+        memcpy(out + h + 2, reason, rlen);
     return h + 2 + rlen;
 }

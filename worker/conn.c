@@ -222,8 +222,13 @@ static void on_readable(struct worker *w, struct conn *c)
             conn_destroy(c, c->state == CONN_OPEN ? WS_CLOSE_ABNORMAL : 0);
             return;
         }
-        c->stamp = w->wheel.now;
-        c->flags &= (uint8_t)~CF_PINGED;
+        /* Only an open connection earns time by talking: the handshake and
+         * closing deadlines run from when those states began, so a client
+         * trickling bytes cannot hold them open. */
+        if (c->state == CONN_OPEN) {
+            c->stamp = w->wheel.now;
+            c->flags &= (uint8_t)~CF_PINGED;
+        }
         uint8_t *p = w->scratch;
         size_t len = (size_t)n;
         if (c->state == CONN_HANDSHAKE) {

@@ -3,6 +3,7 @@ port and a config written for the test, and stop it by its pid."""
 import json
 import os
 import signal
+import signal as _signal
 import socket
 import subprocess
 import tempfile
@@ -116,7 +117,12 @@ class Server:
     def url(self, path="/echo"):
         return f"ws://127.0.0.1:{self.port}{path}"
 
-    def stop(self, sig=signal.SIGQUIT, timeout=15):
+    def stop(self, sig=None, timeout=15):
+        """Stops the master (SIGQUIT unless sig is given), SIGKILLing it after
+        timeout, and then any worker it left behind."""
+        # (the default is resolved here: in the class body `signal` names
+        # the method above, not the module)
+        sig = _signal.SIGQUIT if sig is None else sig
         if self.proc and self.proc.poll() is None:
             try:
                 self.worker_pids()
