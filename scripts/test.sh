@@ -28,6 +28,9 @@ set +e
 scripts/check-format.sh
 record "format (clang-format)" $?
 
+scripts/gen-config-doc.sh --check
+record "docs/config.md matches the config table" $?
+
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --suite unit --print-errorlogs
 record "unit tests (ASan+UBSan)" $?

@@ -94,11 +94,12 @@ struct worker {
     ev_timer accept_pause;
     ev_timer tick;
     ev_timer drain_deadline;
-    ev_signal sig_term, sig_quit, sig_hup, sig_usr1;
+    ev_signal sig_term, sig_quit, sig_hup, sig_usr1, sig_winch;
     struct conn *conns;     /* indexed by fd */
     int nconns;             /* capacity of conns (RLIMIT_NOFILE) */
     int live;               /* entries not CONN_FREE */
-    int draining;
+    int draining;           /* not accepting any more */
+    int retiring;           /* draining without closing: a successor took over */
     double last_emfile_log;
     uint8_t *scratch;       /* the one read buffer */
     size_t scratch_size;

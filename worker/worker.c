@@ -21,9 +21,13 @@
 
 static void apply_config(struct worker *w)
 {
+    char old_log[CONFIG_STR_MAX];
+    memcpy(old_log, w->cfg.log_file, sizeof(old_log));
     uint64_t gen = shm_read_config(w->shm, &w->cfg);
     if (gen == w->cfg_generation)
         return;
+    if (w->cfg_generation && strcmp(old_log, w->cfg.log_file) != 0)
+        log_open(w->cfg.log_file);
     if (w->cfg_generation)
         log_info("settings generation %llu applied", (unsigned long long)gen);
     w->cfg_generation = gen;
@@ -100,16 +104,48 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     wheel_advance(w, now_ticks(w));
 }
 
-/* Graceful stop: no new connections; every open one gets 1001 and has
- * drain_timeout to finish the close handshake. */
-static void start_drain(struct worker *w)
+static void stop_accepting(struct worker *w)
 {
-    if (w->draining)
-        return;
     w->draining = 1;
     atomic_store(&w->slot->state, WORKER_DRAINING);
     ev_io_stop(w->loop, &w->accept_io);
     ev_timer_stop(w->loop, &w->accept_pause);
+    /* Our copy only: the master (and a successor) keep the socket open, so
+     * nothing queued on it is lost. */
+    close(w->listen_fd);
+    w->listen_fd = -1;
+}
+
+/* Retire (a new generation took over our socket): stop accepting, let the
+ * established connections run until they end on their own, and only at
+ * drain_timeout send 1001 to the rest. */
+static void start_retire(struct worker *w)
+{
+    if (w->draining)
+        return;
+    stop_accepting(w);
+    log_info("retiring: serving %d connections for up to %lld ms", w->live, (long long)w->cfg.drain_timeout);
+    for (int fd = 0; fd < w->nconns; fd++)
+        if (w->conns[fd].state == CONN_HANDSHAKE)
+            conn_destroy(&w->conns[fd], 0);
+    if (w->live == 0) {
+        ev_break(w->loop, EVBREAK_ALL);
+        return;
+    }
+    w->retiring = 1;
+    ev_timer_set(&w->drain_deadline, (double)w->cfg.drain_timeout / 1000.0, 0);
+    ev_timer_start(w->loop, &w->drain_deadline);
+}
+
+/* Graceful stop: no new connections; every open one gets 1001 and has
+ * drain_timeout to finish the close handshake. */
+static void start_drain(struct worker *w)
+{
+    if (w->draining && !w->retiring)
+        return;
+    if (!w->draining)
+        stop_accepting(w);
+    w->retiring = 0;
     log_info("draining %d connections (drain_timeout %lld ms)", w->live, (long long)w->cfg.drain_timeout);
     for (int fd = 0; fd < w->nconns; fd++) {
         struct conn *c = &w->conns[fd];
@@ -122,14 +158,24 @@ static void start_drain(struct worker *w)
         ev_break(w->loop, EVBREAK_ALL);
         return;
     }
-    ev_timer_set(&w->drain_deadline, (double)w->cfg.drain_timeout / 1000.0, 0);
-    ev_timer_start(w->loop, &w->drain_deadline);
+    if (!ev_is_active(&w->drain_deadline)) {
+        ev_timer_set(&w->drain_deadline, (double)w->cfg.drain_timeout / 1000.0, 0);
+        ev_timer_start(w->loop, &w->drain_deadline);
+    }
 }
 
 static void drain_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     struct worker *w = container_of(t, struct worker, drain_deadline);
+    if (w->retiring) {
+        /* Retirement is over: now say goodbye the graceful way, with a
+         * short grace for the close handshake. */
+        start_drain(w);
+        ev_timer_set(&w->drain_deadline, 2.0, 0);
+        ev_timer_start(loop, &w->drain_deadline);
+        return;
+    }
     log_info("drain_timeout reached with %d connections left; closing them", w->live);
     for (int fd = 0; fd < w->nconns && w->live > 0; fd++)
         if (w->conns[fd].state != CONN_FREE)
@@ -144,6 +190,9 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
     switch (s->signum) {
     case SIGTERM:
         start_drain(w);
+        break;
+    case SIGWINCH:
+        start_retire(w);
         break;
     case SIGQUIT:
         log_info("fast stop: closing %d connections", w->live);
@@ -204,9 +253,9 @@ static void start_watchers(struct worker *w)
     ev_timer_init(&w->drain_deadline, drain_deadline_cb, 1, 0);
     ev_timer_init(&w->tick, tick_cb, WHEEL_TICK_MS / 1000.0, WHEEL_TICK_MS / 1000.0);
     ev_timer_start(w->loop, &w->tick);
-    ev_signal *sigs[] = {&w->sig_term, &w->sig_quit, &w->sig_hup, &w->sig_usr1};
-    int nums[] = {SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
-    for (int i = 0; i < 4; i++) {
+    ev_signal *sigs[] = {&w->sig_term, &w->sig_quit, &w->sig_hup, &w->sig_usr1, &w->sig_winch};
+    int nums[] = {SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGWINCH};
+    for (int i = 0; i < 5; i++) {
         ev_signal_init(sigs[i], signal_cb, nums[i]);
         sigs[i]->data = w;
         ev_signal_start(w->loop, sigs[i]);

@@ -2,6 +2,9 @@
  * A worker owns one SO_REUSEPORT listening socket and the connections it
  * accepts; it never talks to other workers. Signals from the master:
  * SIGTERM drain (stop accepting, close 1001, wait up to drain_timeout),
+ * SIGWINCH retire (stop accepting; keep serving established connections
+ * until they close on their own or drain_timeout passes, then close 1001
+ * and exit: a new generation has taken over the listening socket),
  * SIGQUIT exit at once, SIGHUP re-read settings from the shared block,
  * SIGUSR1 reopen the log file. */
 #ifndef WSMILL_WORKER_H
@@ -18,7 +21,9 @@ struct worker_spec {
 
 /* Runs the worker's event loop until it is told to stop; returns the exit
  * status for _exit(). The caller has closed every descriptor the worker
- * must not own and unblocked all signals. */
+ * must not own, and left SIGTERM, SIGQUIT, SIGHUP, SIGUSR1 and SIGWINCH
+ * blocked: the loop reads them through a signalfd (EVFLAG_SIGNALFD), so one
+ * sent before the watchers exist is delivered, not fatal. */
 int worker_run(const struct worker_spec *spec);
 
 #endif

@@ -1,0 +1,247 @@
+/* status.c: the JSON snapshot served on the status socket, and its client. */
+#include "status.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/alloc.h"
+#include "../common/log.h"
+
+#define SEND_TIMEOUT_MS 500
+
+/* A growable string; the snapshot of 256 workers is about 250 KB. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (n > 0 ? (size_t)n : 0);
+        b->p = xrealloc(b->p, b->cap);
+    }
+}
+
+static int sun_fill(struct sockaddr_un *sun, const char *path)
+{
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun->sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(sun->sun_path, path);
+    return 0;
+}
+
+int status_listen(const char *path)
+{
+    struct sockaddr_un sun;
+    if (sun_fill(&sun, path) == -1) {
+        log_error("status_socket %s: longer than %zu bytes", path, sizeof sun.sun_path - 1);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        log_error("socket(AF_UNIX) for %s failed: %s", path, strerror(errno));
+        return -1;
+    }
+    /* The caller checked that no live master answers here: a file left
+     * by a killed master is stale. */
+    if (unlink(path) == -1 && errno != ENOENT)
+        log_warn("unlink(%s) failed: %s", path, strerror(errno));
+    mode_t old = umask(0177); /* the socket is created 0600: stats are local */
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (rc == -1) {
+        log_error("bind(%s) failed: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 64) == -1) {
+        log_error("listen(%s, 64) failed: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    return fd;
+}
+
+static void json_rejects(struct sbuf *b, struct worker_slot *s)
+{
+    sb_printf(b, "\"handshakes_rejected\":{");
+    for (int r = 0; r < HS_REJECT_MAX; r++)
+        sb_printf(b, "%s\"%s\":%" PRIu64, r ? "," : "", shm_reject_name(r), shm_get(&s->rejected[r]));
+    sb_printf(b, "},");
+}
+
+static void json_closes(struct sbuf *b, struct worker_slot *s)
+{
+    sb_printf(b, "\"closes\":{");
+    for (int c = 0; c < CLOSE_IDX_MAX; c++) {
+        int code = shm_close_code(c);
+        if (code)
+            sb_printf(b, "%s\"%d\":%" PRIu64, c ? "," : "", code, shm_get(&s->closes[c]));
+        else
+            sb_printf(b, "%s\"other\":%" PRIu64, c ? "," : "", shm_get(&s->closes[c]));
+    }
+    sb_printf(b, "}");
+}
+
+static void json_worker(struct sbuf *b, int id, struct worker_slot *s)
+{
+    sb_printf(b,
+              "{\"id\":%d,\"pid\":%d,\"generation\":%u,\"state\":\"%s\",\"started_at\":%" PRId64
+              ",\"connections\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"accept_errors\":%" PRIu64
+              ",\"handshakes\":%" PRIu64 ",",
+              id, (int)atomic_load(&s->pid), (unsigned)atomic_load(&s->generation),
+              shm_worker_state_name((int)atomic_load(&s->state)), (int64_t)atomic_load(&s->started_at),
+              shm_get(&s->connections), shm_get(&s->accepted), shm_get(&s->accept_errors),
+              shm_get(&s->handshakes));
+    json_rejects(b, s);
+    sb_printf(b,
+              "\"messages_in\":%" PRIu64 ",\"messages_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64
+              ",\"bytes_out\":%" PRIu64 ",\"backpressure_closes\":%" PRIu64 ",\"pings_sent\":%" PRIu64
+              ",\"idle_closes\":%" PRIu64 ",",
+              shm_get(&s->messages_in), shm_get(&s->messages_out), shm_get(&s->bytes_in),
+              shm_get(&s->bytes_out), shm_get(&s->backpressure_closes), shm_get(&s->pings_sent),
+              shm_get(&s->idle_closes));
+    json_closes(b, s);
+    sb_printf(b, "}");
+}
+
+static void json_snapshot(struct sbuf *b, struct shm *shm, int nworkers, int64_t max_connections)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < nworkers; i++)
+        total += shm_get(&shm->slots[i].connections);
+    sb_printf(b,
+              "{\"master_pid\":%d,\"uptime\":%" PRId64 ",\"config_generation\":%" PRIu64
+              ",\"connections\":%" PRIu64 ",\"max_connections\":%" PRId64 ",\"workers\":[",
+              (int)shm->master_pid, (int64_t)time(NULL) - shm->start_time,
+              (uint64_t)atomic_load(&shm->config_generation), total, max_connections);
+    for (int i = 0; i < nworkers; i++) {
+        if (i)
+            sb_printf(b, ",");
+        json_worker(b, i, &shm->slots[i]);
+    }
+    sb_printf(b, "]}\n");
+}
+
+static void send_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            log_info("status: send() failed: %s", strerror(errno));
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+void status_serve(int lfd, struct shm *shm, int nworkers, int64_t max_connections)
+{
+    struct sbuf b = {xmalloc(4096), 0, 4096};
+    struct timeval tv = {0, SEND_TIMEOUT_MS * 1000};
+    b.p[0] = '\0';
+    for (;;) {
+        /* Blocking client socket with a send timeout: a reader that stops
+         * reading costs the master at most SEND_TIMEOUT_MS. */
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_error("accept4(status socket) failed: %s", strerror(errno));
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break;
+        }
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == -1)
+            log_warn("setsockopt(status, SO_SNDTIMEO) failed: %s", strerror(errno));
+        b.len = 0;
+        json_snapshot(&b, shm, nworkers, max_connections);
+        send_all(fd, b.p, b.len);
+        close(fd);
+    }
+    free(b.p);
+}
+
+void status_close(int lfd, const char *path)
+{
+    if (lfd == -1)
+        return;
+    close(lfd);
+    if (unlink(path) == -1 && errno != ENOENT)
+        log_warn("unlink(%s) failed: %s", path, strerror(errno));
+}
+
+static int connect_to(const char *path)
+{
+    struct sockaddr_un sun;
+    if (sun_fill(&sun, path) == -1)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int status_probe(const char *path)
+{
+    int fd = connect_to(path);
+    if (fd == -1)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+int status_query(const char *path, FILE *out)
+{
+    char buf[65536];
+    struct timeval tv = {5, 0};
+    int fd = connect_to(path);
+    if (fd == -1) {
+        fprintf(stderr, "connect(%s) failed: %s: is wsmill running with this config?\n", path,
+                strerror(errno));
+        return 1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n;
+    size_t total = 0;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        fwrite(buf, 1, (size_t)n, out);
+        total += (size_t)n;
+    }
+    int e = errno;
+    close(fd);
+    if (n == -1 || total == 0) {
+        fprintf(stderr, "read(%s) failed: %s\n", path, n == -1 ? strerror(e) : "empty answer");
+        return 1;
+    }
+    return fflush(out) == 0 ? 0 : 1;
+}

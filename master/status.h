@@ -1,0 +1,28 @@
+/* status.h: the status socket. A unix stream socket in the master's poll
+ * loop; every connection receives one JSON snapshot of the shared-memory
+ * block and is closed. `wsmill status` is the client. */
+#ifndef WSMILL_STATUS_H
+#define WSMILL_STATUS_H
+#include <stdint.h>
+#include <stdio.h>
+#include "../common/shm.h"
+
+/* Binds and listens on path (a stale socket file is replaced) with mode
+ * 0600. Returns the non-blocking listening fd, or -1 after logging. */
+int status_listen(const char *path);
+
+/* Accepts every pending connection on lfd and writes each the snapshot of
+ * workers 0..nworkers-1. Never blocks for more than a short send timeout. */
+void status_serve(int lfd, struct shm *shm, int nworkers, int64_t max_connections);
+
+/* Closes lfd and removes path. */
+void status_close(int lfd, const char *path);
+
+/* Client: connects to path and copies the snapshot to out. Returns 0, or
+ * 1 after printing why to stderr. */
+int status_query(const char *path, FILE *out);
+
+/* 1 when a process accepts connections on path (a live master). */
+int status_probe(const char *path);
+
+#endif

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# wsmill.sh: build and drive a wsmill server.
+#   wsmill.sh run|start|stop|reload|status|check [-c FILE]
+# FILE defaults to conf/wsmill.conf in the repository. Settings (pid_file,
+# log_file, drain_timeout) are asked from the binary (`wsmill get KEY`), so
+# this script never re-implements the config defaults.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$ROOT/build
+BIN=$BUILD/wsmill
+CONF=$ROOT/conf/wsmill.conf
+START_TIMEOUT=15  # seconds for the status socket to answer after start
+RELOAD_TIMEOUT=10 # seconds for config_generation to move after SIGHUP
+STOP_MARGIN=5     # seconds on top of drain_timeout
+# shellcheck source=SCRIPTDIR/deps.sh
+. "$ROOT/scripts/deps.sh" # ensure_packages, WSMILL_BUILD_PACKAGES
+
+usage() {
+    cat <<EOF
+usage: $(basename "$0") COMMAND [-c FILE]
+  run     build if needed, then run the server in the foreground
+  start   build if needed, start in the background, wait until it answers
+  stop    graceful stop (SIGTERM), wait for the master to exit
+  reload  SIGHUP, wait until the new configuration generation is applied
+  status  print the running server's JSON status
+  check   build if needed, validate FILE and report whether max_connections fits
+FILE defaults to conf/wsmill.conf in the repository ($ROOT).
+EOF
+}
+
+die() {
+    echo "wsmill.sh: $*" >&2
+    exit 1
+}
+
+# Installs missing Debian packages (as root, when apt-get exists), then
+# configures and builds. Build output goes to stderr so stdout stays data.
+ensure_built() {
+    # Not root: the build itself then names what is missing.
+    ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" || true
+    [[ -d $BUILD ]] || meson setup "$BUILD" "$ROOT" >&2
+    ninja -C "$BUILD" >&2
+    [[ -x $BIN ]] || die "the build produced no $BIN"
+}
+
+need_bin() {
+    [[ -x $BIN ]] || ensure_built
+}
+
+# One setting as the binary resolves it (this also validates the file).
+get() {
+    "$BIN" get "$1" -c "$CONF"
+}
+
+# A duration as config_format writes it ("10s", "500ms") in whole seconds.
+seconds() {
+    case $1 in
+    *ms) echo $(((${1%ms} + 999) / 1000)) ;;
+    *s) echo "${1%s}" ;;
+    *) echo "$1" ;;
+    esac
+}
+
+status_json() {
+    "$BIN" status -c "$CONF" 2>/dev/null
+}
+
+json_int() { # json_int KEY < json
+    sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" | head -n 1
+}
+
+# The master's pid: from pid_file, else from the status socket.
+master_pid() {
+    local pid_file pid=""
+    pid_file=$(get pid_file) || exit 1
+    if [[ -n $pid_file && -r $pid_file ]]; then
+        read -r pid <"$pid_file" || true
+    elif [[ -z $pid_file ]]; then
+        pid=$(status_json | json_int master_pid) || true
+    fi
+    [[ -n $pid ]] && alive "$pid" || return 1
+    echo "$pid"
+}
+
+# Where the server's output goes: its log_file, else build/wsmill.out.
+log_path() {
+    local f
+    f=$(get log_file) || exit 1
+    echo "${f:-$BUILD/wsmill.out}"
+}
+
+show_log_tail() {
+    local f
+    f=$(log_path)
+    if [[ -r $f ]]; then
+        echo "--- last lines of $f:" >&2
+        tail -n 20 "$f" >&2
+    fi
+}
+
+cmd_run() {
+    ensure_built
+    exec "$BIN" -c "$CONF"
+}
+
+cmd_start() {
+    ensure_built
+    get pid_file >/dev/null || exit 1
+    if status_json >/dev/null; then
+        die "already running (pid $(status_json | json_int master_pid))"
+    fi
+    local out pid i
+    out=$(log_path)
+    # setsid: the server survives this shell and its terminal; nohup keeps
+    # the controlling terminal's hangup away (the master resets SIGHUP).
+    setsid nohup "$BIN" -c "$CONF" >>"$out" 2>&1 </dev/null &
+    pid=$!
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+        if status_json >/dev/null; then
+            echo "wsmill started: pid $(status_json | json_int master_pid)"
+            return 0
+        fi
+        if ! alive "$pid"; then
+            show_log_tail
+            die "wsmill exited during start-up"
+        fi
+        sleep 0.1
+    done
+    show_log_tail
+    die "status socket did not answer within ${START_TIMEOUT}s (pid $pid)"
+}
+
+# A master that exited but was not reaped yet (a zombie) counts as gone.
+alive() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ $state != Z ]]
+}
+
+cmd_stop() {
+    need_bin
+    local pid wait i
+    get pid_file >/dev/null || die "cannot find the pid file: fix $CONF first (or kill -TERM the master)"
+    pid=$(master_pid) || die "not running (no live pid in $(get pid_file))"
+    wait=$(($(seconds "$(get drain_timeout)") + STOP_MARGIN))
+    kill -TERM "$pid"
+    for ((i = 0; i < wait * 10; i++)); do
+        if ! alive "$pid"; then
+            echo "wsmill stopped: pid $pid"
+            return 0
+        fi
+        sleep 0.1
+    done
+    show_log_tail
+    die "pid $pid still running ${wait}s after SIGTERM"
+}
+
+cmd_reload() {
+    need_bin
+    local pid before now i
+    # A broken file would be refused by the master anyway; say why now.
+    get pid_file >/dev/null || die "not reloading: fix $CONF first"
+    pid=$(master_pid) || die "not running"
+    before=$(status_json | json_int config_generation)
+    [[ -n $before ]] || die "the status socket does not answer"
+    kill -HUP "$pid"
+    for ((i = 0; i < RELOAD_TIMEOUT * 10; i++)); do
+        now=$(status_json | json_int config_generation)
+        if [[ -n $now ]] && ((now > before)); then
+            echo "wsmill reloaded: configuration generation $now"
+            return 0
+        fi
+        sleep 0.1
+    done
+    show_log_tail
+    die "configuration generation still $before ${RELOAD_TIMEOUT}s after SIGHUP"
+}
+
+cmd_status() {
+    need_bin
+    exec "$BIN" status -c "$CONF"
+}
+
+cmd_check() {
+    ensure_built
+    exec "$BIN" check -c "$CONF"
+}
+
+main() {
+    local cmd="" conf=""
+    while (($#)); do
+        case $1 in
+        -c)
+            (($# >= 2)) || die "-c needs a FILE"
+            conf=$2
+            shift 2
+            ;;
+        -h | --help | help)
+            usage
+            exit 0
+            ;;
+        run | start | stop | reload | status | check)
+            [[ -z $cmd ]] || die "one command at a time"
+            cmd=$1
+            shift
+            ;;
+        *)
+            usage >&2
+            die "unexpected argument '$1'"
+            ;;
+        esac
+    done
+    [[ -n $cmd ]] || { usage >&2; exit 1; }
+    if [[ -n $conf ]]; then
+        [[ $conf == /* ]] || conf=$PWD/$conf
+        CONF=$conf
+    fi
+    [[ -r $CONF ]] || die "cannot read $CONF"
+    # Relative paths inside the file resolve against the repository root,
+    # whatever directory this script was called from.
+    cd "$ROOT"
+    "cmd_$cmd"
+}
+
+main "$@"
