@@ -23,35 +23,48 @@
 
 static const struct config_key keys[] = {
     {"listen", CONFIG_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080", 0,
-     "address and port to accept WebSocket connections on (HOST:PORT, [IPv6]:PORT, *:PORT)"},
+     "address and port to accept WebSocket connections on (HOST:PORT, [IPv6]:PORT, *:PORT)", NULL},
     {"workers", CONFIG_WORKERS, OFF(workers), 0, 256, "auto", 0,
-     "worker processes; auto = one per CPU core"},
+     "worker processes; auto = one per CPU core", NULL},
     {"max_connections", CONFIG_INT, OFF(max_connections), 1, 100000000, "100000", 1,
-     "upgraded connections across all workers; past it handshakes get 503"},
+     "upgraded connections across all workers; past it handshakes get 503", NULL},
     {"max_message_size", CONFIG_SIZE, OFF(max_message_size), 0, 1 * GiB, "16M", 1,
-     "largest message (all fragments together) a client may send; past it close 1009"},
+     "largest message (all fragments together) a client may send; past it close 1009", NULL},
     {"max_header_size", CONFIG_SIZE, OFF(max_header_size), 256, 1 * MiB, "8k", 1,
-     "largest upgrade request (request line and headers); past it 431"},
+     "largest upgrade request (request line and headers); past it 431", NULL},
     {"max_backpressure", CONFIG_SIZE, OFF(max_backpressure), 1 * KiB, 16 * GiB, "64M", 1,
-     "bytes queued for a connection that is not reading; past it close 1008"},
+     "bytes queued for a connection that is not reading; past it close 1008", NULL},
     {"handshake_timeout", CONFIG_DURATION, OFF(handshake_timeout), 100, DAY, "10s", 1,
-     "time a client has from connect to a complete upgrade request"},
+     "time a client has from connect to a complete upgrade request", NULL},
     {"ping_interval", CONFIG_DURATION, OFF(ping_interval), 0, DAY, "30s", 1,
-     "send a ping after this long without traffic from the client; 0 = never"},
+     "send a ping after this long without traffic from the client; 0 = never", NULL},
     {"idle_timeout", CONFIG_DURATION, OFF(idle_timeout), 0, DAY, "75s", 1,
-     "close (1001) after this long without traffic from the client; 0 = never"},
+     "close (1001) after this long without traffic from the client; 0 = never", NULL},
     {"drain_timeout", CONFIG_DURATION, OFF(drain_timeout), 0, DAY, "10s", 1,
-     "on a graceful stop, how long clients have to finish the close handshake"},
+     "on a graceful stop, how long clients have to finish the close handshake", NULL},
     {"allowed_origins", CONFIG_STRING, OFF(allowed_origins), 0, 0, "", 1,
-     "comma-separated Origin values allowed to connect (403 otherwise); empty = any"},
+     "comma-separated Origin values allowed to connect (403 otherwise); empty = any", NULL},
     {"status_socket", CONFIG_STRING, OFF(status_socket), 0, 0, "/tmp/wsmill.status.sock", 0,
-     "unix socket (mode 0600) that answers every connection with a JSON snapshot"},
+     "unix socket (mode 0600) that answers every connection with a JSON snapshot", NULL},
     {"pid_file", CONFIG_STRING, OFF(pid_file), 0, 0, "/tmp/wsmill.pid", 0,
-     "file holding the master's pid while it runs"},
+     "file holding the master's pid while it runs", NULL},
     {"log_file", CONFIG_STRING, OFF(log_file), 0, 0, "", 1,
-     "log destination; empty = standard error; SIGUSR1 reopens it"},
+     "log destination; empty = standard error; SIGUSR1 reopens it", NULL},
     {"log_level", CONFIG_LOGLEVEL, OFF(log_level), 0, 5, "info", 1,
-     "debug, info, notice, warn, error or crit"},
+     "debug, info, notice, warn, error or crit", NULL},
+    {"publish_listen", CONFIG_STRING, OFF(publish_listen), 0, 0, "127.0.0.1:8081", 0,
+     "HOST:PORT of the HTTP publish API (POST /pub/CHANNEL); empty = no publish API", NULL},
+    {"publish_token", CONFIG_STRING, OFF(publish_token), 0, 0, "", 1,
+     "when set, the publish API requires `Authorization: Bearer <token>` (401 otherwise)", NULL},
+    {"client_publish", CONFIG_BOOL, OFF(client_publish), 0, 1, "off", 1,
+     "on: a message a client sends on /ch/NAME is published to its channels; off: refused with 1008", NULL},
+    {"max_channels_per_conn", CONFIG_INT, OFF(max_channels_per_conn), 1, 1024, "16", 1,
+     "channels one connection may join with /ch/A,B,C (400 past it)", NULL},
+    {"slow_consumer", CONFIG_CHOICE, OFF(slow_consumer), 0, 1, "close", 1,
+     "when a subscriber's queue passes max_backpressure: close (1013) or drop (skip messages for it)",
+     "close|drop"},
+    {"ring_size", CONFIG_SIZE, OFF(ring_size), 64 * KiB, 4 * GiB, "64M", 0,
+     "shared-memory publish ring; a worker a whole ring behind loses (and counts) messages", NULL},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -134,6 +147,39 @@ static const char *unit_hint(enum config_type type)
     }
 }
 
+/* Index of word in "a|b|c", or -1. */
+static int64_t choice_index(const char *choices, const char *word)
+{
+    size_t wl = strlen(word);
+    int64_t i = 0;
+    for (const char *p = choices; *p; i++) {
+        const char *end = strchr(p, '|');
+        size_t l = end ? (size_t)(end - p) : strlen(p);
+        if (l == wl && !strncasecmp(p, word, l))
+            return i;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return -1;
+}
+
+static void choice_word(const char *choices, int64_t idx, char *buf, size_t len)
+{
+    const char *p = choices;
+    for (int64_t i = 0; i < idx && p; i++) {
+        p = strchr(p, '|');
+        if (p)
+            p++;
+    }
+    if (!p) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    const char *end = strchr(p, '|');
+    snprintf(buf, len, "%.*s", (int)(end ? (size_t)(end - p) : strlen(p)), p);
+}
+
 static int set_listen(struct config *c, const char *v, char *err, size_t errlen)
 {
     const char *colon = strrchr(v, ':');
@@ -179,6 +225,23 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         if (n < 0)
             return fail(err, errlen, "%s: '%s' is not one of debug, info, notice, warn, error, crit",
                         key, value);
+        *(int64_t *)field = n;
+        return 0;
+    case CONFIG_BOOL:
+        if (!strcasecmp(value, "on") || !strcasecmp(value, "yes") || !strcasecmp(value, "true") ||
+            !strcmp(value, "1"))
+            n = 1;
+        else if (!strcasecmp(value, "off") || !strcasecmp(value, "no") || !strcasecmp(value, "false") ||
+                 !strcmp(value, "0"))
+            n = 0;
+        else
+            return fail(err, errlen, "%s: '%s' is not on or off", key, value);
+        *(int64_t *)field = n;
+        return 0;
+    case CONFIG_CHOICE:
+        n = choice_index(k->choices, value);
+        if (n < 0)
+            return fail(err, errlen, "%s: '%s' is not one of %s", key, value, k->choices);
         *(int64_t *)field = n;
         return 0;
     case CONFIG_WORKERS:
@@ -269,6 +332,9 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                     "ping_interval (%" PRId64 " ms) must be shorter than idle_timeout (%" PRId64
                     " ms), or a live client would be closed before it is pinged",
                     c->ping_interval, c->idle_timeout);
+    if (c->publish_listen[0] && !strrchr(c->publish_listen, ':'))
+        return fail(err, errlen, "publish_listen: '%s' is not HOST:PORT (or empty to turn it off)",
+                    c->publish_listen);
     if (!c->status_socket[0])
         return fail(err, errlen, "status_socket must be set");
     if (strlen(c->status_socket) >= 108)
@@ -287,6 +353,12 @@ void config_format(const struct config *c, const struct config_key *k, char *buf
         break;
     case CONFIG_LOGLEVEL:
         snprintf(buf, len, "%s", log_level_name((int)n));
+        break;
+    case CONFIG_BOOL:
+        snprintf(buf, len, "%s", n ? "on" : "off");
+        break;
+    case CONFIG_CHOICE:
+        choice_word(k->choices, n, buf, len);
         break;
     case CONFIG_WORKERS:
         if (n == 0)
@@ -373,6 +445,8 @@ static const char *type_unit(enum config_type type)
     case CONFIG_LISTEN: return "HOST:PORT";
     case CONFIG_WORKERS: return "count or auto";
     case CONFIG_LOGLEVEL: return "level";
+    case CONFIG_BOOL: return "on/off";
+    case CONFIG_CHOICE: return "choice";
     case CONFIG_STRING: return "text";
     default: return "count";
     }
@@ -383,7 +457,8 @@ void config_write_doc(FILE *out)
     fprintf(out, "| key | default | unit | reload | meaning |\n| --- | --- | --- | --- | --- |\n");
     for (size_t i = 0; i < NKEYS; i++) {
         const struct config_key *k = &keys[i];
-        fprintf(out, "| `%s` | `%s` | %s | %s | %s |\n", k->name, *k->dflt ? k->dflt : "(empty)",
-                type_unit(k->type), k->reloadable ? "yes" : "restart", k->doc);
+        fprintf(out, "| `%s` | `%s` | %s%s%s | %s | %s |\n", k->name, *k->dflt ? k->dflt : "(empty)",
+                type_unit(k->type), k->choices ? ": " : "", k->choices ? k->choices : "",
+                k->reloadable ? "yes" : "restart", k->doc);
     }
 }

@@ -31,7 +31,16 @@ struct config {
     char pid_file[CONFIG_STR_MAX];
     char log_file[CONFIG_STR_MAX];     /* empty = stderr */
     int64_t log_level;                 /* enum log_level */
+    /* channels */
+    char publish_listen[CONFIG_STR_MAX]; /* HOST:PORT of the publish API; empty = off */
+    char publish_token[CONFIG_STR_MAX];  /* Bearer token the publish API requires; empty = none */
+    int64_t client_publish;            /* bool: client messages on /ch/ are published */
+    int64_t max_channels_per_conn;
+    int64_t slow_consumer;             /* enum slow_consumer_policy */
+    int64_t ring_size;                 /* bytes of the shared publish ring */
 };
+
+enum slow_consumer_policy { SLOW_CLOSE = 0, SLOW_DROP = 1 };
 
 enum config_type {
     CONFIG_INT,      /* plain integer */
@@ -41,6 +50,8 @@ enum config_type {
     CONFIG_LISTEN,   /* HOST:PORT, fills listen_host/listen_port */
     CONFIG_WORKERS,  /* "auto" or an integer */
     CONFIG_LOGLEVEL,
+    CONFIG_BOOL,     /* on/off, yes/no, true/false, 1/0 */
+    CONFIG_CHOICE,   /* one of the words in choices, stored as its index */
 };
 
 struct config_key {
@@ -52,6 +63,7 @@ struct config_key {
     const char *dflt;   /* default, as it would be written in the file */
     int reloadable;     /* 1: SIGHUP applies it to running workers */
     const char *doc;    /* one line for docs and `check` */
+    const char *choices; /* CONFIG_CHOICE: "a|b|c" */
 };
 
 /* The table, in documentation order; *n receives its length. */

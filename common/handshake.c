@@ -9,6 +9,38 @@
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+int hs_channel_name_valid(const char *name, size_t n)
+{
+    if (n < 1 || n > HS_CHANNEL_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '.' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int hs_channel_list(const char *list, size_t n, int max, uint16_t *off, uint8_t *len)
+{
+    int count = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && list[i] != ',')
+            continue;
+        if (!hs_channel_name_valid(list + start, i - start))
+            return -1;
+        if (count == max)
+            return -2;
+        off[count] = (uint16_t)start;
+        len[count] = (uint8_t)(i - start);
+        count++;
+        start = i + 1;
+    }
+    return count;
+}
+
 void hs_request_init(struct hs_request *r)
 {
     memset(r, 0, sizeof(*r));
@@ -98,6 +130,7 @@ const char *hs_status_text(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";

@@ -9,7 +9,7 @@
 
 #define HS_KEY_LEN 24        /* base64 of 16 bytes */
 #define HS_ACCEPT_LEN 28     /* base64 of a SHA-1 */
-#define HS_PATH_MAX 512
+#define HS_PATH_MAX 4096
 #define HS_ORIGIN_MAX 256
 
 struct hs_request {
@@ -28,6 +28,17 @@ struct hs_request {
     char path[HS_PATH_MAX];  /* path without the query string */
     int path_len;            /* > HS_PATH_MAX-1 when too long */
 };
+
+#define HS_CHANNEL_MAX 128
+
+/* 1 if name (n bytes) is a valid channel name: 1-128 bytes of
+ * [A-Za-z0-9_.:-]. */
+int hs_channel_name_valid(const char *name, size_t n);
+
+/* Splits a comma-separated channel list (as in /ch/A,B,C) into at most max
+ * names, written as offsets/lengths into off[]/len[]. Returns the count, or
+ * -1 when a name is invalid (or empty), or -2 when there are more than max. */
+int hs_channel_list(const char *list, size_t n, int max, uint16_t *off, uint8_t *len);
 
 /* Resets r to "nothing seen yet". */
 void hs_request_init(struct hs_request *r);

@@ -48,11 +48,20 @@ int shm_close_code(int idx)
     return close_codes[idx];
 }
 
-struct shm *shm_create(void)
+struct shm *shm_create(size_t ring_size)
 {
-    struct shm *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    size_t head = (sizeof(struct shm) + 4095) & ~(size_t)4095;
+    size_t total = head + ring_bytes(ring_size);
+    /* MAP_NORESERVE: ring pages cost memory only once messages touch them. */
+    struct shm *s = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (s == MAP_FAILED) {
-        log_crit("mmap(%zu bytes, MAP_SHARED|MAP_ANONYMOUS) failed: %s", sizeof(*s), strerror(errno));
+        log_crit("mmap(%zu bytes, MAP_SHARED|MAP_ANONYMOUS) failed: %s (ring_size %zu)", total, strerror(errno),
+                 ring_size);
+        abort();
+    }
+    s->ring_offset = head;
+    if (ring_init((char *)s + head, ring_size) == -1) {
+        log_crit("pthread_mutex_init(robust, process-shared) for the publish ring failed: %s", strerror(errno));
         abort();
     }
     /* mmap gives zeroed pages: every counter, slot and atomic starts at 0. */

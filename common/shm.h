@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "config.h"
+#include "ring.h"
 
 #define SHM_MAGIC 0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
 #define SHM_LAYOUT_VERSION 1
@@ -69,6 +70,16 @@ struct worker_slot {
     shm_counter backpressure_closes;     /* closed for max_backpressure */
     shm_counter pings_sent, idle_closes;
     shm_counter closes[CLOSE_IDX_MAX];   /* by close code sent or received */
+    /* channels */
+    shm_counter channels;                /* gauge: channels with local subscribers */
+    shm_counter subscriptions;           /* gauge: (connection, channel) pairs */
+    shm_counter publishes;               /* messages this worker put in the ring */
+    shm_counter publish_rejected;        /* publish API errors and refused client publishes */
+    shm_counter deliveries;              /* frames queued or written to subscribers */
+    shm_counter slow_drops;              /* deliveries dropped (slow_consumer = drop) */
+    shm_counter slow_closes;             /* subscribers closed 1013 (slow_consumer = close) */
+    shm_counter ring_missed;             /* records lost because this worker fell a ring behind */
+    shm_counter ring_lag;                /* gauge: records published but not yet read */
 };
 
 struct shm {
@@ -88,10 +99,21 @@ struct shm {
      * dead worker's slot->connections before respawning it. */
     _Alignas(SHM_CACHELINE) _Atomic int64_t total_connections;
     struct worker_slot slots[SHM_MAX_WORKERS];
+    uint64_t ring_offset;                /* the publish ring follows in the same mapping */
+    /* Bit i set: worker slot i is about to sleep and wants SIGURG when the
+     * ring moves. A publisher takes the whole word (exchange with 0) and
+     * wakes each bit's worker, so a busy ring costs one load per word. */
+    _Alignas(SHM_CACHELINE) _Atomic uint64_t ring_sleepers[SHM_MAX_WORKERS / 64];
 };
 
-/* Creates and initialises the block; aborts with a message on failure. */
-struct shm *shm_create(void);
+/* Creates and initialises the block with a publish ring of ring_size bytes;
+ * aborts with a message on failure. */
+struct shm *shm_create(size_t ring_size);
+/* The publish ring inside the block. */
+static inline struct ring *shm_ring(struct shm *s)
+{
+    return (struct ring *)((char *)s + s->ring_offset);
+}
 /* Master: publishes cfg and bumps the generation. */
 void shm_publish_config(struct shm *s, const struct config *cfg);
 /* Worker: copies the current config; returns its generation. */

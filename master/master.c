@@ -90,7 +90,7 @@ static void setup_limits(struct master *m)
 
 static void setup_shm(struct master *m)
 {
-    m->shm = shm_create();
+    m->shm = shm_create((size_t)m->cfg.ring_size);
     m->shm->master_pid = (int32_t)getpid();
     m->shm->start_time = (int64_t)time(NULL);
     shm_publish_config(m->shm, &m->cfg);

@@ -104,6 +104,17 @@ static void json_closes(struct sbuf *b, struct worker_slot *s)
     sb_printf(b, "}");
 }
 
+static void json_channels(struct sbuf *b, struct worker_slot *s)
+{
+    sb_printf(b,
+              "\"channels\":%" PRIu64 ",\"subscriptions\":%" PRIu64 ",\"publishes\":%" PRIu64
+              ",\"publish_rejected\":%" PRIu64 ",\"deliveries\":%" PRIu64 ",\"slow_drops\":%" PRIu64
+              ",\"slow_closes\":%" PRIu64 ",\"ring_missed\":%" PRIu64 ",\"ring_lag\":%" PRIu64 ",",
+              shm_get(&s->channels), shm_get(&s->subscriptions), shm_get(&s->publishes),
+              shm_get(&s->publish_rejected), shm_get(&s->deliveries), shm_get(&s->slow_drops),
+              shm_get(&s->slow_closes), shm_get(&s->ring_missed), shm_get(&s->ring_lag));
+}
+
 static void json_worker(struct sbuf *b, int id, struct worker_slot *s)
 {
     sb_printf(b,
@@ -122,6 +133,7 @@ static void json_worker(struct sbuf *b, int id, struct worker_slot *s)
               shm_get(&s->messages_in), shm_get(&s->messages_out), shm_get(&s->bytes_in),
               shm_get(&s->bytes_out), shm_get(&s->backpressure_closes), shm_get(&s->pings_sent),
               shm_get(&s->idle_closes));
+    json_channels(b, s);
     json_closes(b, s);
     sb_printf(b, "}");
 }

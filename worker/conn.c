@@ -134,6 +134,7 @@ void conn_destroy(struct conn *c, int close_code_for_stats)
     wheel_remove(w, c);
     ev_io_stop(w->loop, &c->io);
     free_busy(c);
+    channels_unsubscribe_all(c);
     if (c->flags & CF_UPGRADED) {
         shm_sub(&w->slot->connections, 1);
         shm_release(w->shm, 1);

@@ -21,6 +21,11 @@ static void on_message(struct conn *c, unsigned opcode, uint8_t *payload, size_t
         free(owned);
         return;
     }
+    if (c->subs) { /* /ch/...: publish (the ring copies it) */
+        channels_client_message(c, opcode, payload, len);
+        free(owned);
+        return;
+    }
     conn_send_frame(c, opcode, payload, len, owned);
 }
 

@@ -215,9 +215,31 @@ static void decide(struct conn *c, struct hs_state *hs)
         reject(c, status, reject_reason(status), reject_text(status));
         return;
     }
-    if (hs->req.path_len != 5 || memcmp(hs->req.path, "/echo", 5) != 0) {
-        reject(c, 404, HS_REJECT_NOT_FOUND, "no WebSocket endpoint at this path (try /echo)");
+    const char *path = hs->req.path;
+    size_t plen = (size_t)hs->req.path_len;
+    int is_echo = plen == 5 && !memcmp(path, "/echo", 5);
+    int is_channel = plen > 4 && !memcmp(path, "/ch/", 4);
+    if (plen >= HS_PATH_MAX) {
+        reject(c, 414, HS_REJECT_BAD_REQUEST, "request path too long");
         return;
+    }
+    if (!is_echo && !is_channel) {
+        reject(c, 404, HS_REJECT_NOT_FOUND, "no WebSocket endpoint at this path (try /echo or /ch/NAME)");
+        return;
+    }
+    if (is_channel) {
+        uint16_t off[1024];
+        uint8_t lens[1024];
+        int n = hs_channel_list(path + 4, plen - 4, (int)w->cfg.max_channels_per_conn, off, lens);
+        if (n == -2) {
+            reject(c, 400, HS_REJECT_BAD_REQUEST, "too many channels (max_channels_per_conn)");
+            return;
+        }
+        if (n < 0) {
+            reject(c, 400, HS_REJECT_BAD_REQUEST,
+                   "invalid channel name: 1-128 bytes of A-Z a-z 0-9 _ . : - separated by commas");
+            return;
+        }
     }
     if (!shm_admit(w->shm, w->cfg.max_connections)) {
         reject(c, 503, HS_REJECT_FULL, "server full (max_connections reached); retry later");
@@ -228,7 +250,12 @@ static void decide(struct conn *c, struct hs_state *hs)
     c->flags |= CF_UPGRADED;
     shm_add(&w->slot->connections, 1);
     shm_add(&w->slot->handshakes, 1);
-    conn_set_state(c, CONN_OPEN); /* frees hs */
+    if (is_channel && channels_subscribe(c, path + 4, plen - 4) == -1) {
+        /* Only out of memory gets here (the list was checked above). */
+        conn_destroy(c, 0);
+        return;
+    }
+    conn_set_state(c, CONN_OPEN); /* frees hs (and path with it) */
     conn_send_raw(c, resp, n);
 }
 

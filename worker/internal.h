@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../common/config.h"
+#include "../common/ring.h"
 #include "../common/shm.h"
 #include "../common/ws_frame.h"
 
@@ -51,13 +52,34 @@ struct conn {
     uint8_t state;                   /* enum conn_state */
     uint8_t flags;                   /* enum conn_flags */
     void *busy;
+    struct conn_subs *subs;          /* channels joined (/ch/...), or NULL for /echo */
+};
+
+/* ---- channels (channels.c) -------------------------------------------- */
+/* A whole frame (header + payload) shared by every subscriber's queue in
+ * this worker; freed when the last reference goes. */
+struct shbuf {
+    uint32_t refs;
+    uint32_t len;
+    uint8_t data[];
+};
+
+struct channel;
+
+struct conn_subs {
+    uint16_t n;
+    struct {
+        struct channel *ch;
+        uint32_t idx;                /* position in ch's subscriber array */
+    } e[];
 };
 
 struct chunk {
     struct chunk *next;
     uint32_t len, off;
-    uint8_t *ext;       /* owned external payload (freed when sent), or NULL */
+    uint8_t *ext;       /* external payload, or NULL */
     uint32_t ext_len;
+    uint8_t shared;     /* ext is a struct shbuf's data (unref), else malloc'd (free) */
     uint8_t data[];     /* inline bytes, sent before ext */
 };
 
@@ -104,6 +126,18 @@ struct worker {
     uint8_t *scratch;       /* the one read buffer */
     size_t scratch_size;
     struct wheel wheel;
+    /* channels */
+    struct ring *ring;
+    struct ring_reader reader;
+    struct channel **buckets; /* hash table of channels with local subscribers */
+    uint32_t nbuckets, nchannels;
+    uint64_t nsubscriptions;
+    struct channel *touched;  /* channels with frames batched this round */
+    ev_prepare ring_prepare;  /* drains the ring once per loop iteration */
+    ev_check ring_check;
+    ev_idle ring_idle;        /* keeps the loop turning while a backlog remains */
+    ev_signal sig_urg;        /* wake-up from a publisher */
+    void *pubapi;             /* the publish API listener (pubapi.c) */
 };
 
 /* The worker this process runs; signal and libev callbacks reach it through
@@ -143,6 +177,30 @@ void conn_peer_closed(struct conn *c, int code);
 void conn_maybe_idle(struct conn *c);
 void conn_count_close(struct conn *c, int code);
 
+/* channels.c */
+void channels_init(struct worker *w);
+/* Joins c to every channel in list (validated: "A,B,C"). Returns 0, or -1
+ * when out of memory. */
+int channels_subscribe(struct conn *c, const char *list, size_t len);
+/* Leaves every channel (on close). */
+void channels_unsubscribe_all(struct conn *c);
+/* Publishes one message to a channel through the shared ring; every worker
+ * (this one included) delivers it to its local subscribers. Returns 0, or
+ * -1 with errno EMSGSIZE when it is larger than the ring accepts. */
+int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
+                     const uint8_t *payload, size_t len);
+/* A data message from a subscriber: published to its channels when
+ * client_publish is on, else the connection is closed 1008. */
+void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len);
+void shbuf_unref(struct shbuf *b);
+
+/* pubapi.c: the HTTP publish API on publish_listen. */
+/* Binds its own SO_REUSEPORT listener when publish_listen is set. Returns 0
+ * (also when turned off), -1 when the address cannot be bound (logged). */
+int pubapi_start(struct worker *w);
+/* Stops accepting and closes idle keep-alive connections (drain). */
+void pubapi_stop(struct worker *w);
+
 /* http.c: the upgrade request. */
 void *http_state_new(void);
 void http_state_free(void *hs);
@@ -166,6 +224,16 @@ int conn_send_raw(struct conn *c, const void *data, size_t len);
 /* EV_WRITE: flushes what is queued. Returns 0, or -1 if c was destroyed. */
 int conn_flush(struct conn *c);
 void outq_clear(struct outq *q);
+/* Appends frames shared with other subscribers, minus the first skip bytes
+ * (already written). Takes a reference on each. Returns 0, or -1 when out
+ * of memory (c is then destroyed). No bound is checked: the caller applies
+ * the slow-consumer policy first. */
+int conn_queue_shared(struct conn *c, struct shbuf **bufs, int n, size_t skip);
+/* Queued bytes (0 when nothing is queued). */
+size_t conn_queued(const struct conn *c);
+/* Over a bound: drops the queue, sends close `code` if the stream is at a
+ * frame boundary, and destroys c. */
+void conn_overflow_close(struct conn *c, int code, const char *reason);
 static inline int conn_has_output(const struct conn *c)
 {
     return c->state != CONN_HANDSHAKE && c->busy && ((struct conn_busy *)c->busy)->q.head;

@@ -12,13 +12,21 @@
 
 #define FLUSH_IOV 64
 
+static void chunk_free(struct chunk *ch)
+{
+    if (ch->shared)
+        shbuf_unref(container_of(ch->ext, struct shbuf, data));
+    else
+        free(ch->ext);
+    free(ch);
+}
+
 void outq_clear(struct outq *q)
 {
     struct chunk *ch = q->head;
     while (ch) {
         struct chunk *next = ch->next;
-        free(ch->ext);
-        free(ch);
+        chunk_free(ch);
         ch = next;
     }
     q->head = q->tail = NULL;
@@ -30,25 +38,73 @@ static size_t chunk_total(const struct chunk *ch)
     return (size_t)ch->len + ch->ext_len;
 }
 
-/* Over the bound: drop the queue and close. A close frame goes out only if
+size_t conn_queued(const struct conn *c)
+{
+    return conn_has_output(c) ? ((struct conn_busy *)c->busy)->q.bytes : 0;
+}
+
+/* Over a bound: drop the queue and close. A close frame goes out only if
  * the stream is at a frame boundary (nothing half-written); otherwise the
  * peer sees the TCP connection end. */
-static void backpressure_close(struct conn *c)
+void conn_overflow_close(struct conn *c, int code, const char *reason)
 {
     struct worker *w = conn_worker(c);
     struct conn_busy *b = c->busy;
-    int clean = !b->q.head || b->q.head->off == 0;
-    log_info("fd %d: %zu bytes queued exceed max_backpressure %lld; closing with 1008",
-             conn_fd(c), b->q.bytes, (long long)w->cfg.max_backpressure);
-    outq_clear(&b->q);
+    int clean = !b || !b->q.head || b->q.head->off == 0;
+    log_info("fd %d: %zu bytes queued, max_backpressure %lld: closing with %d (%s)", conn_fd(c),
+             b ? b->q.bytes : 0, (long long)w->cfg.max_backpressure, code, reason);
+    if (b)
+        outq_clear(&b->q);
     if (clean) {
         uint8_t frame[2 + WS_MAX_CONTROL_PAYLOAD];
-        size_t n = ws_build_close(frame, WS_CLOSE_POLICY, "max_backpressure exceeded");
+        size_t n = ws_build_close(frame, code, reason);
         ssize_t wr = write(conn_fd(c), frame, n);
         (void)wr; /* best effort: the peer is not reading */
     }
-    shm_add(&w->slot->backpressure_closes, 1);
-    conn_destroy(c, WS_CLOSE_POLICY);
+    conn_destroy(c, code);
+}
+
+static void backpressure_close(struct conn *c)
+{
+    shm_add(&conn_worker(c)->slot->backpressure_closes, 1);
+    conn_overflow_close(c, WS_CLOSE_POLICY, "max_backpressure exceeded");
+}
+
+static void queue_append(struct conn_busy *b, struct chunk *ch)
+{
+    if (b->q.tail)
+        b->q.tail->next = ch;
+    else
+        b->q.head = ch;
+    b->q.tail = ch;
+    b->q.bytes += (size_t)ch->len + ch->ext_len - ch->off;
+}
+
+int conn_queue_shared(struct conn *c, struct shbuf **bufs, int n, size_t skip)
+{
+    struct conn_busy *b = conn_busy(c);
+    for (int i = 0; i < n; i++) {
+        if (skip >= bufs[i]->len) {
+            skip -= bufs[i]->len;
+            continue;
+        }
+        struct chunk *ch = b ? malloc(sizeof(*ch)) : NULL;
+        if (!ch) {
+            conn_destroy(c, WS_CLOSE_INTERNAL);
+            return -1;
+        }
+        ch->next = NULL;
+        ch->len = 0;
+        ch->off = (uint32_t)skip;
+        ch->ext = bufs[i]->data;
+        ch->ext_len = bufs[i]->len;
+        ch->shared = 1;
+        bufs[i]->refs++;
+        skip = 0;
+        queue_append(b, ch);
+    }
+    conn_want_write(c, 1);
+    return 0;
 }
 
 /* Queues iov[0..n) minus the first `skip` bytes (already written). owned
@@ -82,14 +138,10 @@ static int enqueue(struct conn *c, const struct iovec *iov, int n, size_t skip, 
     ch->len = (uint32_t)pos;
     ch->ext = owned;
     ch->ext_len = owned ? (uint32_t)iov[n - 1].iov_len : 0;
+    ch->shared = 0;
     /* With no inline bytes left, off may point into ext. */
     ch->off = (uint32_t)(skip > inline_len ? skip - inline_len : 0);
-    if (b->q.tail)
-        b->q.tail->next = ch;
-    else
-        b->q.head = ch;
-    b->q.tail = ch;
-    b->q.bytes += chunk_total(ch) - ch->off;
+    queue_append(b, ch);
     if ((int64_t)b->q.bytes > conn_worker(c)->cfg.max_backpressure) {
         backpressure_close(c);
         return -1;
@@ -178,8 +230,7 @@ int conn_flush(struct conn *c)
             b->q.head = ch->next;
             if (!b->q.head)
                 b->q.tail = NULL;
-            free(ch->ext);
-            free(ch);
+            chunk_free(ch);
         }
         if (b->q.head)
             return 0; /* the socket is full; EV_WRITE will call again */

@@ -106,6 +106,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void stop_accepting(struct worker *w)
 {
+    pubapi_stop(w);
     w->draining = 1;
     atomic_store(&w->slot->state, WORKER_DRAINING);
     ev_io_stop(w->loop, &w->accept_io);
@@ -242,6 +243,9 @@ static int setup(struct worker *w, const struct worker_spec *spec)
     }
     wheel_init(&w->wheel);
     w->wheel.now = w->wheel.done = now_ticks(w);
+    channels_init(w);
+    if (pubapi_start(w) == -1)
+        return -1;
     return 0;
 }
 
