@@ -228,7 +228,12 @@ static void on_readable(struct worker *w, struct conn *c)
          * trickling bytes cannot hold them open. */
         if (c->state == CONN_OPEN) {
             c->stamp = w->wheel.now;
-            c->flags &= (uint8_t)~CF_PINGED;
+            if (c->flags & CF_PINGED) {
+                /* Answered: the next ping is due ping_interval from now, not
+                 * at the idle deadline the connection is filed under. */
+                c->flags &= (uint8_t)~CF_PINGED;
+                wheel_schedule(w, c, state_deadline(w, c));
+            }
         }
         uint8_t *p = w->scratch;
         size_t len = (size_t)n;
