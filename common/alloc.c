@@ -46,3 +46,9 @@ char *xstrdup(const char *s)
     memcpy(p, s, n);
     return p;
 }
+
+/* jemalloc reads this at start-up. Handshakes come in bursts (a reconnect
+ * storm allocates a request parser per pending client); returning the
+ * freed pages within a couple of seconds keeps RSS tracking what the
+ * held connections really use. Ignored when jemalloc is not linked. */
+const char *malloc_conf = "dirty_decay_ms:2000,muzzy_decay_ms:0";

@@ -14,4 +14,7 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* jemalloc options (read by jemalloc itself; see alloc.c). */
+extern const char *malloc_conf;
+
 #endif

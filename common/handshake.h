@@ -9,7 +9,7 @@
 
 #define HS_KEY_LEN 24        /* base64 of 16 bytes */
 #define HS_ACCEPT_LEN 28     /* base64 of a SHA-1 */
-#define HS_PATH_MAX 4096
+#define HS_PATH_MAX 4096     /* longest request path (a /ch/ list) */
 #define HS_ORIGIN_MAX 256
 
 struct hs_request {
@@ -25,8 +25,6 @@ struct hs_request {
     int version_count;
     char origin[HS_ORIGIN_MAX];
     int origin_len;          /* -1 when absent; > HS_ORIGIN_MAX-1 when truncated */
-    char path[HS_PATH_MAX];  /* path without the query string */
-    int path_len;            /* > HS_PATH_MAX-1 when too long */
 };
 
 #define HS_CHANNEL_MAX 128

@@ -165,9 +165,17 @@ int ring_peek(struct ring *r, struct ring_reader *rd, struct ring_msg *m)
                 return 1;
             }
         }
-        /* Lapped: the writers overtook us by a whole ring. Skip to the
-         * newest record; the gap is counted when the next one is read. */
-        rd->pos = head;
+        /* Lapped: the writers overtook us by a whole ring, and a byte ring
+         * has no boundaries to resynchronise on but the head. Skip to it
+         * and count everything in between as missed (head and records
+         * read together, under the writers' lock). */
+        lock(r);
+        uint64_t records = atomic_load_explicit(&r->records, memory_order_relaxed);
+        rd->pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+        pthread_mutex_unlock(&r->lock);
+        if (records > rd->seq)
+            rd->missed += records - rd->seq;
+        rd->seq = records;
     }
 }
 

@@ -9,7 +9,7 @@
  * writers lapped while it was being read is detected (the claim counter
  * moved more than a ring's length past it) and counted as missed, never
  * delivered torn. A reader that falls a whole ring behind skips to the
- * newest record and counts the gap instead of blocking anyone. */
+ * head and counts every record it skipped instead of blocking anyone. */
 #ifndef WSMILL_RING_H
 #define WSMILL_RING_H
 #include <pthread.h>

@@ -14,7 +14,8 @@
 enum hdr_id { HDR_OTHER, HDR_HOST, HDR_UPGRADE, HDR_CONNECTION, HDR_KEY, HDR_VERSION, HDR_ORIGIN };
 
 #define FIELD_MAX 32
-#define VALUE_MAX 512
+#define VALUE_MAX HS_ORIGIN_MAX /* longest value we keep (Origin); longer ones are truncated */
+#define URL_INLINE 48           /* "/echo", "/ch/room-42": no allocation */
 
 struct hs_state {
     http_parser parser;
@@ -26,7 +27,11 @@ struct hs_state {
     size_t field_len;       /* may exceed FIELD_MAX: then it is no header we want */
     char value[VALUE_MAX];
     size_t value_len;       /* may exceed VALUE_MAX: truncated */
-    size_t url_len;
+    char *url;              /* url_inline, or a heap buffer for long /ch/ lists */
+    size_t url_len, url_cap;/* url_len may exceed HS_PATH_MAX: too long */
+    char url_inline[URL_INLINE];
+    const char *path;       /* after headers: url without the query string */
+    size_t path_len;
 };
 
 void *http_state_new(void)
@@ -40,11 +45,18 @@ void *http_state_new(void)
     hs->bytes = 0;
     hs->headers_done = hs->in_value = 0;
     hs->field_len = hs->value_len = hs->url_len = 0;
+    hs->url = hs->url_inline;
+    hs->url_cap = URL_INLINE;
+    hs->path = NULL;
+    hs->path_len = 0;
     return hs;
 }
 
-void http_state_free(void *hs)
+void http_state_free(void *p)
 {
+    struct hs_state *hs = p;
+    if (hs->url != hs->url_inline)
+        free(hs->url);
     free(hs);
 }
 
@@ -114,7 +126,19 @@ static void header_done(struct hs_state *hs)
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     struct hs_state *hs = p->data;
-    append(hs->req.path, HS_PATH_MAX - 1, &hs->url_len, at, n);
+    size_t want = hs->url_len + n;
+    if (want > hs->url_cap && hs->url_len < HS_PATH_MAX) {
+        size_t cap = want < HS_PATH_MAX ? want * 2 : HS_PATH_MAX;
+        char *u = malloc(cap);
+        if (!u)
+            return -1; /* out of memory: the request fails as malformed */
+        memcpy(u, hs->url, hs->url_len);
+        if (hs->url != hs->url_inline)
+            free(hs->url);
+        hs->url = u;
+        hs->url_cap = cap;
+    }
+    append(hs->url, hs->url_cap, &hs->url_len, at, n);
     return 0;
 }
 
@@ -147,15 +171,11 @@ static int on_headers_complete(http_parser *p)
     hs->req.method_get = p->method == HTTP_GET;
     hs->req.http_major = p->http_major;
     hs->req.http_minor = p->http_minor;
-    /* Path without the query string. */
-    size_t l = hs->url_len < HS_PATH_MAX - 1 ? hs->url_len : HS_PATH_MAX - 1;
-    hs->req.path[l] = '\0';
-    char *q = memchr(hs->req.path, '?', l);
-    if (q) {
-        *q = '\0';
-        l = (size_t)(q - hs->req.path);
-    }
-    hs->req.path_len = hs->url_len >= HS_PATH_MAX - 1 && !q ? HS_PATH_MAX : (int)l;
+    /* Path without the query string; too long stays too long. */
+    size_t l = hs->url_len < hs->url_cap ? hs->url_len : hs->url_cap;
+    const char *q = memchr(hs->url, '?', l);
+    hs->path = hs->url;
+    hs->path_len = q ? (size_t)(q - hs->url) : hs->url_len;
     return 0;
 }
 
@@ -215,8 +235,8 @@ static void decide(struct conn *c, struct hs_state *hs)
         reject(c, status, reject_reason(status), reject_text(status));
         return;
     }
-    const char *path = hs->req.path;
-    size_t plen = (size_t)hs->req.path_len;
+    const char *path = hs->path;
+    size_t plen = hs->path_len;
     int is_echo = plen == 5 && !memcmp(path, "/echo", 5);
     int is_channel = plen > 4 && !memcmp(path, "/ch/", 4);
     if (plen >= HS_PATH_MAX) {

@@ -157,6 +157,28 @@ static void test_config_publish(struct shm *s)
        WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
+/* The publish ring lives in the same mapping and is shared with forks. */
+static void test_ring_in_block(struct shm *s)
+{
+    struct ring *r = shm_ring(s);
+    ok(s->ring_offset >= sizeof(struct shm) && s->ring_offset % 4096 == 0,
+       "ring follows the block, page-aligned (offset %llu)", (unsigned long long)s->ring_offset);
+    is_u64(r->size, 1 << 20, "ring of the requested 1 MiB");
+    struct ring_reader rd;
+    ring_reader_init(r, &rd);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(ring_publish(shm_ring(s), "c", 1, 1, (const uint8_t *)"from child", 10) == 0 ? 0 : 1);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    struct ring_msg m;
+    uint8_t out[16];
+    int got = ring_peek(r, &rd, &m);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got == 1 && m.len == 10 &&
+           ring_copy_payload(r, &m, out) == 0 && memcmp(out, "from child", 10) == 0,
+       "a record a child publishes is read by the parent");
+}
+
 int main(void)
 {
     test_close_idx();
@@ -166,5 +188,6 @@ int main(void)
     test_layout(s);
     test_admit(s);
     test_config_publish(s);
+    test_ring_in_block(s);
     return done_testing();
 }
