@@ -10,9 +10,10 @@ struct rec_header {
     uint32_t total;   /* whole record, header and padding included */
     uint32_t len;     /* payload bytes */
     uint8_t opcode;
-    uint8_t chan_len;
+    uint8_t pad;
+    uint16_t chan_len;
     uint16_t magic;
-    uint32_t pad;
+    uint16_t pad2;
     uint64_t seq;
 };
 
@@ -96,7 +97,7 @@ int64_t ring_publish(struct ring *r, const char *chan, size_t chan_len, unsigned
         return -1;
     }
     struct rec_header h = {
-        .len = (uint32_t)len, .opcode = (uint8_t)opcode, .chan_len = (uint8_t)chan_len, .magic = REC_MAGIC};
+        .len = (uint32_t)len, .opcode = (uint8_t)opcode, .chan_len = (uint16_t)chan_len, .magic = REC_MAGIC};
     h.total = (uint32_t)align8(sizeof(h) + chan_len + len);
     lock(r);
     uint64_t start = atomic_load_explicit(&r->head, memory_order_relaxed);

@@ -17,7 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RING_CHANNEL_MAX 128
+/* A record names one channel or a comma-separated list ("a,b"): a message
+ * published to several channels is one record, so a connection subscribed
+ * to more than one of them receives it once. */
+#define RING_CHANNEL_MAX 4096
 
 struct ring {
     uint64_t size;                 /* bytes of data[], a power of two */
@@ -32,8 +35,8 @@ struct ring {
 struct ring_msg {
     uint64_t seq;                  /* record number, from 0 */
     uint8_t opcode;                /* WS_OP_TEXT or WS_OP_BINARY */
-    uint8_t chan_len;
-    char chan[RING_CHANNEL_MAX];
+    uint16_t chan_len;
+    char chan[RING_CHANNEL_MAX];   /* a channel or a comma-separated list */
     uint32_t len;                  /* payload bytes */
     uint64_t pos;                  /* where the payload starts in the ring */
 };
@@ -56,7 +59,7 @@ int ring_init(void *mem, size_t size);
 size_t ring_max_payload(const struct ring *r);
 
 /* Appends one record. Returns its sequence number (>= 0), or -1 with errno
- * EMSGSIZE (payload over ring_max_payload or channel over 128 bytes). */
+ * EMSGSIZE (payload over ring_max_payload or chan over RING_CHANNEL_MAX). */
 int64_t ring_publish(struct ring *r, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len);
 

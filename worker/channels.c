@@ -229,37 +229,44 @@ void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *pay
         conn_fail(c, WS_CLOSE_POLICY, "client publish is off (client_publish)");
         return;
     }
+    /* One record naming all its channels: a connection in several of them
+     * gets the message once. */
     struct conn_subs *s = c->subs;
-    for (int i = 0; i < s->n; i++) {
-        if (channels_publish(w, s->e[i].ch->name, s->e[i].ch->name_len, opcode, payload, len) == -1) {
-            conn_fail(c, WS_CLOSE_TOO_BIG, "message larger than the publish ring accepts (ring_size / 4)");
-            return;
-        }
+    char list[RING_CHANNEL_MAX];
+    size_t n = 0;
+    for (int i = 0; i < s->n && n + s->e[i].ch->name_len + 1 <= sizeof(list); i++) {
+        if (n)
+            list[n++] = ',';
+        memcpy(list + n, s->e[i].ch->name, s->e[i].ch->name_len);
+        n += s->e[i].ch->name_len;
     }
+    if (channels_publish(w, list, n, opcode, payload, len) == -1)
+        conn_fail(c, WS_CLOSE_TOO_BIG, "message larger than the publish ring accepts (ring_size / 4)");
 }
 
-/* Sends this round's frames of ch to one subscriber. */
-static void deliver(struct worker *w, struct channel *ch, struct conn *c, struct iovec *iov, size_t total)
+/* Sends frames (bufs, also laid out in iov) to one subscriber: one writev
+ * when nothing is queued for it, else behind what is. */
+static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n, struct iovec *iov, size_t total)
 {
     if (c->state != CONN_OPEN)
         return;
     size_t queued = conn_queued(c);
     size_t sent = 0;
     if (!queued) {
-        ssize_t wr = writev(conn_fd(c), iov, (int)ch->nbatch);
+        ssize_t wr = writev(conn_fd(c), iov, n);
         if (wr == -1 && errno != EAGAIN && errno != EINTR) {
             conn_destroy(c, WS_CLOSE_ABNORMAL);
             return;
         }
         sent = wr > 0 ? (size_t)wr : 0;
         if (sent == total) {
-            shm_add(&w->slot->deliveries, ch->nbatch);
+            shm_add(&w->slot->deliveries, (uint64_t)n);
             return;
         }
     }
     if ((int64_t)(queued + total - sent) > w->cfg.max_backpressure) {
         if (w->cfg.slow_consumer == SLOW_DROP && sent == 0) {
-            shm_add(&w->slot->slow_drops, ch->nbatch);
+            shm_add(&w->slot->slow_drops, (uint64_t)n);
             return;
         }
         /* close policy, or drop with half a frame already written (the
@@ -268,8 +275,8 @@ static void deliver(struct worker *w, struct channel *ch, struct conn *c, struct
         conn_overflow_close(c, WS_CLOSE_TRY_AGAIN, "slow consumer: max_backpressure exceeded");
         return;
     }
-    shm_add(&w->slot->deliveries, ch->nbatch);
-    conn_queue_shared(c, ch->batch, (int)ch->nbatch, sent);
+    shm_add(&w->slot->deliveries, (uint64_t)n);
+    conn_queue_shared(c, bufs, n, sent);
 }
 
 static void fanout(struct worker *w, struct channel *ch)
@@ -285,7 +292,7 @@ static void fanout(struct worker *w, struct channel *ch)
     for (uint32_t i = ch->nsubs; i-- > 0;) {
         if (i >= ch->nsubs)
             continue;
-        deliver(w, ch, &w->conns[ch->subs[i]], iov, total);
+        deliver(w, &w->conns[ch->subs[i]], ch->batch, (int)ch->nbatch, iov, total);
     }
     for (uint32_t i = 0; i < ch->nbatch; i++)
         shbuf_unref(ch->batch[i]);
@@ -293,10 +300,90 @@ static void fanout(struct worker *w, struct channel *ch)
     ch->batch_bytes = 0;
 }
 
+static void flush_batches(struct worker *w)
+{
+    while (w->touched) {
+        struct channel *ch = w->touched;
+        w->touched = ch->touched_next;
+        fanout(w, ch); /* still marked touched: subscribers leaving cannot free it */
+        ch->touched = 0;
+        channel_maybe_free(w, ch);
+    }
+}
+
+/* Copies a record's frame out of the ring; NULL (and the record counted
+ * missed) when it was lapped or memory is short. Commits the record. */
+static struct shbuf *record_frame(struct worker *w, const struct ring_msg *m)
+{
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_build_header(hdr, m->opcode, 1, m->len);
+    struct shbuf *sb = malloc(sizeof(*sb) + hl + m->len);
+    if (!sb || ring_copy_payload(w->ring, m, sb->data + hl) == -1) {
+        free(sb);
+        ring_commit(&w->reader, m, 1);
+        return NULL;
+    }
+    ring_commit(&w->reader, m, 0);
+    memcpy(sb->data, hdr, hl);
+    sb->refs = 1;
+    sb->len = (uint32_t)(hl + m->len);
+    return sb;
+}
+
+/* A record for a channel list: each connection subscribed to any of them
+ * gets it once. Batches first, so order within every channel holds. */
+static void deliver_multi(struct worker *w, const struct ring_msg *m)
+{
+    int any = 0;
+    for (size_t i = 0, start = 0; i <= m->chan_len; i++) {
+        if (i < m->chan_len && m->chan[i] != ',')
+            continue;
+        struct channel *ch = channel_find(w, m->chan + start, i - start);
+        any |= ch && ch->nsubs;
+        start = i + 1;
+    }
+    if (!any) {
+        ring_commit(&w->reader, m, 0);
+        return;
+    }
+    flush_batches(w);
+    struct shbuf *sb = record_frame(w, m);
+    if (!sb)
+        return;
+    if (!w->marks && !(w->marks = calloc((size_t)w->nconns, sizeof(*w->marks)))) {
+        shbuf_unref(sb);
+        return;
+    }
+    uint32_t gen = ++w->mark_gen ? w->mark_gen : ++w->mark_gen; /* 0 means "never marked" */
+    struct iovec iov = {sb->data, sb->len};
+    for (size_t i = 0, start = 0; i <= m->chan_len; i++) {
+        if (i < m->chan_len && m->chan[i] != ',')
+            continue;
+        struct channel *ch = channel_find(w, m->chan + start, i - start);
+        start = i + 1;
+        if (!ch)
+            continue;
+        ch->touched = 1; /* pin it while subscribers may leave */
+        for (uint32_t k = ch->nsubs; k-- > 0;) {
+            if (k >= ch->nsubs || w->marks[ch->subs[k]] == gen)
+                continue;
+            w->marks[ch->subs[k]] = gen;
+            deliver(w, &w->conns[ch->subs[k]], &sb, 1, &iov, sb->len);
+        }
+        ch->touched = 0;
+        channel_maybe_free(w, ch);
+    }
+    shbuf_unref(sb);
+}
+
 /* Reads one record into its channel's batch. Returns 0, or -1 when the
  * round is full. */
 static int batch_record(struct worker *w, const struct ring_msg *m, size_t *bytes)
 {
+    if (memchr(m->chan, ',', m->chan_len)) {
+        deliver_multi(w, m);
+        return 0;
+    }
     struct channel *ch = channel_find(w, m->chan, m->chan_len);
     if (!ch || !ch->nsubs) {
         ring_commit(&w->reader, m, 0);
@@ -304,28 +391,19 @@ static int batch_record(struct worker *w, const struct ring_msg *m, size_t *byte
     }
     if (ch->nbatch == ROUND_MAX_RECORDS || *bytes + m->len > ROUND_MAX_BYTES)
         return -1;
-    uint8_t hdr[WS_MAX_HEADER];
-    size_t hl = ws_build_header(hdr, m->opcode, 1, m->len);
-    struct shbuf *sb = malloc(sizeof(*sb) + hl + m->len);
-    if (!sb) {
-        ring_commit(&w->reader, m, 1);
+    struct shbuf *sb = record_frame(w, m);
+    if (!sb)
         return 0;
-    }
-    memcpy(sb->data, hdr, hl);
-    if (ring_copy_payload(w->ring, m, sb->data + hl) == -1) {
-        free(sb);
-        ring_commit(&w->reader, m, 1);
-        return 0;
-    }
-    ring_commit(&w->reader, m, 0);
-    sb->refs = 1;
-    sb->len = (uint32_t)(hl + m->len);
     ch->batch[ch->nbatch++] = sb;
     *bytes += sb->len;
-    if (!ch->touched) {
+    if (!ch->touched) { /* appended: channels fan out in the order they were published to */
         ch->touched = 1;
-        ch->touched_next = w->touched;
-        w->touched = ch;
+        ch->touched_next = NULL;
+        if (w->touched)
+            w->touched_tail->touched_next = ch;
+        else
+            w->touched = ch;
+        w->touched_tail = ch;
     }
     return 0;
 }
@@ -341,13 +419,7 @@ static void round_run(struct worker *w)
             break;
         n++;
     }
-    while (w->touched) {
-        struct channel *ch = w->touched;
-        w->touched = ch->touched_next;
-        fanout(w, ch); /* still marked touched: subscribers leaving cannot free it */
-        ch->touched = 0;
-        channel_maybe_free(w, ch);
-    }
+    flush_batches(w);
     atomic_store_explicit(&w->slot->ring_missed, w->reader.missed, memory_order_relaxed);
     atomic_store_explicit(&w->slot->ring_lag, ring_lag(w->ring, &w->reader), memory_order_relaxed);
 }
@@ -395,6 +467,10 @@ static void urg_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
 void channels_init(struct worker *w)
 {
+    /* Gauges of a predecessor that died in this slot describe nothing now. */
+    atomic_store(&w->slot->channels, 0);
+    atomic_store(&w->slot->subscriptions, 0);
+    atomic_store(&w->slot->ring_lag, 0);
     w->ring = shm_ring(w->shm);
     ring_reader_init(w->ring, &w->reader);
     w->nbuckets = 64;

@@ -238,7 +238,7 @@ static void decide(struct conn *c, struct hs_state *hs)
     const char *path = hs->path;
     size_t plen = hs->path_len;
     int is_echo = plen == 5 && !memcmp(path, "/echo", 5);
-    int is_channel = plen > 4 && !memcmp(path, "/ch/", 4);
+    int is_channel = plen >= 4 && !memcmp(path, "/ch/", 4);
     if (plen >= HS_PATH_MAX) {
         reject(c, 414, HS_REJECT_BAD_REQUEST, "request path too long");
         return;

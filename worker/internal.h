@@ -132,11 +132,14 @@ struct worker {
     struct channel **buckets; /* hash table of channels with local subscribers */
     uint32_t nbuckets, nchannels;
     uint64_t nsubscriptions;
-    struct channel *touched;  /* channels with frames batched this round */
+    struct channel *touched;  /* channels with frames batched this round, in order */
+    struct channel *touched_tail;
     ev_prepare ring_prepare;  /* drains the ring once per loop iteration */
     ev_check ring_check;
     ev_idle ring_idle;        /* keeps the loop turning while a backlog remains */
     ev_signal sig_urg;        /* wake-up from a publisher */
+    uint32_t *marks;          /* per fd: last multi-channel record delivered (dedupe) */
+    uint32_t mark_gen;
     void *pubapi;             /* the publish API listener (pubapi.c) */
 };
 
@@ -184,9 +187,11 @@ void channels_init(struct worker *w);
 int channels_subscribe(struct conn *c, const char *list, size_t len);
 /* Leaves every channel (on close). */
 void channels_unsubscribe_all(struct conn *c);
-/* Publishes one message to a channel through the shared ring; every worker
- * (this one included) delivers it to its local subscribers. Returns 0, or
- * -1 with errno EMSGSIZE when it is larger than the ring accepts. */
+/* Publishes one message to a channel, or to a comma-separated list of
+ * channels ("a,b": one record, so a connection in several of them gets it
+ * once), through the shared ring; every worker (this one included) delivers
+ * it to its local subscribers. Returns 0, or -1 with errno EMSGSIZE when it
+ * is larger than the ring accepts. */
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len);
 /* A data message from a subscriber: published to its channels when

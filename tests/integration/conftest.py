@@ -37,6 +37,9 @@ class Server:
             "pid_file": os.path.join(tmpdir, "wsmill.pid"),
             "log_file": self.log_path,
             "log_level": "info",
+            # A port of its own: the default 8081 would be shared (SO_REUSEPORT)
+            # by every server the suite runs at once.
+            "publish_listen": f"127.0.0.1:{free_port()}",
         }
         self.settings.update(overrides)
         self.write_conf()
