@@ -420,6 +420,14 @@ static void round_run(struct worker *w)
         n++;
     }
     flush_batches(w);
+    if (w->reader.missed != w->missed_logged) {
+        /* Fell a whole ring behind (or a record was overwritten as it was
+         * read): say how many messages this worker's subscribers lost. */
+        log_warn("publish ring: this worker missed %llu messages (%llu in all); it fell ring_size behind "
+                 "the publishers: raise ring_size or add workers",
+                 (unsigned long long)(w->reader.missed - w->missed_logged), (unsigned long long)w->reader.missed);
+        w->missed_logged = w->reader.missed;
+    }
     atomic_store_explicit(&w->slot->ring_missed, w->reader.missed, memory_order_relaxed);
     atomic_store_explicit(&w->slot->ring_lag, ring_lag(w->ring, &w->reader), memory_order_relaxed);
 }

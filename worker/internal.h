@@ -138,6 +138,7 @@ struct worker {
     ev_check ring_check;
     ev_idle ring_idle;        /* keeps the loop turning while a backlog remains */
     ev_signal sig_urg;        /* wake-up from a publisher */
+    uint64_t missed_logged;   /* reader.missed when we last logged it */
     uint32_t *marks;          /* per fd: last multi-channel record delivered (dedupe) */
     uint32_t mark_gen;
     void *pubapi;             /* the publish API listener (pubapi.c) */
