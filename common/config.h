@@ -38,6 +38,12 @@ struct config {
     int64_t max_channels_per_conn;
     int64_t slow_consumer;             /* enum slow_consumer_policy */
     int64_t ring_size;                 /* bytes of the shared publish ring */
+    /* limits (hostile clients) */
+    int64_t max_frame_size;            /* bytes of one frame's payload */
+    int64_t max_messages_per_second;   /* per connection, token bucket; 0 = off */
+    int64_t max_bytes_per_second;      /* per connection, token bucket; 0 = off */
+    int64_t max_connections_per_ip;    /* across workers; 0 = off */
+    int64_t max_handshakes_per_ip;     /* unfinished, across workers; 0 = off */
 };
 
 enum slow_consumer_policy { SLOW_CLOSE = 0, SLOW_DROP = 1 };

@@ -15,6 +15,7 @@
 static const char *state_names[] = {"empty", "starting", "active", "draining", "dead"};
 static const char *reject_names[HS_REJECT_MAX] = {
     "bad_request", "forbidden", "not_found", "method", "version", "header_size", "full", "timeout",
+    "ip_connections", "ip_handshakes",
 };
 static const int close_codes[CLOSE_IDX_MAX] = {1000, 1001, 1002, 1003, 1006, 1007,
                                                1008, 1009, 1011, 1013, 0};
@@ -60,6 +61,7 @@ struct shm *shm_create(size_t ring_size)
         abort();
     }
     s->ring_offset = head;
+    iptable_init(&s->iptable);
     if (ring_init((char *)s + head, ring_size) == -1) {
         log_crit("pthread_mutex_init(robust, process-shared) for the publish ring failed: %s", strerror(errno));
         abort();

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "config.h"
+#include "iptable.h"
 #include "ring.h"
 
 #define SHM_MAGIC 0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
@@ -39,6 +40,8 @@ enum hs_reject {
     HS_REJECT_HEADER_SIZE,  /* 431 */
     HS_REJECT_FULL,         /* 503: max_connections reached */
     HS_REJECT_TIMEOUT,      /* handshake_timeout: no status sent */
+    HS_REJECT_IP_CONNECTIONS, /* 429: max_connections_per_ip */
+    HS_REJECT_IP_HANDSHAKES,  /* 429: max_handshakes_per_ip */
     HS_REJECT_MAX
 };
 const char *shm_reject_name(int reason);
@@ -80,6 +83,11 @@ struct worker_slot {
     shm_counter slow_closes;             /* subscribers closed 1013 (slow_consumer = close) */
     shm_counter ring_missed;             /* records lost because this worker fell a ring behind */
     shm_counter ring_lag;                /* gauge: records published but not yet read */
+    /* limits hit, by reason (each also shows in closes or rejected) */
+    shm_counter limit_frame_size;        /* frame over max_frame_size: 1009 */
+    shm_counter limit_message_size;      /* message over max_message_size: 1009 */
+    shm_counter limit_message_rate;      /* over max_messages_per_second: 1008 */
+    shm_counter limit_byte_rate;         /* over max_bytes_per_second: 1008 */
 };
 
 struct shm {
@@ -100,6 +108,8 @@ struct shm {
     _Alignas(SHM_CACHELINE) _Atomic int64_t total_connections;
     struct worker_slot slots[SHM_MAX_WORKERS];
     uint64_t ring_offset;                /* the publish ring follows in the same mapping */
+    shm_counter iptable_full;            /* addresses not counted: probe window full */
+    struct iptable iptable;              /* per-address limits; pages touched only when enabled */
     /* Bit i set: worker slot i is about to sleep and wants SIGURG when the
      * ring moves. A publisher takes the whole word (exchange with 0) and
      * wakes each bit's worker, so a busy ring costs one load per word. */

@@ -3,6 +3,7 @@
  * CLOSING); this file owns the transitions between them. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,67 @@ struct conn_busy *conn_busy(struct conn *c)
     return c->busy;
 }
 
+static uint64_t now_ms(struct worker *w)
+{
+    return (uint64_t)(ev_now(w->loop) * 1000.0);
+}
+
+/* Refills c's buckets for the time since they were last touched. */
+static void rate_refill(struct worker *w, struct conn_busy *b)
+{
+    const struct config *cfg = &w->cfg;
+    uint64_t now = now_ms(w);
+    if (!b->rl_on) {
+        b->rl_on = 1;
+        b->rl_msgs = cfg->max_messages_per_second * 1000;
+        b->rl_bytes = cfg->max_bytes_per_second;
+        b->rl_last_ms = now;
+        return;
+    }
+    uint64_t dt = now - b->rl_last_ms;
+    b->rl_last_ms = now;
+    /* Rates are per second, so per millisecond the message bucket gains
+     * `rate` milli-messages and the byte bucket rate/1000 bytes. */
+    int64_t m = b->rl_msgs + (int64_t)dt * cfg->max_messages_per_second;
+    int64_t by = b->rl_bytes + (int64_t)(dt * (uint64_t)cfg->max_bytes_per_second / 1000);
+    b->rl_msgs = m < cfg->max_messages_per_second * 1000 ? m : cfg->max_messages_per_second * 1000;
+    b->rl_bytes = by < cfg->max_bytes_per_second ? by : cfg->max_bytes_per_second;
+}
+
+int conn_rate_take(struct conn *c, uint64_t msgs, uint64_t bytes)
+{
+    struct worker *w = conn_worker(c);
+    const struct config *cfg = &w->cfg;
+    if (!cfg->max_messages_per_second && !cfg->max_bytes_per_second)
+        return 0;
+    struct conn_busy *b = conn_busy(c);
+    if (!b)
+        return 0; /* out of memory: the limit is not what should fail here */
+    rate_refill(w, b);
+    if (cfg->max_messages_per_second) {
+        b->rl_msgs -= (int64_t)msgs * 1000;
+        if (b->rl_msgs < 0)
+            return 1;
+    }
+    if (cfg->max_bytes_per_second) {
+        b->rl_bytes -= (int64_t)bytes;
+        if (b->rl_bytes < 0)
+            return 2;
+    }
+    return 0;
+}
+
+int conn_rate_full(struct conn *c)
+{
+    struct worker *w = conn_worker(c);
+    struct conn_busy *b = c->busy;
+    if (!b || !b->rl_on)
+        return 1;
+    rate_refill(w, b);
+    return (!w->cfg.max_messages_per_second || b->rl_msgs >= w->cfg.max_messages_per_second * 1000) &&
+           (!w->cfg.max_bytes_per_second || b->rl_bytes >= w->cfg.max_bytes_per_second);
+}
+
 void conn_maybe_idle(struct conn *c)
 {
     struct conn_busy *b = c->busy;
@@ -46,6 +108,8 @@ void conn_maybe_idle(struct conn *c)
         return;
     if (b->q.head || b->in_frame || b->hdr_len || b->msg_opcode || b->msg)
         return;
+    if (!conn_rate_full(c))
+        return; /* the buckets remember recent traffic */
     free(b);
     c->busy = NULL;
 }
@@ -65,7 +129,61 @@ static void free_busy(struct conn *c)
     c->busy = NULL;
 }
 
-void conn_accepted(struct worker *w, int fd)
+/* Counts the connection against its address's limits. Returns 0, or the
+ * reason it is refused (HS_REJECT_IP_*); -1 = not counted but allowed. */
+static int count_address(struct worker *w, struct conn *c, const struct sockaddr *sa)
+{
+    const struct config *cfg = &w->cfg;
+    if (!cfg->max_connections_per_ip && !cfg->max_handshakes_per_ip)
+        return 0;
+    const void *a;
+    size_t len;
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        a = &s6->sin6_addr;
+        len = 16;
+        /* An IPv4 client on a dual-stack socket counts as its IPv4 address. */
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            a = (const uint8_t *)&s6->sin6_addr + 12;
+            len = 4;
+        }
+    } else {
+        a = &((const struct sockaddr_in *)sa)->sin_addr;
+        len = 4;
+    }
+    switch (iptable_acquire(&w->shm->iptable, a, len, (uint32_t)cfg->max_connections_per_ip,
+                            (uint32_t)cfg->max_handshakes_per_ip, &c->ip_slot)) {
+    case IPT_OK:
+        return 0;
+    case IPT_TOO_MANY_CONNECTIONS:
+        return HS_REJECT_IP_CONNECTIONS;
+    case IPT_TOO_MANY_HANDSHAKES:
+        return HS_REJECT_IP_HANDSHAKES;
+    default:
+        shm_add(&w->shm->iptable_full, 1);
+        return 0;
+    }
+}
+
+/* Over a per-address limit: answer 429 at once (before the request: the
+ * client learns why) and linger, without allocating a request parser. */
+static void refuse_address(struct worker *w, struct conn *c, int why)
+{
+    static const char resp[] = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n"
+                               "Connection: close\r\nContent-Length: %d\r\n\r\n%s\n";
+    char buf[384];
+    const char *text = why == HS_REJECT_IP_CONNECTIONS
+                           ? "too many connections from your address (max_connections_per_ip)"
+                           : "too many unfinished handshakes from your address (max_handshakes_per_ip)";
+    int n = snprintf(buf, sizeof(buf), resp, (int)strlen(text) + 1, text);
+    shm_add(&w->slot->rejected[why], 1);
+    conn_set_state(c, CONN_LINGER);
+    if (conn_send_raw(c, buf, (size_t)n) == -1)
+        return;
+    conn_fail(c, 0, text);
+}
+
+void conn_accepted(struct worker *w, int fd, const struct sockaddr *addr)
 {
     if (fd >= w->nconns) { /* cannot happen under our own RLIMIT_NOFILE */
         log_error("accepted fd %d beyond the connection table (%d)", fd, w->nconns);
@@ -77,17 +195,22 @@ void conn_accepted(struct worker *w, int fd)
         log_debug("setsockopt(%d, TCP_NODELAY) failed: %s", fd, strerror(errno));
     struct conn *c = &w->conns[fd];
     memset(c, 0, sizeof(*c));
-    c->busy = http_state_new();
-    if (!c->busy) {
+    ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
+    c->io.data = w;
+    int refused = count_address(w, c, addr);
+    if (!refused && !(c->busy = http_state_new())) {
         log_warn("out of memory for a handshake; closing fd %d", fd);
+        iptable_release(&w->shm->iptable, c->ip_slot, 1);
         close(fd);
         return;
     }
-    ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
-    c->io.data = w;
     ev_io_start(w->loop, &c->io);
     w->live++;
     shm_add(&w->slot->accepted, 1);
+    if (refused) {
+        refuse_address(w, c, refused);
+        return;
+    }
     conn_set_state(c, CONN_HANDSHAKE);
 }
 
@@ -113,8 +236,10 @@ static uint32_t state_deadline(struct worker *w, struct conn *c)
 void conn_set_state(struct conn *c, enum conn_state s)
 {
     struct worker *w = conn_worker(c);
-    if (c->state == CONN_HANDSHAKE && s != CONN_HANDSHAKE)
+    if (c->state == CONN_HANDSHAKE && s != CONN_HANDSHAKE) {
         free_busy(c); /* the request parser is done */
+        iptable_handshake_done(&w->shm->iptable, c->ip_slot);
+    }
     c->state = (uint8_t)s;
     c->stamp = w->wheel.now;
     uint32_t at = state_deadline(w, c);
@@ -135,6 +260,7 @@ void conn_destroy(struct conn *c, int close_code_for_stats)
     ev_io_stop(w->loop, &c->io);
     free_busy(c);
     channels_unsubscribe_all(c);
+    iptable_release(&w->shm->iptable, c->ip_slot, c->state == CONN_HANDSHAKE);
     if (c->flags & CF_UPGRADED) {
         shm_sub(&w->slot->connections, 1);
         shm_release(w->shm, 1);
@@ -276,6 +402,8 @@ void conn_timer(struct worker *w, struct conn *c)
         return;
     uint32_t due = state_deadline(w, c);
     if ((int32_t)(due - w->wheel.now) > 0) {
+        if (c->state == CONN_OPEN)
+            conn_maybe_idle(c); /* rate buckets refilled by now: drop them */
         if (due != UINT32_MAX)
             wheel_schedule(w, c, due);
         return;
@@ -293,6 +421,7 @@ void conn_timer(struct worker *w, struct conn *c)
             conn_close_with(c, WS_CLOSE_GOING_AWAY, "idle timeout");
             return;
         }
+        conn_maybe_idle(c); /* rate buckets refilled by now: drop them */
         c->flags |= CF_PINGED;
         shm_add(&w->slot->pings_sent, 1);
         if (conn_send_frame(c, WS_OP_PING, NULL, 0, NULL) == -1)

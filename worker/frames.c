@@ -10,6 +10,23 @@
 #include "../common/utf8.h"
 #include "internal.h"
 
+/* Charges a frame's payload (at its header) or a message (when complete)
+ * to the connection's rate buckets. Returns 0 or the close code. */
+static int rate_check(struct conn *c, uint64_t msgs, uint64_t bytes)
+{
+    struct worker *w = conn_worker(c);
+    switch (conn_rate_take(c, msgs, bytes)) {
+    case 1:
+        shm_add(&w->slot->limit_message_rate, 1);
+        return WS_CLOSE_POLICY;
+    case 2:
+        shm_add(&w->slot->limit_byte_rate, 1);
+        return WS_CLOSE_POLICY;
+    default:
+        return 0;
+    }
+}
+
 /* A complete message: the /echo endpoint sends it back with its opcode.
  * owned, if not NULL, is the malloc'd buffer behind payload. */
 static void on_message(struct conn *c, unsigned opcode, uint8_t *payload, size_t len, uint8_t *owned)
@@ -17,6 +34,11 @@ static void on_message(struct conn *c, unsigned opcode, uint8_t *payload, size_t
     struct worker *w = conn_worker(c);
     shm_add(&w->slot->messages_in, 1);
     shm_add(&w->slot->bytes_in, len);
+    if (c->state == CONN_OPEN && rate_check(c, 1, 0)) {
+        free(owned);
+        conn_fail(c, WS_CLOSE_POLICY, "rate limit: more than max_messages_per_second");
+        return;
+    }
     if (c->state != CONN_OPEN) { /* data after our close frame is ignored */
         free(owned);
         return;
@@ -58,11 +80,18 @@ static int check_sequence(struct worker *w, struct conn_busy *b, const struct ws
         return WS_CLOSE_PROTOCOL; /* continuation with nothing to continue */
     if (h->opcode != WS_OP_CONT && in_msg)
         return WS_CLOSE_PROTOCOL; /* new message inside a fragmented one */
-    uint64_t so_far = b ? b->msg_len : 0;
-    if (so_far + h->length > (uint64_t)w->cfg.max_message_size)
+    if (h->length > (uint64_t)w->cfg.max_frame_size) {
+        shm_add(&w->slot->limit_frame_size, 1);
         return WS_CLOSE_TOO_BIG;
+    }
+    uint64_t so_far = b ? b->msg_len : 0;
+    if (so_far + h->length > (uint64_t)w->cfg.max_message_size) {
+        shm_add(&w->slot->limit_message_size, 1);
+        return WS_CLOSE_TOO_BIG;
+    }
     return 0;
 }
+
 
 /* Appends payload bytes to the message being assembled. */
 static int msg_append(struct conn_busy *b, const uint8_t *p, size_t n, uint64_t expect)
@@ -91,7 +120,7 @@ static long next_header(struct conn *c, const uint8_t *data, size_t len, struct 
 {
     struct worker *w = conn_worker(c);
     struct conn_busy *b = c->busy;
-    uint64_t max = (uint64_t)w->cfg.max_message_size;
+    uint64_t max = (uint64_t)w->cfg.max_message_size; /* max_frame_size: check_sequence */
     *ok = 0;
     if (!b || !b->hdr_len) {
         int rc = ws_parse_header(data, len, 1, max, h);
@@ -188,7 +217,7 @@ static const char *close_reason(int code)
     switch (code) {
     case WS_CLOSE_PROTOCOL: return "protocol error";
     case WS_CLOSE_INVALID_DATA: return "invalid UTF-8 in text message";
-    case WS_CLOSE_TOO_BIG: return "message exceeds max_message_size";
+    case WS_CLOSE_TOO_BIG: return "frame or message too big (max_frame_size, max_message_size)";
     default: return "internal error";
     }
 }
@@ -214,6 +243,10 @@ void frames_feed(struct conn *c, uint8_t *data, size_t len)
                 break; /* partial header kept */
             if ((rc = -check_sequence(conn_worker(c), c->busy, &h)))
                 break;
+            if (c->state == CONN_OPEN && rate_check(c, 0, h.length)) {
+                conn_fail(c, WS_CLOSE_POLICY, "rate limit: more than max_bytes_per_second");
+                return;
+            }
             b = c->busy;
             int in_msg = b && b->msg_opcode;
             if ((ws_is_control(h.opcode) || !in_msg) && h.fin && len - pos >= h.length) {

@@ -5,6 +5,7 @@
 #include <ev.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "../common/config.h"
 #include "../common/ring.h"
@@ -48,6 +49,7 @@ struct conn {
     ev_io io;
     uint32_t wheel_next, wheel_prev; /* fd + 1 of neighbours in the slot list */
     uint32_t stamp;                  /* tick of the last input, or of entering the state */
+    uint32_t ip_slot;                /* iptable slot + 1 of the client address, 0 = not counted */
     uint16_t wheel_slot;
     uint8_t state;                   /* enum conn_state */
     uint8_t flags;                   /* enum conn_flags */
@@ -101,6 +103,11 @@ struct conn_busy {
     uint32_t utf8;          /* validator state across fragments */
     uint8_t *msg;
     size_t msg_len, msg_cap;
+    /* rate limiting: token buckets, kept only while not full */
+    uint8_t rl_on;
+    int64_t rl_msgs;        /* milli-messages */
+    int64_t rl_bytes;
+    uint64_t rl_last_ms;
 };
 
 /* ---- the worker ------------------------------------------------------- */
@@ -161,8 +168,8 @@ void wheel_advance(struct worker *w, uint32_t now);
 static inline uint32_t wheel_ticks(int64_t ms) { return (uint32_t)((ms + WHEEL_TICK_MS - 1) / WHEEL_TICK_MS); }
 
 /* conn.c */
-/* Takes over a freshly accepted socket. */
-void conn_accepted(struct worker *w, int fd);
+/* Takes over a freshly accepted socket from addr (IPv4/IPv6 sockaddr). */
+void conn_accepted(struct worker *w, int fd, const struct sockaddr *addr);
 /* The one function that changes a connection's state (and its deadline). */
 void conn_set_state(struct conn *c, enum conn_state s);
 /* A wheel slot came due for c: time out, ping, or re-file it. */
@@ -179,6 +186,11 @@ struct conn_busy *conn_busy(struct conn *c);
 void conn_peer_closed(struct conn *c, int code);
 /* Frees busy state once nothing is in progress (idle connections own none). */
 void conn_maybe_idle(struct conn *c);
+/* Takes msgs messages and bytes payload bytes from c's rate buckets.
+ * Returns 0, or the limit hit: 1 messages, 2 bytes. */
+int conn_rate_take(struct conn *c, uint64_t msgs, uint64_t bytes);
+/* 1 when c's buckets have refilled (nothing to remember). */
+int conn_rate_full(struct conn *c);
 void conn_count_close(struct conn *c, int code);
 
 /* channels.c */

@@ -41,9 +41,11 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     struct worker *w = container_of(io, struct worker, accept_io);
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage addr;
+        socklen_t alen = sizeof(addr);
+        int fd = accept4(w->listen_fd, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd != -1) {
-            conn_accepted(w, fd);
+            conn_accepted(w, fd, (struct sockaddr *)&addr);
             continue;
         }
         switch (errno) {
