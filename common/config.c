@@ -76,6 +76,9 @@ static const struct config_key keys[] = {
      NULL},
     {"max_handshakes_per_ip", CONFIG_INT, OFF(max_handshakes_per_ip), 0, 1000000, "256", 1,
      "unfinished handshakes one client address may have at once (slowloris); past it 429; 0 = off", NULL},
+    {"auth_secret", CONFIG_STRING, OFF(auth_secret), 0, 0, "", 1,
+     "when set, a connection needs a JWT signed with it (HS256; ?token= or Authorization: Bearer; exp checked, "
+     "optional channels claim): 401 without a valid one, 403 for a channel it does not list", NULL},
     {"ring_size", CONFIG_SIZE, OFF(ring_size), 64 * KiB, 4 * GiB, "64M", 0,
      "shared-memory publish ring; a worker a whole ring behind loses (and counts) messages", NULL},
 };

@@ -44,6 +44,7 @@ struct config {
     int64_t max_bytes_per_second;      /* per connection, token bucket; 0 = off */
     int64_t max_connections_per_ip;    /* across workers; 0 = off */
     int64_t max_handshakes_per_ip;     /* unfinished, across workers; 0 = off */
+    char auth_secret[CONFIG_STR_MAX];  /* HS256 key for connection tokens; empty = no auth */
 };
 
 enum slow_consumer_policy { SLOW_CLOSE = 0, SLOW_DROP = 1 };

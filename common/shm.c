@@ -15,7 +15,7 @@
 static const char *state_names[] = {"empty", "starting", "active", "draining", "dead"};
 static const char *reject_names[HS_REJECT_MAX] = {
     "bad_request", "forbidden", "not_found", "method", "version", "header_size", "full", "timeout",
-    "ip_connections", "ip_handshakes",
+    "ip_connections", "ip_handshakes", "unauthorized", "channel_denied",
 };
 static const int close_codes[CLOSE_IDX_MAX] = {1000, 1001, 1002, 1003, 1006, 1007,
                                                1008, 1009, 1011, 1013, 0};

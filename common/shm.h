@@ -42,6 +42,8 @@ enum hs_reject {
     HS_REJECT_TIMEOUT,      /* handshake_timeout: no status sent */
     HS_REJECT_IP_CONNECTIONS, /* 429: max_connections_per_ip */
     HS_REJECT_IP_HANDSHAKES,  /* 429: max_handshakes_per_ip */
+    HS_REJECT_UNAUTHORIZED,   /* 401: auth_secret set, token missing or invalid */
+    HS_REJECT_CHANNEL_DENIED, /* 403: the token's channels claim does not list a channel */
     HS_REJECT_MAX
 };
 const char *shm_reject_name(int reason);

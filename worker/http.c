@@ -8,14 +8,16 @@
 #include <strings.h>
 
 #include "../common/handshake.h"
+#include "../common/jwt.h"
 #include "../common/log.h"
 #include "internal.h"
 
-enum hdr_id { HDR_OTHER, HDR_HOST, HDR_UPGRADE, HDR_CONNECTION, HDR_KEY, HDR_VERSION, HDR_ORIGIN };
+enum hdr_id { HDR_OTHER, HDR_HOST, HDR_UPGRADE, HDR_CONNECTION, HDR_KEY, HDR_VERSION, HDR_ORIGIN, HDR_AUTH };
 
 #define FIELD_MAX 32
 #define VALUE_MAX HS_ORIGIN_MAX /* longest value we keep (Origin); longer ones are truncated */
 #define URL_INLINE 48           /* "/echo", "/ch/room-42": no allocation */
+#define AUTH_MAX (JWT_TOKEN_MAX + 16) /* "Bearer " + a token */
 
 struct hs_state {
     http_parser parser;
@@ -32,6 +34,9 @@ struct hs_state {
     char url_inline[URL_INLINE];
     const char *path;       /* after headers: url without the query string */
     size_t path_len;
+    enum hdr_id cur;        /* header whose value is arriving */
+    char *auth;             /* Authorization value (a token can be long); malloc'd */
+    size_t auth_len;
 };
 
 void *http_state_new(void)
@@ -49,6 +54,9 @@ void *http_state_new(void)
     hs->url_cap = URL_INLINE;
     hs->path = NULL;
     hs->path_len = 0;
+    hs->cur = HDR_OTHER;
+    hs->auth = NULL;
+    hs->auth_len = 0;
     return hs;
 }
 
@@ -57,6 +65,7 @@ void http_state_free(void *p)
     struct hs_state *hs = p;
     if (hs->url != hs->url_inline)
         free(hs->url);
+    free(hs->auth);
     free(hs);
 }
 
@@ -74,6 +83,7 @@ static enum hdr_id header_id(const struct hs_state *hs)
     static const struct { const char *name; enum hdr_id id; } known[] = {
         {"host", HDR_HOST}, {"upgrade", HDR_UPGRADE}, {"connection", HDR_CONNECTION},
         {"sec-websocket-key", HDR_KEY}, {"sec-websocket-version", HDR_VERSION}, {"origin", HDR_ORIGIN},
+        {"authorization", HDR_AUTH},
     };
     if (hs->field_len >= FIELD_MAX)
         return HDR_OTHER;
@@ -148,6 +158,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     if (hs->in_value) {
         header_done(hs);
         hs->in_value = 0;
+        hs->cur = HDR_OTHER;
     }
     append(hs->field, FIELD_MAX, &hs->field_len, at, n);
     return 0;
@@ -156,7 +167,16 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct hs_state *hs = p->data;
+    if (!hs->in_value)
+        hs->cur = header_id(hs);
     hs->in_value = 1;
+    if (hs->cur == HDR_AUTH) {
+        /* Kept whole (up to a token's maximum) and only this one. */
+        if (!hs->auth && !(hs->auth = malloc(AUTH_MAX)))
+            return -1;
+        append(hs->auth, AUTH_MAX, &hs->auth_len, at, n);
+        return 0;
+    }
     append(hs->value, VALUE_MAX, &hs->value_len, at, n);
     return 0;
 }
@@ -167,6 +187,7 @@ static int on_headers_complete(http_parser *p)
     if (hs->in_value)
         header_done(hs);
     hs->in_value = 0;
+    hs->cur = HDR_OTHER;
     hs->headers_done = 1;
     hs->req.method_get = p->method == HTTP_GET;
     hs->req.http_major = p->http_major;
@@ -226,6 +247,60 @@ static const char *reject_text(int status)
     }
 }
 
+/* The token: the query parameter `token`, else `Authorization: Bearer`. */
+static const char *find_token(struct hs_state *hs, size_t *len)
+{
+    size_t ul = hs->url_len < hs->url_cap ? hs->url_len : hs->url_cap;
+    for (size_t i = hs->path_len + 1; i + 6 <= ul; i++) {
+        if ((i == hs->path_len + 1 || hs->url[i - 1] == '&') && !memcmp(hs->url + i, "token=", 6)) {
+            const char *v = hs->url + i + 6;
+            const char *end = memchr(v, '&', ul - (i + 6));
+            *len = end ? (size_t)(end - v) : ul - (i + 6);
+            return v;
+        }
+    }
+    if (hs->auth && hs->auth_len <= AUTH_MAX && hs->auth_len > 7 && !strncasecmp(hs->auth, "Bearer ", 7)) {
+        *len = hs->auth_len - 7;
+        return hs->auth + 7;
+    }
+    return NULL;
+}
+
+/* auth_secret is set: the request must carry a valid HS256 token, and its
+ * channels claim (if any) must list every channel asked for. Answers 401 or
+ * 403 and returns 0 when not. */
+static int authorized(struct conn *c, struct hs_state *hs, const char *channels, size_t clen)
+{
+    struct worker *w = conn_worker(c);
+    size_t tl = 0;
+    const char *token = find_token(hs, &tl);
+    if (!token) {
+        reject(c, 401, HS_REJECT_UNAUTHORIZED, "a token is required (?token=JWT or Authorization: Bearer JWT)");
+        return 0;
+    }
+    struct jwt_claims claims;
+    enum jwt_result r = jwt_verify(token, tl, w->cfg.auth_secret, strlen(w->cfg.auth_secret),
+                                   (int64_t)ev_now(w->loop), 0, &claims);
+    if (r != JWT_OK) {
+        char why[128];
+        snprintf(why, sizeof(why), "token refused: %s", jwt_result_name(r));
+        reject(c, 401, HS_REJECT_UNAUTHORIZED, why);
+        return 0;
+    }
+    for (size_t i = 0, start = 0; channels && i <= clen; i++) {
+        if (i < clen && channels[i] != ',')
+            continue;
+        if (!jwt_channel_allowed(&claims, channels + start, i - start)) {
+            char why[200];
+            snprintf(why, sizeof(why), "the token does not allow channel %.*s", (int)(i - start), channels + start);
+            reject(c, 403, HS_REJECT_CHANNEL_DENIED, why);
+            return 0;
+        }
+        start = i + 1;
+    }
+    return 1;
+}
+
 /* The request is complete: decide, answer, and on success open. */
 static void decide(struct conn *c, struct hs_state *hs)
 {
@@ -261,6 +336,8 @@ static void decide(struct conn *c, struct hs_state *hs)
             return;
         }
     }
+    if (w->cfg.auth_secret[0] && !authorized(c, hs, is_channel ? path + 4 : NULL, plen - 4))
+        return;
     if (!shm_admit(w->shm, w->cfg.max_connections)) {
         reject(c, 503, HS_REJECT_FULL, "server full (max_connections reached); retry later");
         return;

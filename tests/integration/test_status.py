@@ -6,7 +6,7 @@ import signal
 from rawws import OP_BINARY, OP_TEXT, RawWS, build_request, new_key, open_ws, wait_until
 
 REJECT_KEYS = {"bad_request", "forbidden", "not_found", "method", "version", "header_size", "full", "timeout",
-               "ip_connections", "ip_handshakes"}
+               "ip_connections", "ip_handshakes", "unauthorized", "channel_denied"}
 CLOSE_KEYS = {"1000", "1001", "1002", "1003", "1006", "1007", "1008", "1009", "1011", "1013", "other"}
 WORKER_COUNTERS = ["connections", "accepted", "accept_errors", "handshakes", "messages_in", "messages_out",
                    "bytes_in", "bytes_out", "backpressure_closes", "pings_sent", "idle_closes"]
