@@ -2,6 +2,7 @@
 #include "status.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "../common/alloc.h"
 #include "../common/log.h"
+#include "master.h"
 
 #define SEND_TIMEOUT_MS 500
 
@@ -115,16 +117,35 @@ static void json_channels(struct sbuf *b, struct worker_slot *s)
               shm_get(&s->slow_closes), shm_get(&s->ring_missed), shm_get(&s->ring_lag));
 }
 
-static void json_worker(struct sbuf *b, int id, struct worker_slot *s)
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+static void json_limits(struct sbuf *b, struct worker_slot *s)
 {
     sb_printf(b,
-              "{\"id\":%d,\"pid\":%d,\"generation\":%u,\"state\":\"%s\",\"started_at\":%" PRId64
-              ",\"connections\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"accept_errors\":%" PRIu64
-              ",\"handshakes\":%" PRIu64 ",",
-              id, (int)atomic_load(&s->pid), (unsigned)atomic_load(&s->generation),
-              shm_worker_state_name((int)atomic_load(&s->state)), (int64_t)atomic_load(&s->started_at),
-              shm_get(&s->connections), shm_get(&s->accepted), shm_get(&s->accept_errors),
-              shm_get(&s->handshakes));
+              "\"limits\":{\"frame_size\":%" PRIu64 ",\"message_size\":%" PRIu64 ",\"message_rate\":%" PRIu64
+              ",\"byte_rate\":%" PRIu64 "},",
+              shm_get(&s->limit_frame_size), shm_get(&s->limit_message_size), shm_get(&s->limit_message_rate),
+              shm_get(&s->limit_byte_rate));
+}
+
+static void json_str(struct sbuf *b, const char *s)
+{
+    sb_printf(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            sb_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            sb_printf(b, "\\u%04x", c);
+        else
+            sb_printf(b, "%c", c);
+    }
+    sb_printf(b, "\"");
+}
+
+static void json_counters(struct sbuf *b, struct worker_slot *s)
+{
+    sb_printf(b, "\"accepted\":%" PRIu64 ",\"accept_errors\":%" PRIu64 ",\"handshakes\":%" PRIu64 ",",
+              shm_get(&s->accepted), shm_get(&s->accept_errors), shm_get(&s->handshakes));
     json_rejects(b, s);
     sb_printf(b,
               "\"messages_in\":%" PRIu64 ",\"messages_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64
@@ -134,24 +155,102 @@ static void json_worker(struct sbuf *b, int id, struct worker_slot *s)
               shm_get(&s->bytes_out), shm_get(&s->backpressure_closes), shm_get(&s->pings_sent),
               shm_get(&s->idle_closes));
     json_channels(b, s);
+    json_limits(b, s);
     json_closes(b, s);
+}
+
+/* The worker writes its own state; a retired one that has not read its
+ * SIGWINCH yet is already draining as far as anyone asking is concerned. */
+static const char *state_name(const struct master_worker *w, struct worker_slot *s)
+{
+    int st = (int)atomic_load(&s->state);
+    if (w->role == SLOT_RETIRING && (st == WORKER_ACTIVE || st == WORKER_STARTING))
+        st = WORKER_DRAINING;
+    return shm_worker_state_name(st);
+}
+
+static void json_worker(struct sbuf *b, int id, const struct master_worker *w, struct worker_slot *s)
+{
+    sb_printf(b,
+              "{\"id\":%d,\"pid\":%d,\"generation\":%u,\"socket\":%d,\"state\":\"%s\",\"started_at\":%" PRId64
+              ",\"connections\":%" PRIu64 ",",
+              id, (int)atomic_load(&s->pid), (unsigned)atomic_load(&s->generation), w->sock, state_name(w, s),
+              (int64_t)atomic_load(&s->started_at), shm_get(&s->connections));
+    json_counters(b, s);
     sb_printf(b, "}");
 }
 
-static void json_snapshot(struct sbuf *b, struct shm *shm, int nworkers, int64_t max_connections)
+static void json_reload(struct sbuf *b, const struct reload_info *r)
 {
-    uint64_t total = 0;
-    for (int i = 0; i < nworkers; i++)
-        total += shm_get(&shm->slots[i].connections);
+    sb_printf(
+        b,
+        "\"last_reload\":{\"seq\":%" PRIu64 ",\"ok\":%d,\"at\":%" PRId64 ",\"generation\":%u,\"serving\":%d"
+        ",\"serving_ms\":%" PRId64 ",\"retired_workers\":%d,\"retired_connections\":%" PRId64 ",\"changed\":",
+        r->seq, r->ok, r->at, r->generation, r->serving_ms >= 0, r->serving_ms, r->retired_workers,
+        r->retired_conns);
+    json_str(b, r->changed);
+    sb_printf(b, ",\"error\":");
+    json_str(b, r->error);
+    sb_printf(b, "},");
+}
+
+static void json_upgrade(struct sbuf *b, const struct master *m)
+{
+    const char *phase = m->up.handover ? "handing_over" : m->up.child ? "new_master_running" : "none";
+    sb_printf(
+        b,
+        "\"upgrade\":{\"phase\":\"%s\",\"new_master_pid\":%d,\"started\":%u,\"failed\":%u,\"refused\":%u,"
+        "\"inherited\":%d,\"binary\":",
+        phase, (int)m->up.child, m->up.started, m->up.failed, m->up.refused, m->up.status_inherited);
+    json_str(b, m->up.exe);
+    sb_printf(b, ",\"last_error\":");
+    json_str(b, m->up.last_error);
+    sb_printf(b, "},");
+}
+
+static void json_snapshot(struct sbuf *b, struct master *m)
+{
+    struct shm *shm = m->shm;
+    uint64_t total = 0, draining = 0;
+    int ndraining = 0, nsocks = 0, first = 1;
+    for (int i = 0; i < SHM_MAX_WORKERS; i++) {
+        if (m->w[i].role == SLOT_FREE)
+            continue;
+        uint64_t c = shm_get(&shm->slots[i].connections);
+        total += c;
+        if (!strcmp(state_name(&m->w[i], &shm->slots[i]), "draining")) {
+            draining += c;
+            ndraining++;
+        }
+    }
+    for (int s = 0; s < MASTER_MAX_SOCKETS; s++)
+        nsocks += m->socks[s].fd != -1;
     sb_printf(b,
               "{\"master_pid\":%d,\"uptime\":%" PRId64 ",\"config_generation\":%" PRIu64
-              ",\"connections\":%" PRIu64 ",\"max_connections\":%" PRId64 ",\"workers\":[",
+              ",\"connections\":%" PRIu64 ",\"max_connections\":%" PRId64
+              ",\"generation\":%u,\"switching\":%d"
+              ",\"draining_workers\":%d,\"draining_connections\":%" PRIu64 ",\"listening_sockets\":%d"
+              ",\"tcp_migrate_req\":%d,",
               (int)shm->master_pid, (int64_t)time(NULL) - shm->start_time,
-              (uint64_t)atomic_load(&shm->config_generation), total, max_connections);
-    for (int i = 0; i < nworkers; i++) {
-        if (i)
+              (uint64_t)atomic_load(&shm->config_generation), total, m->cfg.max_connections, m->generation,
+              m->switching, ndraining, draining, nsocks, m->migrate);
+    json_reload(b, &m->reload);
+    sb_printf(b,
+              "\"retired\":{\"workers\":%" PRIu64 ",\"drained\":%" PRIu64 ",\"closed_at_deadline\":%" PRIu64
+              "},",
+              m->retire.workers, m->retire.drained, m->retire.at_deadline);
+    json_upgrade(b, m);
+    /* Counters of workers whose slots were freed, so sums never go back. */
+    sb_printf(b, "\"exited_workers\":{");
+    json_counters(b, &m->gone);
+    sb_printf(b, "},\"workers\":[");
+    for (int i = 0; i < SHM_MAX_WORKERS; i++) {
+        if (m->w[i].role == SLOT_FREE)
+            continue;
+        if (!first)
             sb_printf(b, ",");
-        json_worker(b, i, &shm->slots[i]);
+        first = 0;
+        json_worker(b, i, &m->w[i], &shm->slots[i]);
     }
     sb_printf(b, "]}\n");
 }
@@ -171,7 +270,7 @@ static void send_all(int fd, const char *p, size_t len)
     }
 }
 
-void status_serve(int lfd, struct shm *shm, int nworkers, int64_t max_connections)
+void status_serve(int lfd, struct master *m)
 {
     struct sbuf b = {xmalloc(4096), 0, 4096};
     struct timeval tv = {0, SEND_TIMEOUT_MS * 1000};
@@ -190,7 +289,7 @@ void status_serve(int lfd, struct shm *shm, int nworkers, int64_t max_connection
         if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == -1)
             log_warn("setsockopt(status, SO_SNDTIMEO) failed: %s", strerror(errno));
         b.len = 0;
-        json_snapshot(&b, shm, nworkers, max_connections);
+        json_snapshot(&b, m);
         send_all(fd, b.p, b.len);
         close(fd);
     }
@@ -221,6 +320,22 @@ static int connect_to(const char *path)
         return -1;
     }
     return fd;
+}
+
+int status_adopt(int fd, const char *path)
+{
+    struct sockaddr_un sun;
+    socklen_t len = sizeof sun;
+    int on = 0;
+    socklen_t olen = sizeof on;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == -1 || !on)
+        return 0;
+    if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1 || sun.sun_family != AF_UNIX)
+        return 0;
+    if (len <= offsetof(struct sockaddr_un, sun_path))
+        return 0;
+    sun.sun_path[sizeof sun.sun_path - 1] = '\0';
+    return strcmp(sun.sun_path, path) == 0;
 }
 
 int status_probe(const char *path)

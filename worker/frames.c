@@ -113,6 +113,17 @@ static int msg_append(struct conn_busy *b, const uint8_t *p, size_t n, uint64_t 
     return 0;
 }
 
+/* Counts a header refused for its length against the limit that refused it
+ * (the smaller of max_frame_size and max_message_size). Returns rc. */
+static long too_big(struct worker *w, int rc)
+{
+    if (rc == -WS_CLOSE_TOO_BIG)
+        shm_add(w->cfg.max_frame_size <= w->cfg.max_message_size ? &w->slot->limit_frame_size
+                                                                 : &w->slot->limit_message_size,
+                1);
+    return rc;
+}
+
 /* Gets the next header, either straight from data or by completing the
  * partial one kept in busy. Returns bytes of data consumed (>= 0) with
  * *ok = 1 when *h is complete, or -code on a protocol error. */
@@ -120,12 +131,15 @@ static long next_header(struct conn *c, const uint8_t *data, size_t len, struct 
 {
     struct worker *w = conn_worker(c);
     struct conn_busy *b = c->busy;
-    uint64_t max = (uint64_t)w->cfg.max_message_size; /* max_frame_size: check_sequence */
+    /* The smaller limit, so a huge length field fails on its header bytes
+     * alone; too_big() says which limit it was. */
+    uint64_t max = (uint64_t)(w->cfg.max_frame_size < w->cfg.max_message_size ? w->cfg.max_frame_size
+                                                                                : w->cfg.max_message_size);
     *ok = 0;
     if (!b || !b->hdr_len) {
         int rc = ws_parse_header(data, len, 1, max, h);
         if (rc < 0)
-            return rc;
+            return too_big(w, rc);
         if (rc > 0) {
             *ok = 1;
             return rc;
@@ -142,7 +156,7 @@ static long next_header(struct conn *c, const uint8_t *data, size_t len, struct 
     memcpy(b->hdr + b->hdr_len, data, take);
     int rc = ws_parse_header(b->hdr, b->hdr_len + take, 1, max, h);
     if (rc < 0)
-        return rc;
+        return too_big(w, rc);
     if (rc == 0) {
         b->hdr_len = (uint8_t)(b->hdr_len + take);
         return (long)take;

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# bench-connections.sh: how many connections, how fast, at what memory.
+#   scripts/bench-connections.sh [N ...]        (default: 10000 100000 250000 500000 1000000)
+# For each N: starts wsmill with enough workers for the open-file limit, opens
+# N connections with wsmill-load hold from 127.0.0.2.., holds them (HOLD
+# seconds, default 60), checks a sample still echoes, closes them, and records
+# time to establish, handshakes/s, failures, server user-space bytes per
+# connection (sum of worker RSS while holding minus before) and kernel bytes
+# per connection (Slab and sockstat). Writes docs/bench/connections.json and
+# docs/bench/connections.png. Needs root for the sysctls (tune-kernel.sh).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+. scripts/deps.sh
+ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-matplotlib
+[ -d build ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+scripts/tune-kernel.sh --connections "${MAX_N:-1000000}" --local-clients --apply >/dev/null
+exec /usr/bin/python3 scripts/bench_connections.py "$@"

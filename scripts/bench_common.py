@@ -1,0 +1,127 @@
+"""Shared pieces of the benchmark scripts: start/stop a wsmill or a floor
+server, run wsmill-load, read its JSON. Every process started here is
+stopped by its pid."""
+import json, os, signal, socket, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("WSMILL_BIN", os.path.join(ROOT, "build", "wsmill"))
+LOAD = os.environ.get("WSMILL_LOAD", os.path.join(ROOT, "build", "tests", "load", "wsmill-load"))
+FLOOR = os.environ.get("WSMILL_FLOOR", os.path.join(ROOT, "build", "tests", "load", "wsmill-floor"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status(path):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        data = b""
+        while chunk := s.recv(1 << 16):
+            data += chunk
+    return json.loads(data)
+
+
+class Wsmill:
+    """A wsmill master started on a temp config; `taskset` pins it.
+    publish=True also opens the HTTP publish API on a free port (pub_url)."""
+
+    def __init__(self, workers, extra="", cpus=None, publish=False):
+        self.dir = tempfile.mkdtemp(prefix="wsmill-bench-")
+        self.port = free_port()
+        self.pub_port = free_port() if publish else None
+        pub_listen = f"127.0.0.1:{self.pub_port}" if publish else ""
+        self.status_path = os.path.join(self.dir, "status.sock")
+        conf = os.path.join(self.dir, "wsmill.conf")
+        with open(conf, "w") as f:
+            f.write(f"listen = 127.0.0.1:{self.port}\nworkers = {workers}\nmax_connections = 2000000\n"
+                    f"status_socket = {self.status_path}\npid_file = {self.dir}/wsmill.pid\n"
+                    f"log_file = {self.dir}/wsmill.log\npublish_listen = {pub_listen}\nmax_connections_per_ip = 0\n"
+                    f"max_handshakes_per_ip = 0\n{extra}")
+        cmd = [BIN, "-c", conf]
+        if cpus is not None:
+            cmd = ["taskset", "-c", cpus] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while True:
+            try:
+                st = status(self.status_path)
+                if len(st["workers"]) == workers and all(w["state"] == "active" for w in st["workers"]):
+                    return
+            except (OSError, ValueError, KeyError):
+                pass
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("wsmill did not start; see " + self.dir)
+            time.sleep(0.2)
+
+    def url(self, path="/echo"):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def pub_url(self, path):
+        return f"http://127.0.0.1:{self.pub_port}{path}"
+
+    def status(self):
+        return status(self.status_path)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Floor:
+    """wsmill-floor: raw TCP echo, a bare 101 + frame echo, or fan-out."""
+
+    def __init__(self, mode, cpu=None):
+        self.port = free_port()
+        cmd = [FLOOR, "--listen", f"127.0.0.1:{self.port}", "--mode", mode, "--duration", "900"]
+        if cpu is not None:
+            cmd += ["--cpu", str(cpu)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("wsmill-floor did not start")
+                time.sleep(0.05)
+
+    def url(self, path="/echo"):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def pub_url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def load(args, quiet=True):
+    """Runs wsmill-load with args; returns (its JSON, the command line)."""
+    cmd = [LOAD] + args + (["-q"] if quiet else [])
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False).stdout.strip().splitlines()
+    return (json.loads(out[-1]) if out else {}), " ".join(cmd)
+
+
+def write_json(name, data):
+    path = os.path.join(ROOT, "docs", "bench", name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+    return path

@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""The measuring half of bench-connections.sh (see there)."""
+import json, os, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import LOAD, ROOT, Wsmill, status  # noqa: E402
+
+HOLD = int(os.environ.get("HOLD", "60"))
+RATE = int(os.environ.get("RATE", "20000"))
+PER_WORKER = 19000
+
+
+def proc_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def meminfo_kib(field):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def sockstat():
+    out = {}
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                parts = line.split()[1:]
+                out = {parts[i]: int(parts[i + 1]) for i in range(0, len(parts), 2)}
+    return out
+
+
+def sample(st_path):
+    st = status(st_path)
+    pids = [w["pid"] for w in st["workers"]]
+    return {
+        "connections": st["connections"],
+        "workers_rss_kib": sum(proc_kib(p, "VmRSS") for p in pids),
+        "workers_anon_kib": sum(proc_kib(p, "RssAnon") for p in pids),
+        "master_rss_kib": proc_kib(st["master_pid"], "VmRSS"),
+        "slab_kib": meminfo_kib("Slab"),
+        "mem_available_kib": meminfo_kib("MemAvailable"),
+        "tcp": sockstat(),
+    }
+
+
+def run_one(n):
+    workers = max(2, -(-n // PER_WORKER))
+
+    srv = Wsmill(workers, extra="handshake_timeout = 30s\n")
+    st_path = srv.status_path
+    try:
+        # Warm-up: fault in each worker's code paths once (not per connection).
+        subprocess.run([LOAD, "hold", "--url", srv.url(), "-n", str(workers * 20), "-d", "1", "-q",
+                        "--src-base", "127.1.0.2"], stdout=subprocess.DEVNULL, check=False)
+        time.sleep(3)
+        before = sample(st_path)
+        cmd = [LOAD, "hold", "--url", srv.url(), "-n", str(n), "--rate", str(RATE),
+               "-d", str(HOLD), "--verify-sample", str(min(1000, n)), "--per-src", os.environ.get("PER_SRC", "16000"),
+               "--max-pending", "500", "-q"]
+        print("+", " ".join(cmd), file=sys.stderr, flush=True)
+        load = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        holding = None
+        t0 = time.time()
+        reached = None
+        while load.poll() is None:
+            time.sleep(2)
+            try:
+                s = sample(st_path)
+            except (OSError, ValueError):
+                continue
+            if s["connections"] >= n:
+                reached = reached or time.time()
+                # The last sample while all are held, and at least 10 s in,
+                # when the allocator has returned the ramp's freed memory.
+                if holding is None or time.time() - reached >= 10:
+                    holding = s
+                    holding["at_s"] = round(time.time() - t0, 1)
+        if holding:
+            print(f"  held {holding['connections']} connections (sampled at {holding['at_s']} s)", file=sys.stderr)
+        out = load.stdout.read().strip().splitlines()
+        result = json.loads(out[-1]) if out else {}
+        held = holding or sample(st_path)
+        conns = max(held["connections"], 1)
+        return {
+            "connections": n,
+            "workers": workers,
+            "command": " ".join(cmd),
+            "ramp_s": result.get("ramp_s"),
+            "handshakes_per_s": result.get("connect_rate"),
+            "opened": result.get("connections", {}).get("opened"),
+            "failed": result.get("connections", {}).get("failed"),
+            "failures": result.get("failures"),
+            "verify": result.get("verify"),
+            "closed_clean": result.get("connections", {}).get("closed_clean"),
+            "handshake_us": result.get("handshake_us"),
+            "server_connections_while_holding": held["connections"],
+            "user_bytes_per_conn": round((held["workers_rss_kib"] - before["workers_rss_kib"]) * 1024 / conns, 1),
+            "user_anon_bytes_per_conn": round((held["workers_anon_kib"] - before["workers_anon_kib"]) * 1024 / conns, 1),
+            "kernel_slab_bytes_per_conn": round((held["slab_kib"] - before["slab_kib"]) * 1024 / conns, 1),
+            "kernel_tcp_sockets": held["tcp"].get("inuse"),
+            "kernel_tcp_mem_pages": held["tcp"].get("mem"),
+            "before": before,
+            "holding": held,
+            "load_exit": load.returncode,
+        }
+    finally:
+        srv.stop()
+
+
+def plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("python3-matplotlib missing: no plot", file=sys.stderr)
+        return
+    xs = [r["connections"] for r in results]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(xs, [r["user_bytes_per_conn"] * r["connections"] / 2**20 for r in results], "o-",
+            label="wsmill user space (worker RSS growth)")
+    ax.plot(xs, [r["kernel_slab_bytes_per_conn"] * r["connections"] / 2**20 for r in results], "s-",
+            label="kernel slab (server + client sockets)")
+    ax.set_xlabel("concurrent connections")
+    ax.set_ylabel("MiB")
+    ax.set_title("Memory against connections (wsmill, one machine)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ns = [int(a) for a in sys.argv[1:]] or [10000, 100000, 250000, 500000, 1000000]
+    results = []
+    for n in ns:
+        r = run_one(n)
+        results.append(r)
+        print(json.dumps({k: r[k] for k in ("connections", "workers", "ramp_s", "handshakes_per_s", "opened",
+                                             "failed", "verify", "user_bytes_per_conn",
+                                             "user_anon_bytes_per_conn", "kernel_slab_bytes_per_conn")}),
+              flush=True)
+    out = os.path.join(ROOT, "docs", "bench", "connections.json")
+    with open(out, "w") as f:
+        json.dump({"command": "scripts/bench-connections.sh " + " ".join(map(str, ns)), "hold_s": HOLD,
+                   "rate": RATE, "results": results}, f, indent=1)
+    plot(results, os.path.join(ROOT, "docs", "bench", "connections.png"))
+    return 0 if all(r["failed"] == 0 and r["opened"] == r["connections"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
