@@ -12,15 +12,19 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: wsmill [run] [-c FILE]     run the master in the foreground\n"
-                 "       wsmill check [-c FILE]     validate FILE and report whether max_connections fits\n"
-                 "                                  (exit 0 fits, 1 invalid config, 2 limits too low)\n"
-                 "       wsmill status [-c FILE]    print the running server's JSON status\n"
-                 "       wsmill get KEY... [-c FILE] print settings as FILE resolves them (for scripts)\n"
-                 "       wsmill config-doc          print every setting as a Markdown table (docs/config.md)\n"
-                 "       wsmill -h                  this help\n"
-                 "FILE defaults to " DEFAULT_CONF ". Signals to the master: HUP reload, TERM/INT graceful\n"
-                 "stop, QUIT fast stop, USR1 reopen logs.\n");
+    fprintf(out,
+            "usage: wsmill [run] [-c FILE]     run the master in the foreground\n"
+            "       wsmill check [-c FILE]     validate FILE and report whether max_connections fits\n"
+            "                                  (exit 0 fits, 1 invalid config, 2 limits too low)\n"
+            "       wsmill status [-c FILE] [--oldbin]\n"
+            "                                  print the running server's JSON status (--oldbin: the\n"
+            "                                  old master's during a binary upgrade)\n"
+            "       wsmill get KEY... [-c FILE] print settings as FILE resolves them (for scripts)\n"
+            "       wsmill config-doc          print every setting as a Markdown table (docs/config.md)\n"
+            "       wsmill -h                  this help\n"
+            "FILE defaults to " DEFAULT_CONF ". Signals to the master: HUP reload, TERM/INT graceful\n"
+            "stop, QUIT fast stop, USR1 reopen logs, USR2 binary upgrade, WINCH (old master, after\n"
+            "USR2) retire its workers and exit. See docs/reload.md.\n");
 }
 
 static int load(struct config *cfg, const char *path)
@@ -42,16 +46,18 @@ static int cmd_check(const char *path)
     return capacity_report(&cfg, path, stdout);
 }
 
-static int cmd_status(const char *path)
+static int cmd_status(const char *path, int oldbin)
 {
     struct config cfg;
+    char sock[CONFIG_STR_MAX + 8];
     if (load(&cfg, path) == -1)
         return 1;
     if (!cfg.status_socket[0]) {
         fprintf(stderr, "%s: status_socket is empty: the status socket is disabled\n", path);
         return 1;
     }
-    return status_query(cfg.status_socket, stdout);
+    snprintf(sock, sizeof sock, "%s%s", cfg.status_socket, oldbin ? ".oldbin" : "");
+    return status_query(sock, stdout);
 }
 
 static int cmd_get(const char *path, char **keys, int nkeys)
@@ -80,7 +86,7 @@ int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONF, *cmd = NULL;
     char *rest[MAX_ARGS];
-    int nrest = 0;
+    int nrest = 0, oldbin = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
@@ -91,6 +97,8 @@ int main(int argc, char **argv)
                 return 1;
             }
             path = argv[i];
+        } else if (cmd && !strcmp(cmd, "status") && !strcmp(argv[i], "--oldbin")) {
+            oldbin = 1;
         } else if (!cmd && argv[i][0] != '-') {
             cmd = argv[i];
         } else if (cmd && !strcmp(cmd, "get") && argv[i][0] != '-' && nrest < MAX_ARGS) {
@@ -102,11 +110,11 @@ int main(int argc, char **argv)
         }
     }
     if (!cmd || !strcmp(cmd, "run"))
-        return master_run(path);
+        return master_run(path, argv);
     if (!strcmp(cmd, "check"))
         return cmd_check(path);
     if (!strcmp(cmd, "status"))
-        return cmd_status(path);
+        return cmd_status(path, oldbin);
     if (!strcmp(cmd, "get"))
         return cmd_get(path, rest, nrest);
     if (!strcmp(cmd, "config-doc")) {

@@ -2,7 +2,8 @@
  *
  * Signals are blocked and read from a signalfd, so every action runs in
  * the loop, never in a handler. The loop also serves the status socket and
- * wakes for respawn back-off and stop deadlines. */
+ * wakes for respawn back-off, generation switches and deadlines. Reloads
+ * live in reload.c, the binary upgrade in upgrade.c. */
 #include "master.h"
 
 #include <errno.h>
@@ -23,8 +24,10 @@
 #define FAST_STOP_MS    2000 /* SIGQUIT: how long workers get before SIGKILL */
 #define DRAIN_MARGIN_MS 2000 /* SIGTERM: on top of drain_timeout */
 #define AFTER_KILL_MS   5000 /* how long to wait for SIGKILLed workers */
+#define SWITCH_POLL_MS  10   /* while a new generation starts: how often to look */
+#define MAX_INHERIT     SHM_MAX_WORKERS
 
-static const int handled_signals[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
+static const int handled_signals[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
 static int block_signals(struct master *m)
 {
@@ -49,15 +52,17 @@ static int block_signals(struct master *m)
 }
 
 /* Two masters on one port would split its traffic (SO_REUSEPORT lets the
- * second bind), so a live pid file or status socket stops us. */
-static int refuse_if_running(const struct config *cfg)
+ * second bind), so a live pid file or status socket stops us. A master
+ * started by a binary upgrade finds the pid file moved aside and its
+ * parent still answering on the status socket it hands us. */
+static int refuse_if_running(const struct config *cfg, int upgrading)
 {
     pid_t pid = pidfile_live(cfg->pid_file);
     if (pid) {
         fprintf(stderr, "wsmill: already running as pid %d (pid file %s)\n", (int)pid, cfg->pid_file);
         return -1;
     }
-    if (cfg->status_socket[0] && status_probe(cfg->status_socket)) {
+    if (!upgrading && cfg->status_socket[0] && status_probe(cfg->status_socket)) {
         fprintf(stderr, "wsmill: already running: %s answers\n", cfg->status_socket);
         return -1;
     }
@@ -96,101 +101,79 @@ static void setup_shm(struct master *m)
     shm_publish_config(m->shm, &m->cfg);
 }
 
+/* The listening sockets: those an old master passed us when they are on
+ * our address (extra ones closed, missing ones added to the group), else
+ * new ones. Returns 0 or -1 after logging. */
+static int setup_listeners(struct master *m, int *inh, int ninh)
+{
+    int fds[SHM_MAX_WORKERS], n = m->nworkers, adopt = ninh > 0;
+    for (int k = 0; k < ninh; k++)
+        adopt &= listen_matches(&m->cfg, inh[k]);
+    if (adopt) {
+        int use = ninh < n ? ninh : n;
+        memcpy(fds, inh, (size_t)use * sizeof *fds);
+        listen_close(inh + use, ninh - use);
+        if (use < n && listen_open_like(fds[0], n - use, fds + use) == -1)
+            return -1;
+        log_notice("upgrade: took over %d listening sockets from the old master (pid %d), opened %d more",
+                   use, (int)getppid(), n - use);
+    } else {
+        if (ninh)
+            log_notice("upgrade: listen is now %s: not taking over the old master's %d sockets",
+                       m->cfg.listen, ninh);
+        listen_close(inh, ninh);
+        if (listen_open(&m->cfg, n, fds) == -1)
+            return -1;
+    }
+    for (int k = 0; k < n; k++)
+        m->cur_socks[k] = listen_table_add(m->socks, MASTER_MAX_SOCKETS, fds[k]);
+    return 0;
+}
+
+static int setup_status(struct master *m, int inherited)
+{
+    if (inherited != -1 && status_adopt(inherited, m->cfg.status_socket)) {
+        m->status_fd = inherited;
+        m->up.status_inherited = 1;
+        return 0;
+    }
+    if (inherited != -1)
+        close(inherited);
+    m->status_fd = status_listen(m->cfg.status_socket);
+    return m->status_fd == -1 ? -1 : 0;
+}
+
 /* Everything that can fail at start-up. Returns 0; -1 when the error went
  * to stderr; -2 when it went to the log (the caller points at it). */
 static int master_init(struct master *m)
 {
     char err[768];
+    int inh[MAX_INHERIT], status_in;
+    int ninh = inherit_parse(inh, MAX_INHERIT, &status_in);
+    if (ninh == -1)
+        return -1;
     if (config_load(&m->cfg, m->conf_path, err, sizeof err) == -1) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    if (refuse_if_running(&m->cfg) == -1 || open_log(&m->cfg) == -1)
+    if (refuse_if_running(&m->cfg, ninh > 0 || status_in != -1) == -1 || open_log(&m->cfg) == -1)
         return -1;
     if (block_signals(m) == -1)
         return -2;
     setup_limits(m);
-    if (listen_open(&m->cfg, m->nworkers, m->listen_fds) == -1)
+    m->migrate = listen_enable_migrate();
+    if (setup_listeners(m, inh, ninh) == -1)
         return -2;
     setup_shm(m);
-    if (m->cfg.status_socket[0]) {
-        m->status_fd = status_listen(m->cfg.status_socket);
-        if (m->status_fd == -1)
-            return -2;
-    }
+    if (m->cfg.status_socket[0] && setup_status(m, status_in) == -1)
+        return -2;
     if (pidfile_write(m->cfg.pid_file) == -1)
         return -2;
-    for (int i = 0; i < m->nworkers; i++)
-        spawn_worker(m, i);
+    m->generation = 1;
+    spawn_generation(m, m->generation, m->nworkers, m->cur_socks);
     log_notice("started: pid %d, %d workers, listen %s, max_connections %" PRId64 ", config %s",
                (int)getpid(), m->nworkers, m->cfg.listen, m->cfg.max_connections, m->conf_path);
     return 0;
-}
-
-/* Keys a running master cannot change whatever the table says: it would
- * have to rebind, resize the slot table or move its own files. */
-static void keep_fixed(const struct config *old, struct config *nc)
-{
-    memcpy(nc->listen, old->listen, sizeof nc->listen);
-    memcpy(nc->listen_host, old->listen_host, sizeof nc->listen_host);
-    nc->listen_port = old->listen_port;
-    nc->workers = old->workers;
-    memcpy(nc->status_socket, old->status_socket, sizeof nc->status_socket);
-    memcpy(nc->pid_file, old->pid_file, sizeof nc->pid_file);
-}
-
-/* Copies every key a reload cannot apply from old into nc. */
-static void keep_restart_keys(const struct config *old, struct config *nc)
-{
-    size_t n;
-    const struct config_key *k = config_keys(&n);
-    for (size_t i = 0; i < n; i++) {
-        if (k[i].reloadable)
-            continue;
-        memcpy((char *)nc + k[i].offset, (const char *)old + k[i].offset, k[i].size);
-    }
-    keep_fixed(old, nc);
-}
-
-static void apply_log(const struct config *old, struct config *nc)
-{
-    if (strcmp(old->log_file, nc->log_file) && log_open(nc->log_file) == -1) {
-        log_error("log_open(%s) failed: %s; keeping %s", nc->log_file, strerror(errno),
-                  old->log_file[0] ? old->log_file : "stderr");
-        memcpy(nc->log_file, old->log_file, sizeof nc->log_file);
-    }
-    log_set_level((int)nc->log_level);
-}
-
-/* SIGHUP: the new file is loaded and validated in full before anything
- * changes, so a broken file leaves the running configuration untouched. */
-static void master_reload(struct master *m)
-{
-    char err[768], restart[512], changed[1024];
-    struct config *nc = xmalloc(sizeof *nc);
-    if (config_load(nc, m->conf_path, err, sizeof err) == -1) {
-        log_error("reload failed: %s; keeping the old configuration", err);
-        free(nc);
-        return;
-    }
-    if (config_diff(&m->cfg, nc, 1, restart, sizeof restart) > 0)
-        log_warn("%s changed: restart needed; keeping the old value", restart);
-    keep_restart_keys(&m->cfg, nc);
-    if (config_diff(&m->cfg, nc, 0, changed, sizeof changed) == 0)
-        snprintf(changed, sizeof changed, "nothing");
-    apply_log(&m->cfg, nc);
-    int capacity_moved = nc->max_connections != m->cfg.max_connections;
-    m->cfg = *nc;
-    free(nc);
-    shm_publish_config(m->shm, &m->cfg);
-    spawn_signal_all(m, SIGHUP);
-    if (capacity_moved) {
-        struct capacity cap;
-        capacity_compute(&m->cfg, &cap);
-        capacity_warn(&cap);
-    }
-    log_notice("reload: configuration generation %" PRIu64 " applied (changed: %s)",
-               (uint64_t)atomic_load(&m->shm->config_generation), changed);
 }
 
 static void master_reopen(struct master *m)
@@ -236,6 +219,17 @@ static void check_deadline(struct master *m)
     }
 }
 
+static void on_hup(struct master *m)
+{
+    if (m->stop)
+        return;
+    if (m->up.child) {
+        log_warn("SIGHUP ignored: binary upgrade in progress (new master pid %d)", (int)m->up.child);
+        return;
+    }
+    reload_run(m);
+}
+
 static void on_signal(struct master *m, const struct signalfd_siginfo *si)
 {
     int sig = (int)si->ssi_signo;
@@ -243,10 +237,9 @@ static void on_signal(struct master *m, const struct signalfd_siginfo *si)
         log_notice("signal SIG%s from pid %u", sigabbrev_np(sig), si->ssi_pid);
     switch (sig) {
     case SIGCHLD: spawn_reap(m); break;
-    case SIGHUP:
-        if (!m->stop)
-            master_reload(m);
-        break;
+    case SIGHUP: on_hup(m); break;
+    case SIGUSR2: upgrade_start(m); break;
+    case SIGWINCH: upgrade_handover(m); break;
     case SIGTERM:
     case SIGINT: master_stop(m, MASTER_STOP_GRACEFUL); break;
     case SIGQUIT: master_stop(m, MASTER_STOP_FAST); break;
@@ -281,44 +274,75 @@ static int poll_timeout(const struct master *m)
         if (t == -1 || d < t)
             t = d;
     }
+    if (m->switching && (t == -1 || t > SWITCH_POLL_MS))
+        t = SWITCH_POLL_MS;
     return t > 60000 ? 60000 : (int)t;
+}
+
+static int loop_done(const struct master *m)
+{
+    if (m->stop)
+        return spawn_live(m) == 0 || m->give_up;
+    return m->up.handover && spawn_live(m) == 0;
 }
 
 static void master_loop(struct master *m)
 {
-    while (!(m->stop && (spawn_live(m) == 0 || m->give_up))) {
-        struct pollfd pfd[2] = {{m->sig_fd, POLLIN, 0}, {m->status_fd, POLLIN, 0}};
-        int n = poll(pfd, 2, poll_timeout(m));
+    while (!loop_done(m)) {
+        struct pollfd pfd[3] = {{m->sig_fd, POLLIN, 0},
+                                {m->status_paused ? -1 : m->status_fd, POLLIN, 0},
+                                {m->up.oldbin_fd, POLLIN, 0}};
+        int n = poll(pfd, 3, poll_timeout(m));
         if (n == -1 && errno != EINTR) {
             log_crit("poll() failed: %s", strerror(errno));
             return;
         }
         if (n > 0 && (pfd[0].revents & POLLIN))
             read_signals(m);
-        if (n > 0 && (pfd[1].revents & POLLIN))
-            status_serve(m->status_fd, m->shm, m->nworkers, m->cfg.max_connections);
+        if (n > 0 && (pfd[1].revents & POLLIN) && !m->status_paused)
+            status_serve(m->status_fd, m);
+        if (n > 0 && (pfd[2].revents & POLLIN) && m->up.oldbin_fd != -1)
+            status_serve(m->up.oldbin_fd, m);
         spawn_due(m);
+        spawn_check_retiring(m);
+        reload_check_switch(m);
         check_deadline(m);
     }
 }
 
-static void master_cleanup(struct master *m)
+static void master_cleanup(struct master *m, int init_failed)
 {
+    upgrade_cleanup(m); /* may hand status_fd and pid_file over */
+    if (init_failed && m->up.status_inherited) {
+        close(m->status_fd); /* the old master takes the path back */
+        m->status_fd = -1;
+    }
     status_close(m->status_fd, m->cfg.status_socket);
-    pidfile_remove(m->cfg.pid_file);
-    listen_close(m->listen_fds, m->nworkers);
+    if (!m->up.child)
+        pidfile_remove(m->cfg.pid_file);
+    for (int s = 0; s < MASTER_MAX_SOCKETS; s++)
+        if (m->socks[s].fd != -1)
+            close(m->socks[s].fd);
     if (m->sig_fd != -1)
         close(m->sig_fd);
 }
 
-int master_run(const char *conf_path)
+int master_run(const char *conf_path, char **argv)
 {
-    struct master *m = xcalloc(1, sizeof *m);
+    /* struct master holds a cache-aligned worker_slot (m->gone). */
+    size_t size = (sizeof(struct master) + SHM_CACHELINE - 1) & ~(size_t)(SHM_CACHELINE - 1);
+    struct master *m = aligned_alloc(SHM_CACHELINE, size);
     int rc = 0;
+    if (!m) {
+        fprintf(stderr, "wsmill: out of memory (%zu bytes for the master)\n", size);
+        return 1;
+    }
+    memset(m, 0, sizeof *m);
     m->conf_path = conf_path;
     m->sig_fd = m->status_fd = -1;
-    for (int i = 0; i < SHM_MAX_WORKERS; i++)
-        m->listen_fds[i] = -1;
+    for (int i = 0; i < MASTER_MAX_SOCKETS; i++)
+        m->socks[i].fd = -1;
+    upgrade_init(m, argv);
     int init = master_init(m);
     if (init == -1) { /* nothing of ours exists yet; cfg may be partial */
         free(m);
@@ -332,7 +356,7 @@ int master_run(const char *conf_path)
         if (m->cfg.log_file[0])
             fprintf(stderr, "wsmill: start-up failed, see %s\n", m->cfg.log_file);
     }
-    master_cleanup(m);
+    master_cleanup(m, init != 0);
     free(m);
     return rc;
 }

@@ -79,3 +79,16 @@ void pidfile_remove(const char *path)
     if (unlink(path) == -1)
         log_warn("unlink(%s) failed: %s", path, strerror(errno));
 }
+
+int pidfile_rename(const char *from, const char *to)
+{
+    if (read_pid(from) != getpid()) {
+        log_error("rename(%s, %s) refused: %s does not name this process", from, to, from);
+        return -1;
+    }
+    if (rename(from, to) == -1) {
+        log_error("rename(%s, %s) failed: %s", from, to, strerror(errno));
+        return -1;
+    }
+    return 0;
+}

@@ -1,8 +1,10 @@
-/* spawn.c: forking workers, reaping them, and respawning with back-off.
+/* spawn.c: worker slots: forking workers, reaping them, respawning with
+ * back-off, and retiring older generations.
  *
  * The master is the single writer of a slot while no worker runs in it:
  * before fork (state, generation, start time) and after the worker died
- * (state, connections). The worker writes the slot in between. */
+ * (state, connections; everything when the slot is freed). The worker
+ * writes the slot in between. */
 #include "master.h"
 
 #include <errno.h>
@@ -20,6 +22,9 @@
 #define BACKOFF_MAX_MS   10000
 #define CRASH_LOOP_MS    2000  /* dying sooner than this doubles the delay */
 #define HEALTHY_MS       10000 /* surviving this long resets it */
+/* A retiring worker closes what is left at drain_timeout and exits about
+ * 2 s later; past drain_timeout + this it is stuck and gets SIGKILL. */
+#define RETIRE_KILL_MARGIN_MS 10000
 
 /* Default dispositions everywhere but SIGINT: Ctrl-C reaches the whole
  * process group, and the master turns it into a graceful stop that the
@@ -48,18 +53,21 @@ static void child_signals(void)
 static void __attribute__((noreturn)) child_main(struct master *m, int i)
 {
     static char name[32];
+    int own = m->socks[m->w[i].sock].fd;
     struct worker_spec spec = {
         .id = i,
         .generation = m->w[i].generation,
-        .listen_fd = m->listen_fds[i],
+        .listen_fd = own,
         .shm = m->shm,
     };
     close(m->sig_fd);
     if (m->status_fd != -1)
         close(m->status_fd);
-    for (int j = 0; j < m->nworkers; j++)
-        if (j != i)
-            close(m->listen_fds[j]);
+    if (m->up.oldbin_fd != -1)
+        close(m->up.oldbin_fd);
+    for (int j = 0; j < MASTER_MAX_SOCKETS; j++)
+        if (m->socks[j].fd != -1 && m->socks[j].fd != own)
+            close(m->socks[j].fd);
     child_signals();
     snprintf(name, sizeof name, "worker %d", i);
     log_set_process(name);
@@ -91,7 +99,6 @@ void spawn_worker(struct master *m, int i)
     struct worker_slot *slot = &m->shm->slots[i];
     /* Written before fork: the child sets WORKER_ACTIVE itself and must
      * not have it overwritten afterwards. */
-    w->generation++;
     atomic_store(&slot->generation, w->generation);
     atomic_store(&slot->started_at, (int64_t)time(NULL));
     atomic_store(&slot->state, WORKER_STARTING);
@@ -108,13 +115,41 @@ void spawn_worker(struct master *m, int i)
         child_main(m, i);
     w->pid = pid;
     atomic_store(&slot->pid, (int32_t)pid);
-    log_info("worker %d started: pid %d, generation %u", i, (int)pid, w->generation);
+    log_info("worker %d started: pid %d, generation %u, socket %d", i, (int)pid, w->generation, w->sock);
+}
+
+int spawn_free_slots(const struct master *m)
+{
+    int n = 0;
+    for (int i = 0; i < SHM_MAX_WORKERS; i++)
+        n += m->w[i].role == SLOT_FREE;
+    return n;
+}
+
+int spawn_generation(struct master *m, uint32_t gen, int n, const int *socks)
+{
+    int slots[SHM_MAX_WORKERS], got = 0;
+    for (int i = 0; i < SHM_MAX_WORKERS && got < n; i++)
+        if (m->w[i].role == SLOT_FREE)
+            slots[got++] = i;
+    if (got < n)
+        return -1;
+    for (int k = 0; k < n; k++) {
+        struct master_worker *w = &m->w[slots[k]];
+        memset(w, 0, sizeof *w);
+        w->role = SLOT_SERVING;
+        w->generation = gen;
+        w->sock = socks[k];
+        w->deadline_conns = -1;
+        spawn_worker(m, slots[k]);
+    }
+    return 0;
 }
 
 static int find_slot(const struct master *m, pid_t pid)
 {
-    for (int i = 0; i < m->nworkers; i++)
-        if (m->w[i].pid == pid)
+    for (int i = 0; i < SHM_MAX_WORKERS; i++)
+        if (m->w[i].pid == pid && m->w[i].role != SLOT_FREE)
             return i;
     return -1;
 }
@@ -143,6 +178,54 @@ static int64_t release_slot(struct master *m, int i)
     return lost;
 }
 
+static void add(shm_counter *to, shm_counter *from)
+{
+    shm_add(to, shm_get(from));
+}
+
+/* A freed slot's counters move into m->gone (so the status totals never
+ * go backwards) and the slot is zeroed for its next worker. */
+static void free_slot(struct master *m, int i)
+{
+    struct worker_slot *s = &m->shm->slots[i], *g = &m->gone;
+    add(&g->accepted, &s->accepted);
+    add(&g->accept_errors, &s->accept_errors);
+    add(&g->handshakes, &s->handshakes);
+    for (int r = 0; r < HS_REJECT_MAX; r++)
+        add(&g->rejected[r], &s->rejected[r]);
+    add(&g->messages_in, &s->messages_in);
+    add(&g->messages_out, &s->messages_out);
+    add(&g->bytes_in, &s->bytes_in);
+    add(&g->bytes_out, &s->bytes_out);
+    add(&g->backpressure_closes, &s->backpressure_closes);
+    add(&g->pings_sent, &s->pings_sent);
+    add(&g->idle_closes, &s->idle_closes);
+    for (int c = 0; c < CLOSE_IDX_MAX; c++)
+        add(&g->closes[c], &s->closes[c]);
+    add(&g->publishes, &s->publishes); /* channels: gauges stay 0 */
+    add(&g->publish_rejected, &s->publish_rejected);
+    add(&g->deliveries, &s->deliveries);
+    add(&g->slow_drops, &s->slow_drops);
+    add(&g->slow_closes, &s->slow_closes);
+    add(&g->ring_missed, &s->ring_missed);
+    memset(s, 0, sizeof *s); /* state WORKER_EMPTY, pid 0 */
+    memset(&m->w[i], 0, sizeof m->w[i]);
+}
+
+static void retired_exit(struct master *m, int i, const char *how)
+{
+    struct master_worker *w = &m->w[i];
+    int64_t left = w->deadline_conns >= 0 ? w->deadline_conns : 0;
+    int64_t drained = w->retire_conns > left ? w->retire_conns - left : 0;
+    m->retire.workers++;
+    m->retire.drained += (uint64_t)drained;
+    m->retire.at_deadline += (uint64_t)left;
+    log_info("worker %d (pid %d, generation %u) retired after %.1f s, %s: %lld connections drained,"
+             " %lld closed at drain_timeout",
+             i, (int)w->pid, w->generation, (master_now_ms() - w->retired_ms) / 1000.0, how,
+             (long long)drained, (long long)left);
+}
+
 static void reaped(struct master *m, int i, int status)
 {
     struct master_worker *w = &m->w[i];
@@ -151,6 +234,11 @@ static void reaped(struct master *m, int i, int status)
     describe(status, how, sizeof how);
     int64_t lost = release_slot(m, i);
     pid_t pid = w->pid;
+    if (w->role == SLOT_RETIRING) {
+        retired_exit(m, i, how);
+        free_slot(m, i);
+        return;
+    }
     w->pid = 0;
     if (m->stop) {
         log_info("worker %d (pid %d) %s", i, (int)pid, how);
@@ -169,10 +257,12 @@ void spawn_reap(struct master *m)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         int i = find_slot(m, pid);
-        if (i == -1)
-            log_warn("reaped unknown child pid %d", (int)pid);
-        else
+        if (i != -1)
             reaped(m, i, status);
+        else if (m->up.child && pid == m->up.child)
+            upgrade_reaped(m, status);
+        else
+            log_warn("reaped unknown child pid %d", (int)pid);
     }
     if (pid == -1 && errno != ECHILD)
         log_error("waitpid(-1, WNOHANG) failed: %s", strerror(errno));
@@ -183,35 +273,97 @@ void spawn_due(struct master *m)
     if (m->stop)
         return;
     int64_t now = master_now_ms();
-    for (int i = 0; i < m->nworkers; i++) {
-        if (m->w[i].respawn_ms && m->w[i].respawn_ms <= now) {
-            m->w[i].respawn_ms = 0;
+    for (int i = 0; i < SHM_MAX_WORKERS; i++) {
+        struct master_worker *w = &m->w[i];
+        if (w->role == SLOT_SERVING && w->respawn_ms && w->respawn_ms <= now) {
+            w->respawn_ms = 0;
             spawn_worker(m, i);
         }
     }
 }
 
+static int64_t until(int64_t at, int64_t now)
+{
+    return at > now ? at - now : 0;
+}
+
 int64_t spawn_next_due(const struct master *m, int64_t now)
 {
     int64_t next = -1;
-    if (m->stop)
-        return -1;
-    for (int i = 0; i < m->nworkers; i++) {
-        int64_t at = m->w[i].respawn_ms;
-        if (!at)
-            continue;
-        int64_t d = at > now ? at - now : 0;
-        if (next == -1 || d < next)
+    for (int i = 0; i < SHM_MAX_WORKERS; i++) {
+        const struct master_worker *w = &m->w[i];
+        int64_t d = -1;
+        if (w->role == SLOT_SERVING && w->respawn_ms && !m->stop)
+            d = until(w->respawn_ms, now);
+        else if (w->role == SLOT_RETIRING && w->pid > 0 && !w->killed) {
+            int64_t sample = w->retired_ms + m->cfg.drain_timeout;
+            d = w->deadline_conns < 0 ? until(sample, now) : until(sample + RETIRE_KILL_MARGIN_MS, now);
+        }
+        if (d >= 0 && (next == -1 || d < next))
             next = d;
     }
     return next;
 }
 
+void spawn_check_retiring(struct master *m)
+{
+    int64_t now = master_now_ms();
+    for (int i = 0; i < SHM_MAX_WORKERS; i++) {
+        struct master_worker *w = &m->w[i];
+        if (w->role != SLOT_RETIRING || w->pid <= 0)
+            continue;
+        int64_t sample = w->retired_ms + m->cfg.drain_timeout;
+        /* The worker's own timer sends 1001 at about this moment: what is
+         * still open now did not end on its own. */
+        if (w->deadline_conns < 0 && now >= sample)
+            w->deadline_conns = (int64_t)shm_get(&m->shm->slots[i].connections);
+        if (!w->killed && now >= sample + RETIRE_KILL_MARGIN_MS) {
+            log_error("worker %d (pid %d, generation %u) still running %lld ms after drain_timeout: SIGKILL",
+                      i, (int)w->pid, w->generation, (long long)RETIRE_KILL_MARGIN_MS);
+            if (kill(w->pid, SIGKILL) == -1)
+                log_warn("kill(%d, SIGKILL) failed: %s", (int)w->pid, strerror(errno));
+            w->killed = 1;
+        }
+    }
+}
+
+void spawn_retire(struct master *m, int i)
+{
+    struct master_worker *w = &m->w[i];
+    if (w->role != SLOT_SERVING)
+        return;
+    if (w->pid <= 0) { /* dead, waiting for a respawn that no longer makes sense */
+        free_slot(m, i);
+        return;
+    }
+    w->role = SLOT_RETIRING;
+    w->respawn_ms = 0;
+    w->retired_ms = master_now_ms();
+    w->retire_conns = (int64_t)shm_get(&m->shm->slots[i].connections);
+    w->deadline_conns = -1;
+    if (kill(w->pid, SIGWINCH) == -1)
+        log_warn("kill(%d, SIGWINCH) failed: %s", (int)w->pid, strerror(errno));
+}
+
+int spawn_generation_active(const struct master *m, uint32_t gen)
+{
+    int n = 0;
+    for (int i = 0; i < SHM_MAX_WORKERS; i++) {
+        const struct master_worker *w = &m->w[i];
+        if (w->role != SLOT_SERVING || w->generation != gen)
+            continue;
+        if (w->pid <= 0 || atomic_load(&m->shm->slots[i].state) != WORKER_ACTIVE)
+            return 0;
+        n++;
+    }
+    return n > 0;
+}
+
 int spawn_signal_all(struct master *m, int sig)
 {
     int n = 0;
-    for (int i = 0; i < m->nworkers; i++) {
-        if (m->w[i].pid <= 0)
+    for (int i = 0; i < SHM_MAX_WORKERS; i++) {
+        if (m->w[i].role == SLOT_FREE || m->w[i].pid <= 0)
             continue;
         if (kill(m->w[i].pid, sig) == -1)
             log_warn("kill(%d, %s) failed: %s", (int)m->w[i].pid, sigabbrev_np(sig), strerror(errno));
@@ -224,7 +376,7 @@ int spawn_signal_all(struct master *m, int sig)
 int spawn_live(const struct master *m)
 {
     int n = 0;
-    for (int i = 0; i < m->nworkers; i++)
-        n += m->w[i].pid > 0;
+    for (int i = 0; i < SHM_MAX_WORKERS; i++)
+        n += m->w[i].role != SLOT_FREE && m->w[i].pid > 0;
     return n;
 }

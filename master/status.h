@@ -11,11 +11,18 @@
  * 0600. Returns the non-blocking listening fd, or -1 after logging. */
 int status_listen(const char *path);
 
-/* Accepts every pending connection on lfd and writes each the snapshot of
- * workers 0..nworkers-1. Never blocks for more than a short send timeout. */
-void status_serve(int lfd, struct shm *shm, int nworkers, int64_t max_connections);
+struct master;
 
-/* Closes lfd and removes path. */
+/* Accepts every pending connection on lfd and writes each the master's
+ * snapshot: totals, every occupied worker slot, the last reload, the
+ * upgrade state. Never blocks for more than a short send timeout. */
+void status_serve(int lfd, struct master *m);
+
+/* 1 when fd is a listening unix socket bound to path (one inherited from
+ * an old master), else 0. */
+int status_adopt(int fd, const char *path);
+
+/* Closes lfd and removes path (lfd -1: nothing). */
 void status_close(int lfd, const char *path);
 
 /* Client: connects to path and copies the snapshot to out. Returns 0, or

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # wsmill.sh: build and drive a wsmill server.
-#   wsmill.sh run|start|stop|reload|status|check [-c FILE]
+#   wsmill.sh run|start|stop|reload|upgrade|status|check [-c FILE]
 # FILE defaults to conf/wsmill.conf in the repository. Settings (pid_file,
 # log_file, drain_timeout) are asked from the binary (`wsmill get KEY`), so
 # this script never re-implements the config defaults.
@@ -11,7 +11,8 @@ BUILD=$ROOT/build
 BIN=$BUILD/wsmill
 CONF=$ROOT/conf/wsmill.conf
 START_TIMEOUT=15  # seconds for the status socket to answer after start
-RELOAD_TIMEOUT=10 # seconds for config_generation to move after SIGHUP
+RELOAD_TIMEOUT=10 # seconds for the master to handle SIGHUP
+SERVE_TIMEOUT=30  # seconds for a new generation (or new master) to serve
 STOP_MARGIN=5     # seconds on top of drain_timeout
 # shellcheck source=SCRIPTDIR/deps.sh
 . "$ROOT/scripts/deps.sh" # ensure_packages, WSMILL_BUILD_PACKAGES
@@ -22,10 +23,16 @@ usage: $(basename "$0") COMMAND [-c FILE]
   run     build if needed, then run the server in the foreground
   start   build if needed, start in the background, wait until it answers
   stop    graceful stop (SIGTERM), wait for the master to exit
-  reload  SIGHUP, wait until the new configuration generation is applied
+  reload  SIGHUP, wait until the new configuration (and, when workers or
+          listen changed, the new generation of workers) serves; print what
+          changed and what the old generation still drains
+  upgrade build, then replace the running binary without dropping a
+          connection: SIGUSR2, wait until the new master serves, then
+          SIGWINCH to the old one (WSMILL_NO_BUILD=1 skips the build)
   status  print the running server's JSON status
   check   build if needed, validate FILE and report whether max_connections fits
 FILE defaults to conf/wsmill.conf in the repository ($ROOT).
+Reload and upgrade in detail: docs/reload.md.
 EOF
 }
 
@@ -66,8 +73,22 @@ status_json() {
     "$BIN" status -c "$CONF" 2>/dev/null
 }
 
+# These read the status JSON (one line) with sed: KEY must be unique in
+# what they are given, so nested objects are cut out first.
 json_int() { # json_int KEY < json
-    sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" | head -n 1
+    sed -n "s/.*\"$1\":\(-\{0,1\}[0-9]*\).*/\1/p" | head -n 1
+}
+
+json_str() { # json_str KEY < json (escapes are left as they are)
+    sed -n "s/.*\"$1\":\"\(\([^\"\\]\|\\\\.\)*\)\".*/\1/p" | head -n 1
+}
+
+json_obj() { # json_obj KEY < json: the inside of a flat object
+    sed -n "s/.*\"$1\":{\([^{}]*\)}.*/\1/p" | head -n 1
+}
+
+json_top() { # json_top < json: the top level without the workers array
+    sed 's/,"workers":\[.*//'
 }
 
 # The master's pid: from pid_file, else from the status socket.
@@ -157,25 +178,118 @@ cmd_stop() {
     die "pid $pid still running ${wait}s after SIGTERM"
 }
 
-cmd_reload() {
-    need_bin
-    local pid before now i
-    # A broken file would be refused by the master anyway; say why now.
-    get pid_file >/dev/null || die "not reloading: fix $CONF first"
-    pid=$(master_pid) || die "not running"
-    before=$(status_json | json_int config_generation)
-    [[ -n $before ]] || die "the status socket does not answer"
-    kill -HUP "$pid"
-    for ((i = 0; i < RELOAD_TIMEOUT * 10; i++)); do
-        now=$(status_json | json_int config_generation)
-        if [[ -n $now ]] && ((now > before)); then
-            echo "wsmill reloaded: configuration generation $now"
+# Polls the status socket until "$@" (a test on $ST) holds; ST is the
+# last answer. Returns 1 after SERVE_TIMEOUT seconds.
+wait_status() {
+    local i
+    for ((i = 0; i < SERVE_TIMEOUT * 10; i++)); do
+        ST=$(status_json) || ST=""
+        if [[ -n $ST ]] && "$@"; then
             return 0
         fi
         sleep 0.1
     done
-    show_log_tail
-    die "configuration generation still $before ${RELOAD_TIMEOUT}s after SIGHUP"
+    return 1
+}
+
+reload_handled() {
+    local seq
+    seq=$(json_obj last_reload <<<"$ST" | json_int seq)
+    [[ -n $seq ]] && ((seq > SEQ_BEFORE))
+}
+
+reload_serving() {
+    [[ $(json_obj last_reload <<<"$ST" | json_int serving) == 1 ]]
+}
+
+cmd_reload() {
+    need_bin
+    local pid r gen
+    # A broken file would be refused by the master anyway; say why now.
+    get pid_file >/dev/null || die "not reloading: fix $CONF first"
+    pid=$(master_pid) || die "not running"
+    ST=$(status_json) || die "the status socket does not answer"
+    SEQ_BEFORE=$(json_obj last_reload <<<"$ST" | json_int seq)
+    [[ -n $SEQ_BEFORE ]] || die "the status socket does not report reloads (an older wsmill?)"
+    kill -HUP "$pid"
+    if ! SERVE_TIMEOUT=$RELOAD_TIMEOUT wait_status reload_handled; then
+        show_log_tail
+        die "pid $pid did not handle SIGHUP within ${RELOAD_TIMEOUT}s"
+    fi
+    r=$(json_obj last_reload <<<"$ST")
+    if [[ $(json_int ok <<<"$r") != 1 ]]; then
+        die "reload failed, the old configuration keeps running: $(json_str error <<<"$r")"
+    fi
+    gen=$(json_int generation <<<"$r")
+    if ((gen > 0)) && ! wait_status reload_serving; then
+        show_log_tail
+        die "worker generation $gen is not serving ${SERVE_TIMEOUT}s after SIGHUP (the old one still is)"
+    fi
+    r=$(json_obj last_reload <<<"$ST")
+    echo "wsmill reloaded: configuration generation $(json_int config_generation <<<"$ST")," \
+        "changed: $(json_str changed <<<"$r")"
+    if ((gen > 0)); then
+        echo "worker generation $gen serving $(json_int serving_ms <<<"$r") ms after SIGHUP;" \
+            "older generations draining $(json_top <<<"$ST" | json_int draining_connections) connections" \
+            "on $(json_top <<<"$ST" | json_int draining_workers) workers (at most drain_timeout)"
+    fi
+}
+
+# The new master answers on the status socket with all its workers active.
+new_master_serving() {
+    local states
+    [[ $(json_int master_pid <<<"$ST") == "$NEW_PID" ]] || return 1
+    states=$(grep -o '"state":"[a-z]*"' <<<"$ST" | sort -u)
+    [[ $states == '"state":"active"' ]]
+}
+
+# The old master answers again (the new one failed) or the new one is up.
+upgrade_settled() {
+    local up
+    NEW_PID=""
+    if [[ -r $PID_FILE ]]; then
+        read -r NEW_PID <"$PID_FILE" || true
+    fi
+    if [[ $(json_int master_pid <<<"$ST") == "$OLD_PID" ]]; then
+        up=$(json_obj upgrade <<<"$ST")
+        (($(json_int failed <<<"$up") > FAILED_BEFORE || $(json_int refused <<<"$up") > REFUSED_BEFORE))
+        return
+    fi
+    [[ -n $NEW_PID && $NEW_PID != "$OLD_PID" ]] && alive "$NEW_PID" && new_master_serving
+}
+
+cmd_upgrade() {
+    if [[ ${WSMILL_NO_BUILD:-} == 1 ]]; then
+        need_bin
+    else
+        ensure_built
+    fi
+    local up old_status
+    PID_FILE=$(get pid_file) || die "not upgrading: fix $CONF first"
+    [[ -n $PID_FILE ]] || die "upgrade needs a pid_file in $CONF"
+    OLD_PID=$(master_pid) || die "not running"
+    ST=$(status_json) || die "the status socket does not answer"
+    up=$(json_obj upgrade <<<"$ST")
+    FAILED_BEFORE=$(json_int failed <<<"$up")
+    REFUSED_BEFORE=$(json_int refused <<<"$up")
+    [[ -n $FAILED_BEFORE ]] || die "the status socket does not report upgrades (an older wsmill?)"
+    kill -USR2 "$OLD_PID"
+    if ! wait_status upgrade_settled; then
+        show_log_tail
+        die "no new master serving ${SERVE_TIMEOUT}s after SIGUSR2; pid $OLD_PID still serves"
+    fi
+    if [[ $(json_int master_pid <<<"$ST") == "$OLD_PID" ]]; then
+        show_log_tail
+        die "upgrade failed, pid $OLD_PID keeps serving: $(json_obj upgrade <<<"$ST" | json_str last_error)"
+    fi
+    kill -WINCH "$OLD_PID"
+    sleep 0.2 # let it retire before we ask what it still holds
+    old_status=$("$BIN" status --oldbin -c "$CONF" 2>/dev/null | json_top) || old_status=""
+    echo "wsmill upgraded: new master pid $NEW_PID serving with" \
+        "$(grep -o '"state":"active"' <<<"$ST" | wc -l) workers ($(json_obj upgrade <<<"$ST" | json_str binary))"
+    echo "old master pid $OLD_PID: retiring its workers, draining" \
+        "$(json_int draining_connections <<<"$old_status") connections (at most drain_timeout);" \
+        "it exits when they are done"
 }
 
 cmd_status() {
@@ -201,7 +315,7 @@ main() {
             usage
             exit 0
             ;;
-        run | start | stop | reload | status | check)
+        run | start | stop | reload | upgrade | status | check)
             [[ -z $cmd ]] || die "one command at a time"
             cmd=$1
             shift
