@@ -22,9 +22,9 @@
 #define DAY (86400 * SEC)
 
 static const struct config_key keys[] = {
-    {"listen", CONFIG_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080", 0,
+    {"listen", CONFIG_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080", RELOAD_GENERATION,
      "address and port to accept WebSocket connections on (HOST:PORT, [IPv6]:PORT, *:PORT)", NULL},
-    {"workers", CONFIG_WORKERS, OFF(workers), 0, 256, "auto", 0,
+    {"workers", CONFIG_WORKERS, OFF(workers), 0, 256, "auto", RELOAD_GENERATION,
      "worker processes; auto = one per CPU core", NULL},
     {"max_connections", CONFIG_INT, OFF(max_connections), 1, 100000000, "100000", 1,
      "upgraded connections across all workers; past it handshakes get 503", NULL},
@@ -44,15 +44,15 @@ static const struct config_key keys[] = {
      "on a graceful stop, how long clients have to finish the close handshake", NULL},
     {"allowed_origins", CONFIG_STRING, OFF(allowed_origins), 0, 0, "", 1,
      "comma-separated Origin values allowed to connect (403 otherwise); empty = any", NULL},
-    {"status_socket", CONFIG_STRING, OFF(status_socket), 0, 0, "/tmp/wsmill.status.sock", 0,
+    {"status_socket", CONFIG_STRING, OFF(status_socket), 0, 0, "/tmp/wsmill.status.sock", RELOAD_MASTER,
      "unix socket (mode 0600) that answers every connection with a JSON snapshot", NULL},
-    {"pid_file", CONFIG_STRING, OFF(pid_file), 0, 0, "/tmp/wsmill.pid", 0,
+    {"pid_file", CONFIG_STRING, OFF(pid_file), 0, 0, "/tmp/wsmill.pid", RELOAD_MASTER,
      "file holding the master's pid while it runs", NULL},
     {"log_file", CONFIG_STRING, OFF(log_file), 0, 0, "", 1,
      "log destination; empty = standard error; SIGUSR1 reopens it", NULL},
     {"log_level", CONFIG_LOGLEVEL, OFF(log_level), 0, 5, "info", 1,
      "debug, info, notice, warn, error or crit", NULL},
-    {"publish_listen", CONFIG_STRING, OFF(publish_listen), 0, 0, "127.0.0.1:8081", 0,
+    {"publish_listen", CONFIG_STRING, OFF(publish_listen), 0, 0, "127.0.0.1:8081", RELOAD_GENERATION,
      "HOST:PORT of the HTTP publish API (POST /pub/CHANNEL); empty = no publish API", NULL},
     {"publish_token", CONFIG_STRING, OFF(publish_token), 0, 0, "", 1,
      "when set, the publish API requires `Authorization: Bearer <token>` (401 otherwise)", NULL},
@@ -411,7 +411,7 @@ int config_diff(const struct config *a, const struct config *b, int only_restart
         buf[0] = '\0';
     for (size_t i = 0; i < NKEYS; i++) {
         const struct config_key *k = &keys[i];
-        if (only_restart && k->reloadable)
+        if (only_restart && k->reloadable == RELOAD_HOT)
             continue;
         if (memcmp((const char *)a + k->offset, (const char *)b + k->offset, k->size) == 0)
             continue;
@@ -468,6 +468,16 @@ static const char *type_unit(enum config_type type)
     }
 }
 
+static const char *reload_text(int r)
+{
+    switch (r) {
+    case RELOAD_HOT: return "yes";
+    case RELOAD_GENERATION: return "yes, new worker generation";
+    case RELOAD_MASTER: return "yes, by the master";
+    default: return "restart or upgrade";
+    }
+}
+
 void config_write_doc(FILE *out)
 {
     fprintf(out, "| key | default | unit | reload | meaning |\n| --- | --- | --- | --- | --- |\n");
@@ -475,6 +485,6 @@ void config_write_doc(FILE *out)
         const struct config_key *k = &keys[i];
         fprintf(out, "| `%s` | `%s` | %s%s%s | %s | %s |\n", k->name, *k->dflt ? k->dflt : "(empty)",
                 type_unit(k->type), k->choices ? ": " : "", k->choices ? k->choices : "",
-                k->reloadable ? "yes" : "restart", k->doc);
+                reload_text(k->reloadable), k->doc);
     }
 }

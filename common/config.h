@@ -61,6 +61,13 @@ enum config_type {
     CONFIG_CHOICE,   /* one of the words in choices, stored as its index */
 };
 
+enum config_reload {
+    RELOAD_RESTART = 0,    /* only a restart or binary upgrade applies it */
+    RELOAD_HOT = 1,        /* SIGHUP applies it to running workers and open connections */
+    RELOAD_GENERATION = 2, /* SIGHUP starts a new generation of workers; the old one drains */
+    RELOAD_MASTER = 3,     /* SIGHUP: the master applies it (moves the file) */
+};
+
 struct config_key {
     const char *name;
     enum config_type type;
@@ -68,7 +75,7 @@ struct config_key {
     size_t size;        /* for strings: buffer size */
     int64_t min, max;   /* for numeric types, in the stored unit */
     const char *dflt;   /* default, as it would be written in the file */
-    int reloadable;     /* 1: SIGHUP applies it to running workers */
+    int reloadable;     /* enum config_reload */
     const char *doc;    /* one line for docs and `check` */
     const char *choices; /* CONFIG_CHOICE: "a|b|c" */
 };
@@ -94,8 +101,9 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 int config_validate(const struct config *c, char *err, size_t errlen);
 
 /* Writes into buf the comma-separated names of keys that differ between
- * a and b and that a reload cannot apply (only_restart = 1), or all keys
- * that differ (only_restart = 0). Returns how many differ. */
+ * a and b and that running workers cannot take as they are (only_restart
+ * = 1: every key but RELOAD_HOT ones), or all keys that differ
+ * (only_restart = 0). Returns how many differ. */
 int config_diff(const struct config *a, const struct config *b, int only_restart, char *buf, size_t len);
 
 /* Formats a key's current value as it would be written in the file. */

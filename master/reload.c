@@ -75,7 +75,7 @@ static void make_plan(const struct master *m, struct config *nc, struct plan *p)
             continue;
         }
         append(p->changed, sizeof p->changed, k[i].name);
-        if (k[i].reloadable || in_list(k[i].name, master_keys, sizeof master_keys / sizeof *master_keys))
+        if (k[i].reloadable == RELOAD_HOT || in_list(k[i].name, master_keys, sizeof master_keys / sizeof *master_keys))
             continue;
         if (!strcmp(k[i].name, "listen"))
             p->new_address = 1;
@@ -124,7 +124,7 @@ static int prepare_sockets(struct master *m, const struct config *nc, const stru
     }
     int rc = reuse > 0 ? listen_open_like(m->socks[cur[0]].fd, need, fds) : listen_open(nc, need, fds);
     if (rc == -1) {
-        snprintf(err, errlen, "cannot open %d listening sockets on %s (see the error above)", need,
+        snprintf(err, errlen, "cannot open %d listening sockets on %s (the log names the failed call)", need,
                  nc->listen);
         return -1;
     }
@@ -161,7 +161,8 @@ static int prepare_status(struct master *m, const struct config *nc, char *err, 
     }
     int fd = status_listen(nc->status_socket);
     if (fd == -1)
-        snprintf(err, errlen, "status_socket %s: cannot listen (see the error above)", nc->status_socket);
+        snprintf(err, errlen, "status_socket %s: cannot listen (the log names the failed call)",
+                 nc->status_socket);
     return fd;
 }
 
@@ -203,7 +204,8 @@ static int prepare(struct master *m, struct config *nc, const struct plan *p, in
     if (*status_fd == -1)
         goto undo_socks;
     if (strcmp(m->cfg.pid_file, nc->pid_file) && pidfile_write(nc->pid_file) == -1) {
-        snprintf(err, sizeof err, "pid_file %s: cannot write it (see the error above)", nc->pid_file);
+        snprintf(err, sizeof err, "pid_file %s: cannot write it (the log names the failed call)",
+                 nc->pid_file);
         goto undo_status;
     }
     return 0;
@@ -253,6 +255,8 @@ static void start_generation(struct master *m, int n, const int *socks)
 void reload_restart_generation(struct master *m)
 {
     m->reload.begun_ms = master_now_ms();
+    snprintf(m->reload.changed, sizeof m->reload.changed,
+             "nothing (the new master failed during the handover)");
     start_generation(m, m->nworkers, m->cur_socks);
 }
 

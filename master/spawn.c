@@ -208,6 +208,10 @@ static void free_slot(struct master *m, int i)
     add(&g->slow_drops, &s->slow_drops);
     add(&g->slow_closes, &s->slow_closes);
     add(&g->ring_missed, &s->ring_missed);
+    add(&g->limit_frame_size, &s->limit_frame_size);
+    add(&g->limit_message_size, &s->limit_message_size);
+    add(&g->limit_message_rate, &s->limit_message_rate);
+    add(&g->limit_byte_rate, &s->limit_byte_rate);
     memset(s, 0, sizeof *s); /* state WORKER_EMPTY, pid 0 */
     memset(&m->w[i], 0, sizeof m->w[i]);
 }

@@ -117,7 +117,6 @@ static void json_channels(struct sbuf *b, struct worker_slot *s)
               shm_get(&s->slow_closes), shm_get(&s->ring_missed), shm_get(&s->ring_lag));
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped. */
 static void json_limits(struct sbuf *b, struct worker_slot *s)
 {
     sb_printf(b,
@@ -127,6 +126,7 @@ static void json_limits(struct sbuf *b, struct worker_slot *s)
               shm_get(&s->limit_byte_rate));
 }
 
+/* A JSON string: quotes, backslashes and control bytes escaped. */
 static void json_str(struct sbuf *b, const char *s)
 {
     sb_printf(b, "\"");

@@ -3,10 +3,11 @@
 import json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import LOAD, ROOT, Wsmill, status  # noqa: E402
+import bench_common  # noqa: E402
+from bench_common import LOAD, ROOT, Wsmill, in_netns, status  # noqa: E402
 
 HOLD = int(os.environ.get("HOLD", "60"))
-RATE = int(os.environ.get("RATE", "20000"))
+RATE = int(os.environ.get("RATE", "12000"))
 PER_WORKER = 19000
 
 
@@ -26,9 +27,9 @@ def meminfo_kib(field):
     return 0
 
 
-def sockstat():
+def sockstat(pid):
     out = {}
-    with open("/proc/net/sockstat") as f:
+    with open(f"/proc/{pid}/net/sockstat") as f:  # the server's network namespace
         for line in f:
             if line.startswith("TCP:"):
                 parts = line.split()[1:]
@@ -46,7 +47,7 @@ def sample(st_path):
         "master_rss_kib": proc_kib(st["master_pid"], "VmRSS"),
         "slab_kib": meminfo_kib("Slab"),
         "mem_available_kib": meminfo_kib("MemAvailable"),
-        "tcp": sockstat(),
+        "tcp": sockstat(st["master_pid"]),
     }
 
 
@@ -57,13 +58,14 @@ def run_one(n):
     st_path = srv.status_path
     try:
         # Warm-up: fault in each worker's code paths once (not per connection).
-        subprocess.run([LOAD, "hold", "--url", srv.url(), "-n", str(workers * 20), "-d", "1", "-q",
-                        "--src-base", "127.1.0.2"], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(in_netns([LOAD, "hold", "--url", srv.url(), "-n", str(workers * 20), "-d", "1", "-q",
+                                 "--src-base", "127.1.0.2"]), stdout=subprocess.DEVNULL, check=False)
         time.sleep(3)
         before = sample(st_path)
         cmd = [LOAD, "hold", "--url", srv.url(), "-n", str(n), "--rate", str(RATE),
                "-d", str(HOLD), "--verify-sample", str(min(1000, n)), "--per-src", os.environ.get("PER_SRC", "16000"),
-               "--max-pending", "500", "-q"]
+               "--max-pending", "500", "--timeout", os.environ.get("TIMEOUT", "300"), "-q"]
+        cmd = in_netns(cmd)
         print("+", " ".join(cmd), file=sys.stderr, flush=True)
         load = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         holding = None
@@ -140,9 +142,18 @@ def plot(results, path):
 def main():
     ns = [int(a) for a in sys.argv[1:]] or [10000, 100000, 250000, 500000, 1000000]
     results = []
-    for n in ns:
-        r = run_one(n)
-        results.append(r)
+    buckets = None
+    if os.environ.get("NETNS", "wsmill-bench") and not bench_common.NETNS:
+        bench_common.NETNS = os.environ.get("NETNS", "wsmill-bench")
+    if bench_common.NETNS:
+        buckets = bench_common.netns_setup(bench_common.NETNS, 2 * max(ns))
+        print(f"network namespace {bench_common.NETNS}: established hash {buckets} buckets", file=sys.stderr)
+    try:
+        results = [run_one(n) for n in ns]
+    finally:
+        if bench_common.NETNS:
+            bench_common.netns_delete(bench_common.NETNS)
+    for r in results:
         print(json.dumps({k: r[k] for k in ("connections", "workers", "ramp_s", "handshakes_per_s", "opened",
                                              "failed", "verify", "user_bytes_per_conn",
                                              "user_anon_bytes_per_conn", "kernel_slab_bytes_per_conn")}),
@@ -150,7 +161,8 @@ def main():
     out = os.path.join(ROOT, "docs", "bench", "connections.json")
     with open(out, "w") as f:
         json.dump({"command": "scripts/bench-connections.sh " + " ".join(map(str, ns)), "hold_s": HOLD,
-                   "rate": RATE, "results": results}, f, indent=1)
+                   "rate": RATE, "netns": bench_common.NETNS, "ehash_buckets": buckets, "results": results},
+                  f, indent=1)
     plot(results, os.path.join(ROOT, "docs", "bench", "connections.png"))
     return 0 if all(r["failed"] == 0 and r["opened"] == r["connections"] for r in results) else 1
 

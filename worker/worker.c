@@ -128,9 +128,8 @@ static void start_retire(struct worker *w)
         return;
     stop_accepting(w);
     log_info("retiring: serving %d connections for up to %lld ms", w->live, (long long)w->cfg.drain_timeout);
-    for (int fd = 0; fd < w->nconns; fd++)
-        if (w->conns[fd].state == CONN_HANDSHAKE)
-            conn_destroy(&w->conns[fd], 0);
+    /* Handshakes in progress finish too (handshake_timeout bounds them): a
+     * client mid-handshake during a reload must still get its 101. */
     if (w->live == 0) {
         ev_break(w->loop, EVBREAK_ALL);
         return;

@@ -496,12 +496,14 @@ static void test_diff(void)
         int all = config_diff(&a, &b, 0, buf, sizeof(buf));
         ok(all == 1 && strcmp(buf, k->name) == 0, "diff after changing %s: %d '%s'", k->name, all, buf);
         int rs = config_diff(&a, &b, 1, buf, sizeof(buf));
-        ok(rs == !k->reloadable && strcmp(buf, k->reloadable ? "" : k->name) == 0,
+        int hot = k->reloadable == RELOAD_HOT;
+        ok(rs == !hot && strcmp(buf, hot ? "" : k->name) == 0,
            "restart-only diff after changing %s (reloadable %d): %d '%s'", k->name, k->reloadable, rs, buf);
-        restart_only += !k->reloadable;
+        restart_only += !hot;
     }
-    ok(!config_key_find("listen")->reloadable, "listen needs a restart (sockets are made once)");
-    ok(config_key_find("max_connections")->reloadable, "max_connections is reloadable");
+    ok(config_key_find("listen")->reloadable == RELOAD_GENERATION, "listen needs a new worker generation");
+    ok(config_key_find("ring_size")->reloadable == RELOAD_RESTART, "ring_size needs a restart (it sizes the block)");
+    ok(config_key_find("max_connections")->reloadable == RELOAD_HOT, "max_connections is reloadable");
 
     /* Several changes: the count and every name appear. */
     config_defaults(&b);
@@ -510,13 +512,13 @@ static void test_diff(void)
         other_value(&keys[i], &a, v, sizeof(v));
         if (config_set(&b, keys[i].name, v, err, sizeof(err)) == 0) {
             want_all++;
-            want_rs += !keys[i].reloadable;
+            want_rs += keys[i].reloadable != RELOAD_HOT;
         }
     }
     int rs = config_diff(&a, &b, 1, buf, sizeof(buf));
     int found = 0;
     for (size_t i = 0; i < n; i++) {
-        if (keys[i].reloadable)
+        if (keys[i].reloadable == RELOAD_HOT)
             continue;
         /* Look the name up as a whole comma-separated item. */
         for (char *p = buf; (p = strstr(p, keys[i].name)) != NULL; p++) {
