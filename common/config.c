@@ -15,11 +15,11 @@
 #include "log.h"
 
 #define OFF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
-#define KiB ((int64_t)1024)
-#define MiB (KiB * 1024)
-#define GiB (MiB * 1024)
-#define SEC ((int64_t)1000)
-#define DAY (86400 * SEC)
+#define KiB    ((int64_t)1024)
+#define MiB    (KiB * 1024)
+#define GiB    (MiB * 1024)
+#define SEC    ((int64_t)1000)
+#define DAY    (86400 * SEC)
 
 static const struct config_key keys[] = {
     {"listen", CONFIG_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080", RELOAD_GENERATION,
@@ -66,19 +66,24 @@ static const struct config_key keys[] = {
     {"max_frame_size", CONFIG_SIZE, OFF(max_frame_size), 0, 1 * GiB, "16M", 1,
      "largest payload of one frame; a longer length field gets close 1009 before any payload is read", NULL},
     {"max_messages_per_second", CONFIG_INT, OFF(max_messages_per_second), 0, 10000000, "10000", 1,
-     "messages a connection may send per second (token bucket, one second of burst); past it close 1008; 0 = off",
+     "messages a connection may send per second (token bucket, one second of burst); past it close 1008; 0 = "
+     "off",
      NULL},
     {"max_bytes_per_second", CONFIG_SIZE, OFF(max_bytes_per_second), 0, 16 * GiB, "64M", 1,
-     "payload bytes a connection may send per second (token bucket, one second of burst); past it close 1008; "
-     "0 = off", NULL},
+     "payload bytes a connection may send per second (token bucket, one second of burst); past it close "
+     "1008; "
+     "0 = off",
+     NULL},
     {"max_connections_per_ip", CONFIG_INT, OFF(max_connections_per_ip), 0, 1000000, "10000", 1,
      "connections (handshaking or open) one client address may hold across all workers; past it 429; 0 = off",
      NULL},
     {"max_handshakes_per_ip", CONFIG_INT, OFF(max_handshakes_per_ip), 0, 1000000, "256", 1,
      "unfinished handshakes one client address may have at once (slowloris); past it 429; 0 = off", NULL},
     {"auth_secret", CONFIG_STRING, OFF(auth_secret), 0, 0, "", 1,
-     "when set, a connection needs a JWT signed with it (HS256; ?token= or Authorization: Bearer; exp checked, "
-     "optional channels claim): 401 without a valid one, 403 for a channel it does not list", NULL},
+     "when set, a connection needs a JWT signed with it (HS256; ?token= or Authorization: Bearer; exp "
+     "checked, "
+     "optional channels claim): 401 without a valid one, 403 for a channel it does not list",
+     NULL},
     {"ring_size", CONFIG_SIZE, OFF(ring_size), 64 * KiB, 4 * GiB, "64M", 0,
      "shared-memory publish ring; a worker a whole ring behind loses (and counts) messages", NULL},
 };
@@ -154,12 +159,9 @@ static int parse_number(const char *v, enum config_type type, int64_t *out)
 static const char *unit_hint(enum config_type type)
 {
     switch (type) {
-    case CONFIG_SIZE:
-        return " (bytes; suffixes k, m, g)";
-    case CONFIG_DURATION:
-        return " (seconds; suffixes ms, s, m, h)";
-    default:
-        return "";
+    case CONFIG_SIZE: return " (bytes; suffixes k, m, g)";
+    case CONFIG_DURATION: return " (seconds; suffixes ms, s, m, h)";
+    default: return "";
     }
 }
 
@@ -229,8 +231,7 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
     char *field = (char *)c + k->offset;
     int64_t n;
     switch (k->type) {
-    case CONFIG_LISTEN:
-        return set_listen(c, value, err, errlen);
+    case CONFIG_LISTEN: return set_listen(c, value, err, errlen);
     case CONFIG_STRING:
         if (strlen(value) >= k->size)
             return fail(err, errlen, "%s: value is longer than %zu bytes", key, k->size - 1);
@@ -239,8 +240,8 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
     case CONFIG_LOGLEVEL:
         n = log_level_parse(value);
         if (n < 0)
-            return fail(err, errlen, "%s: '%s' is not one of debug, info, notice, warn, error, crit",
-                        key, value);
+            return fail(err, errlen, "%s: '%s' is not one of debug, info, notice, warn, error, crit", key,
+                        value);
         *(int64_t *)field = n;
         return 0;
     case CONFIG_BOOL:
@@ -266,8 +267,8 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
             return 0;
         }
         if (parse_number(value, CONFIG_INT, &n) || n < 1 || n > k->max)
-            return fail(err, errlen, "%s: '%s' is not auto or a number from 1 to %" PRId64, key,
-                        value, k->max);
+            return fail(err, errlen, "%s: '%s' is not auto or a number from 1 to %" PRId64, key, value,
+                        k->max);
         *(int64_t *)field = n;
         return 0;
     default:
@@ -364,18 +365,10 @@ void config_format(const struct config *c, const struct config_key *k, char *buf
     int64_t n = k->type == CONFIG_STRING || k->type == CONFIG_LISTEN ? 0 : *(const int64_t *)field;
     switch (k->type) {
     case CONFIG_STRING:
-    case CONFIG_LISTEN:
-        snprintf(buf, len, "%s", field);
-        break;
-    case CONFIG_LOGLEVEL:
-        snprintf(buf, len, "%s", log_level_name((int)n));
-        break;
-    case CONFIG_BOOL:
-        snprintf(buf, len, "%s", n ? "on" : "off");
-        break;
-    case CONFIG_CHOICE:
-        choice_word(k->choices, n, buf, len);
-        break;
+    case CONFIG_LISTEN: snprintf(buf, len, "%s", field); break;
+    case CONFIG_LOGLEVEL: snprintf(buf, len, "%s", log_level_name((int)n)); break;
+    case CONFIG_BOOL: snprintf(buf, len, "%s", n ? "on" : "off"); break;
+    case CONFIG_CHOICE: choice_word(k->choices, n, buf, len); break;
     case CONFIG_WORKERS:
         if (n == 0)
             snprintf(buf, len, "auto");
@@ -398,8 +391,7 @@ void config_format(const struct config *c, const struct config_key *k, char *buf
         else
             snprintf(buf, len, "%" PRId64 "ms", n);
         break;
-    default:
-        snprintf(buf, len, "%" PRId64, n);
+    default: snprintf(buf, len, "%" PRId64, n);
     }
 }
 

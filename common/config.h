@@ -10,41 +10,41 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CONFIG_STR_MAX 256
+#define CONFIG_STR_MAX  256
 #define CONFIG_LIST_MAX 1024
 
 struct config {
-    char listen[CONFIG_STR_MAX];       /* HOST:PORT as written */
-    char listen_host[CONFIG_STR_MAX];  /* derived: HOST part */
-    uint16_t listen_port;              /* derived: PORT part */
-    int64_t workers;                   /* 0 = auto (one per core) */
+    char listen[CONFIG_STR_MAX];      /* HOST:PORT as written */
+    char listen_host[CONFIG_STR_MAX]; /* derived: HOST part */
+    uint16_t listen_port;             /* derived: PORT part */
+    int64_t workers;                  /* 0 = auto (one per core) */
     int64_t max_connections;
-    int64_t max_message_size;          /* bytes */
-    int64_t max_header_size;           /* bytes */
-    int64_t max_backpressure;          /* bytes queued per connection */
-    int64_t handshake_timeout;         /* milliseconds */
-    int64_t ping_interval;             /* milliseconds, 0 = off */
-    int64_t idle_timeout;              /* milliseconds, 0 = off */
-    int64_t drain_timeout;             /* milliseconds */
+    int64_t max_message_size;              /* bytes */
+    int64_t max_header_size;               /* bytes */
+    int64_t max_backpressure;              /* bytes queued per connection */
+    int64_t handshake_timeout;             /* milliseconds */
+    int64_t ping_interval;                 /* milliseconds, 0 = off */
+    int64_t idle_timeout;                  /* milliseconds, 0 = off */
+    int64_t drain_timeout;                 /* milliseconds */
     char allowed_origins[CONFIG_LIST_MAX]; /* comma-separated; empty = any */
     char status_socket[CONFIG_STR_MAX];
     char pid_file[CONFIG_STR_MAX];
-    char log_file[CONFIG_STR_MAX];     /* empty = stderr */
-    int64_t log_level;                 /* enum log_level */
+    char log_file[CONFIG_STR_MAX]; /* empty = stderr */
+    int64_t log_level;             /* enum log_level */
     /* channels */
     char publish_listen[CONFIG_STR_MAX]; /* HOST:PORT of the publish API; empty = off */
     char publish_token[CONFIG_STR_MAX];  /* Bearer token the publish API requires; empty = none */
-    int64_t client_publish;            /* bool: client messages on /ch/ are published */
+    int64_t client_publish;              /* bool: client messages on /ch/ are published */
     int64_t max_channels_per_conn;
-    int64_t slow_consumer;             /* enum slow_consumer_policy */
-    int64_t ring_size;                 /* bytes of the shared publish ring */
+    int64_t slow_consumer; /* enum slow_consumer_policy */
+    int64_t ring_size;     /* bytes of the shared publish ring */
     /* limits (hostile clients) */
-    int64_t max_frame_size;            /* bytes of one frame's payload */
-    int64_t max_messages_per_second;   /* per connection, token bucket; 0 = off */
-    int64_t max_bytes_per_second;      /* per connection, token bucket; 0 = off */
-    int64_t max_connections_per_ip;    /* across workers; 0 = off */
-    int64_t max_handshakes_per_ip;     /* unfinished, across workers; 0 = off */
-    char auth_secret[CONFIG_STR_MAX];  /* HS256 key for connection tokens; empty = no auth */
+    int64_t max_frame_size;           /* bytes of one frame's payload */
+    int64_t max_messages_per_second;  /* per connection, token bucket; 0 = off */
+    int64_t max_bytes_per_second;     /* per connection, token bucket; 0 = off */
+    int64_t max_connections_per_ip;   /* across workers; 0 = off */
+    int64_t max_handshakes_per_ip;    /* unfinished, across workers; 0 = off */
+    char auth_secret[CONFIG_STR_MAX]; /* HS256 key for connection tokens; empty = no auth */
 };
 
 enum slow_consumer_policy { SLOW_CLOSE = 0, SLOW_DROP = 1 };
@@ -54,11 +54,11 @@ enum config_type {
     CONFIG_SIZE,     /* bytes, with optional k/m/g suffix (powers of 1024) */
     CONFIG_DURATION, /* seconds by default; ms/s/m/h suffixes */
     CONFIG_STRING,
-    CONFIG_LISTEN,   /* HOST:PORT, fills listen_host/listen_port */
-    CONFIG_WORKERS,  /* "auto" or an integer */
+    CONFIG_LISTEN,  /* HOST:PORT, fills listen_host/listen_port */
+    CONFIG_WORKERS, /* "auto" or an integer */
     CONFIG_LOGLEVEL,
-    CONFIG_BOOL,     /* on/off, yes/no, true/false, 1/0 */
-    CONFIG_CHOICE,   /* one of the words in choices, stored as its index */
+    CONFIG_BOOL,   /* on/off, yes/no, true/false, 1/0 */
+    CONFIG_CHOICE, /* one of the words in choices, stored as its index */
 };
 
 enum config_reload {
@@ -72,11 +72,11 @@ struct config_key {
     const char *name;
     enum config_type type;
     size_t offset;
-    size_t size;        /* for strings: buffer size */
-    int64_t min, max;   /* for numeric types, in the stored unit */
-    const char *dflt;   /* default, as it would be written in the file */
-    int reloadable;     /* enum config_reload */
-    const char *doc;    /* one line for docs and `check` */
+    size_t size;         /* for strings: buffer size */
+    int64_t min, max;    /* for numeric types, in the stored unit */
+    const char *dflt;    /* default, as it would be written in the file */
+    int reloadable;      /* enum config_reload */
+    const char *doc;     /* one line for docs and `check` */
     const char *choices; /* CONFIG_CHOICE: "a|b|c" */
 };
 

@@ -155,18 +155,17 @@ size_t hs_build_accept(char *out, size_t cap, const char *key, size_t key_len)
 
 size_t hs_build_error(char *out, size_t cap, int status, const char *why)
 {
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 %d %s\r\n"
-                     "%s"
-                     "%s"
-                     "%s"
-                     "Content-Type: text/plain\r\n"
-                     "Content-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n%s\n",
-                     status, hs_status_text(status),
-                     status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
-                     status == 405 ? "Allow: GET\r\n" : "",
-                     status == 401 ? "WWW-Authenticate: Bearer realm=\"wsmill\"\r\n" : "",
-                     strlen(why) + 1, why);
+    int n =
+        snprintf(out, cap,
+                 "HTTP/1.1 %d %s\r\n"
+                 "%s"
+                 "%s"
+                 "%s"
+                 "Content-Type: text/plain\r\n"
+                 "Content-Length: %zu\r\n"
+                 "Connection: close\r\n\r\n%s\n",
+                 status, hs_status_text(status), status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
+                 status == 405 ? "Allow: GET\r\n" : "",
+                 status == 401 ? "WWW-Authenticate: Bearer realm=\"wsmill\"\r\n" : "", strlen(why) + 1, why);
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }

@@ -7,24 +7,24 @@
 #include <stdint.h>
 #include "config.h"
 
-#define HS_KEY_LEN 24        /* base64 of 16 bytes */
-#define HS_ACCEPT_LEN 28     /* base64 of a SHA-1 */
-#define HS_PATH_MAX 4096     /* longest request path (a /ch/ list) */
+#define HS_KEY_LEN    24   /* base64 of 16 bytes */
+#define HS_ACCEPT_LEN 28   /* base64 of a SHA-1 */
+#define HS_PATH_MAX   4096 /* longest request path (a /ch/ list) */
 #define HS_ORIGIN_MAX 256
 
 struct hs_request {
-    int method_get;          /* the method was GET */
+    int method_get; /* the method was GET */
     int http_major, http_minor;
-    int upgrade_websocket;   /* Upgrade header lists "websocket" */
-    int connection_upgrade;  /* Connection header lists "upgrade" */
+    int upgrade_websocket;  /* Upgrade header lists "websocket" */
+    int connection_upgrade; /* Connection header lists "upgrade" */
     int has_host;
-    int key_count;           /* how many Sec-WebSocket-Key headers */
+    int key_count; /* how many Sec-WebSocket-Key headers */
     char key[HS_KEY_LEN + 1];
-    int key_len;             /* as received (may be wrong) */
-    int version;             /* Sec-WebSocket-Version, -1 when absent or not a number */
+    int key_len; /* as received (may be wrong) */
+    int version; /* Sec-WebSocket-Version, -1 when absent or not a number */
     int version_count;
     char origin[HS_ORIGIN_MAX];
-    int origin_len;          /* -1 when absent; > HS_ORIGIN_MAX-1 when truncated */
+    int origin_len; /* -1 when absent; > HS_ORIGIN_MAX-1 when truncated */
 };
 
 #define HS_CHANNEL_MAX 128

@@ -4,13 +4,22 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define FP_SHIFT 40
+#define FP_SHIFT   40
 #define CONN_SHIFT 20
 #define COUNT_MASK ((uint64_t)IPTABLE_COUNT_MAX)
 
-static uint64_t fp_of(uint64_t w) { return w >> FP_SHIFT; }
-static uint64_t conns_of(uint64_t w) { return (w >> CONN_SHIFT) & COUNT_MASK; }
-static uint64_t hs_of(uint64_t w) { return w & COUNT_MASK; }
+static uint64_t fp_of(uint64_t w)
+{
+    return w >> FP_SHIFT;
+}
+static uint64_t conns_of(uint64_t w)
+{
+    return (w >> CONN_SHIFT) & COUNT_MASK;
+}
+static uint64_t hs_of(uint64_t w)
+{
+    return w & COUNT_MASK;
+}
 static uint64_t make(uint64_t fp, uint64_t conns, uint64_t hs)
 {
     return fp << FP_SHIFT | conns << CONN_SHIFT | hs;
@@ -79,7 +88,8 @@ enum iptable_result iptable_acquire(struct iptable *t, const void *addr, size_t 
         if (free_at < 0)
             return IPT_FULL;
         uint64_t w = atomic_load_explicit(&t->slot[free_at], memory_order_relaxed);
-        if (!conns_of(w) && !hs_of(w) && atomic_compare_exchange_strong(&t->slot[free_at], &w, make(fp, 1, 1))) {
+        if (!conns_of(w) && !hs_of(w) &&
+            atomic_compare_exchange_strong(&t->slot[free_at], &w, make(fp, 1, 1))) {
             *slot = (uint32_t)free_at + 1;
             return IPT_OK;
         }

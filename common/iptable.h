@@ -18,20 +18,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IPTABLE_SLOTS (1u << 18)    /* 2 MiB; ~200,000 distinct addresses at once */
-#define IPTABLE_PROBE 32
+#define IPTABLE_SLOTS     (1u << 18) /* 2 MiB; ~200,000 distinct addresses at once */
+#define IPTABLE_PROBE     32
 #define IPTABLE_COUNT_MAX ((1u << 20) - 1)
 
 struct iptable {
-    uint64_t key[2];                /* hash key, random per start */
+    uint64_t key[2]; /* hash key, random per start */
     _Atomic uint64_t slot[IPTABLE_SLOTS];
 };
 
 enum iptable_result {
     IPT_OK = 0,
-    IPT_TOO_MANY_CONNECTIONS,       /* max_connections_per_ip */
-    IPT_TOO_MANY_HANDSHAKES,        /* concurrent unfinished handshakes per ip */
-    IPT_FULL,                       /* no slot in the probe window: not counted */
+    IPT_TOO_MANY_CONNECTIONS, /* max_connections_per_ip */
+    IPT_TOO_MANY_HANDSHAKES,  /* concurrent unfinished handshakes per ip */
+    IPT_FULL,                 /* no slot in the probe window: not counted */
 };
 
 /* Seeds the hash key (from getrandom). The table's memory must be zero. */

@@ -17,11 +17,15 @@ int log_level_parse(const char *name);
 const char *log_level_name(int level);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_debug(...) do { if (log_get_level() <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                                                       \
+    do {                                                                                                     \
+        if (log_get_level() <= LOG_DEBUG)                                                                    \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                                                 \
+    } while (0)
+#define log_info(...)   log_msg(LOG_INFO, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_crit(...) log_msg(LOG_CRIT, __VA_ARGS__)
+#define log_warn(...)   log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...)  log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_crit(...)   log_msg(LOG_CRIT, __VA_ARGS__)
 
 #endif

@@ -7,8 +7,8 @@
 #define REC_MAGIC 0x5752 /* "WR" */
 
 struct rec_header {
-    uint32_t total;   /* whole record, header and padding included */
-    uint32_t len;     /* payload bytes */
+    uint32_t total; /* whole record, header and padding included */
+    uint32_t len;   /* payload bytes */
     uint8_t opcode;
     uint8_t pad;
     uint16_t chan_len;

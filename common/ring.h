@@ -23,28 +23,28 @@
 #define RING_CHANNEL_MAX 4096
 
 struct ring {
-    uint64_t size;                 /* bytes of data[], a power of two */
-    pthread_mutex_t lock;          /* writers only; robust, process-shared */
+    uint64_t size;                       /* bytes of data[], a power of two */
+    pthread_mutex_t lock;                /* writers only; robust, process-shared */
     _Alignas(64) _Atomic uint64_t claim; /* end of the space writers have taken */
     _Alignas(64) _Atomic uint64_t head;  /* end of what is fully written */
-    _Atomic uint64_t records;      /* records fully written, ever */
+    _Atomic uint64_t records;            /* records fully written, ever */
     _Alignas(64) uint8_t data[];
 };
 
 /* What a reader gets for one record: pointers into the caller's copy. */
 struct ring_msg {
-    uint64_t seq;                  /* record number, from 0 */
-    uint8_t opcode;                /* WS_OP_TEXT or WS_OP_BINARY */
+    uint64_t seq;   /* record number, from 0 */
+    uint8_t opcode; /* WS_OP_TEXT or WS_OP_BINARY */
     uint16_t chan_len;
-    char chan[RING_CHANNEL_MAX];   /* a channel or a comma-separated list */
-    uint32_t len;                  /* payload bytes */
-    uint64_t pos;                  /* where the payload starts in the ring */
+    char chan[RING_CHANNEL_MAX]; /* a channel or a comma-separated list */
+    uint32_t len;                /* payload bytes */
+    uint64_t pos;                /* where the payload starts in the ring */
 };
 
 struct ring_reader {
-    uint64_t pos;                  /* next record's byte position */
-    uint64_t seq;                  /* next record's number */
-    uint64_t missed;               /* records lost to lapping, ever */
+    uint64_t pos;    /* next record's byte position */
+    uint64_t seq;    /* next record's number */
+    uint64_t missed; /* records lost to lapping, ever */
 };
 
 /* Bytes a ring with `size` data bytes needs (size rounded up to a power of

@@ -14,11 +14,10 @@
 
 static const char *state_names[] = {"empty", "starting", "active", "draining", "dead"};
 static const char *reject_names[HS_REJECT_MAX] = {
-    "bad_request", "forbidden", "not_found", "method", "version", "header_size", "full", "timeout",
-    "ip_connections", "ip_handshakes", "unauthorized", "channel_denied",
+    "bad_request", "forbidden", "not_found",      "method",        "version",      "header_size",
+    "full",        "timeout",   "ip_connections", "ip_handshakes", "unauthorized", "channel_denied",
 };
-static const int close_codes[CLOSE_IDX_MAX] = {1000, 1001, 1002, 1003, 1006, 1007,
-                                               1008, 1009, 1011, 1013, 0};
+static const int close_codes[CLOSE_IDX_MAX] = {1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1011, 1013, 0};
 
 const char *shm_worker_state_name(int state)
 {
@@ -54,16 +53,18 @@ struct shm *shm_create(size_t ring_size)
     size_t head = (sizeof(struct shm) + 4095) & ~(size_t)4095;
     size_t total = head + ring_bytes(ring_size);
     /* MAP_NORESERVE: ring pages cost memory only once messages touch them. */
-    struct shm *s = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    struct shm *s =
+        mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (s == MAP_FAILED) {
-        log_crit("mmap(%zu bytes, MAP_SHARED|MAP_ANONYMOUS) failed: %s (ring_size %zu)", total, strerror(errno),
-                 ring_size);
+        log_crit("mmap(%zu bytes, MAP_SHARED|MAP_ANONYMOUS) failed: %s (ring_size %zu)", total,
+                 strerror(errno), ring_size);
         abort();
     }
     s->ring_offset = head;
     iptable_init(&s->iptable);
     if (ring_init((char *)s + head, ring_size) == -1) {
-        log_crit("pthread_mutex_init(robust, process-shared) for the publish ring failed: %s", strerror(errno));
+        log_crit("pthread_mutex_init(robust, process-shared) for the publish ring failed: %s",
+                 strerror(errno));
         abort();
     }
     /* mmap gives zeroed pages: every counter, slot and atomic starts at 0. */

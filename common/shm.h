@@ -16,10 +16,10 @@
 #include "iptable.h"
 #include "ring.h"
 
-#define SHM_MAGIC 0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
+#define SHM_MAGIC          0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
 #define SHM_LAYOUT_VERSION 1
-#define SHM_MAX_WORKERS 256
-#define SHM_CACHELINE 64
+#define SHM_MAX_WORKERS    256
+#define SHM_CACHELINE      64
 
 enum worker_state {
     WORKER_EMPTY = 0, /* slot unused */
@@ -32,14 +32,14 @@ const char *shm_worker_state_name(int state);
 
 /* Why a handshake was refused; each maps to one HTTP status. */
 enum hs_reject {
-    HS_REJECT_BAD_REQUEST,  /* 400 */
-    HS_REJECT_FORBIDDEN,    /* 403: Origin not allowed */
-    HS_REJECT_NOT_FOUND,    /* 404 */
-    HS_REJECT_METHOD,       /* 405 */
-    HS_REJECT_VERSION,      /* 426 */
-    HS_REJECT_HEADER_SIZE,  /* 431 */
-    HS_REJECT_FULL,         /* 503: max_connections reached */
-    HS_REJECT_TIMEOUT,      /* handshake_timeout: no status sent */
+    HS_REJECT_BAD_REQUEST,    /* 400 */
+    HS_REJECT_FORBIDDEN,      /* 403: Origin not allowed */
+    HS_REJECT_NOT_FOUND,      /* 404 */
+    HS_REJECT_METHOD,         /* 405 */
+    HS_REJECT_VERSION,        /* 426 */
+    HS_REJECT_HEADER_SIZE,    /* 431 */
+    HS_REJECT_FULL,           /* 503: max_connections reached */
+    HS_REJECT_TIMEOUT,        /* handshake_timeout: no status sent */
     HS_REJECT_IP_CONNECTIONS, /* 429: max_connections_per_ip */
     HS_REJECT_IP_HANDSHAKES,  /* 429: max_handshakes_per_ip */
     HS_REJECT_UNAUTHORIZED,   /* 401: auth_secret set, token missing or invalid */
@@ -50,9 +50,18 @@ const char *shm_reject_name(int reason);
 
 /* Close codes counted per worker; CLOSE_IDX_OTHER catches the rest. */
 enum close_idx {
-    CLOSE_IDX_1000, CLOSE_IDX_1001, CLOSE_IDX_1002, CLOSE_IDX_1003,
-    CLOSE_IDX_1006, CLOSE_IDX_1007, CLOSE_IDX_1008, CLOSE_IDX_1009,
-    CLOSE_IDX_1011, CLOSE_IDX_1013, CLOSE_IDX_OTHER, CLOSE_IDX_MAX
+    CLOSE_IDX_1000,
+    CLOSE_IDX_1001,
+    CLOSE_IDX_1002,
+    CLOSE_IDX_1003,
+    CLOSE_IDX_1006,
+    CLOSE_IDX_1007,
+    CLOSE_IDX_1008,
+    CLOSE_IDX_1009,
+    CLOSE_IDX_1011,
+    CLOSE_IDX_1013,
+    CLOSE_IDX_OTHER,
+    CLOSE_IDX_MAX
 };
 int shm_close_idx(int code);
 /* The code an index stands for (0 for CLOSE_IDX_OTHER). */
@@ -63,33 +72,33 @@ typedef _Atomic uint64_t shm_counter;
 struct worker_slot {
     _Alignas(SHM_CACHELINE) _Atomic int32_t pid;
     _Atomic uint32_t generation;
-    _Atomic uint32_t state;              /* enum worker_state */
-    _Atomic int64_t started_at;          /* unix seconds */
-    shm_counter connections;             /* current, upgraded */
-    shm_counter accepted;                /* TCP connections accepted */
-    shm_counter accept_errors;           /* EMFILE/ENFILE/ENOBUFS pauses */
-    shm_counter handshakes;              /* completed with 101 */
+    _Atomic uint32_t state;     /* enum worker_state */
+    _Atomic int64_t started_at; /* unix seconds */
+    shm_counter connections;    /* current, upgraded */
+    shm_counter accepted;       /* TCP connections accepted */
+    shm_counter accept_errors;  /* EMFILE/ENFILE/ENOBUFS pauses */
+    shm_counter handshakes;     /* completed with 101 */
     shm_counter rejected[HS_REJECT_MAX];
     shm_counter messages_in, messages_out;
-    shm_counter bytes_in, bytes_out;     /* payload bytes */
-    shm_counter backpressure_closes;     /* closed for max_backpressure */
+    shm_counter bytes_in, bytes_out; /* payload bytes */
+    shm_counter backpressure_closes; /* closed for max_backpressure */
     shm_counter pings_sent, idle_closes;
-    shm_counter closes[CLOSE_IDX_MAX];   /* by close code sent or received */
+    shm_counter closes[CLOSE_IDX_MAX]; /* by close code sent or received */
     /* channels */
-    shm_counter channels;                /* gauge: channels with local subscribers */
-    shm_counter subscriptions;           /* gauge: (connection, channel) pairs */
-    shm_counter publishes;               /* messages this worker put in the ring */
-    shm_counter publish_rejected;        /* publish API errors and refused client publishes */
-    shm_counter deliveries;              /* frames queued or written to subscribers */
-    shm_counter slow_drops;              /* deliveries dropped (slow_consumer = drop) */
-    shm_counter slow_closes;             /* subscribers closed 1013 (slow_consumer = close) */
-    shm_counter ring_missed;             /* records lost because this worker fell a ring behind */
-    shm_counter ring_lag;                /* gauge: records published but not yet read */
+    shm_counter channels;         /* gauge: channels with local subscribers */
+    shm_counter subscriptions;    /* gauge: (connection, channel) pairs */
+    shm_counter publishes;        /* messages this worker put in the ring */
+    shm_counter publish_rejected; /* publish API errors and refused client publishes */
+    shm_counter deliveries;       /* frames queued or written to subscribers */
+    shm_counter slow_drops;       /* deliveries dropped (slow_consumer = drop) */
+    shm_counter slow_closes;      /* subscribers closed 1013 (slow_consumer = close) */
+    shm_counter ring_missed;      /* records lost because this worker fell a ring behind */
+    shm_counter ring_lag;         /* gauge: records published but not yet read */
     /* limits hit, by reason (each also shows in closes or rejected) */
-    shm_counter limit_frame_size;        /* frame over max_frame_size: 1009 */
-    shm_counter limit_message_size;      /* message over max_message_size: 1009 */
-    shm_counter limit_message_rate;      /* over max_messages_per_second: 1008 */
-    shm_counter limit_byte_rate;         /* over max_bytes_per_second: 1008 */
+    shm_counter limit_frame_size;   /* frame over max_frame_size: 1009 */
+    shm_counter limit_message_size; /* message over max_message_size: 1009 */
+    shm_counter limit_message_rate; /* over max_messages_per_second: 1008 */
+    shm_counter limit_byte_rate;    /* over max_bytes_per_second: 1008 */
 };
 
 struct shm {
@@ -97,7 +106,7 @@ struct shm {
     uint32_t layout_version;
     uint32_t max_workers;
     int32_t master_pid;
-    int64_t start_time;                  /* unix seconds */
+    int64_t start_time; /* unix seconds */
     /* Settings published by the master under a sequence lock: odd while
      * being written. Workers copy them on SIGHUP (and on each timer tick
      * if the generation moved). */
@@ -109,9 +118,9 @@ struct shm {
      * dead worker's slot->connections before respawning it. */
     _Alignas(SHM_CACHELINE) _Atomic int64_t total_connections;
     struct worker_slot slots[SHM_MAX_WORKERS];
-    uint64_t ring_offset;                /* the publish ring follows in the same mapping */
-    shm_counter iptable_full;            /* addresses not counted: probe window full */
-    struct iptable iptable;              /* per-address limits; pages touched only when enabled */
+    uint64_t ring_offset;     /* the publish ring follows in the same mapping */
+    shm_counter iptable_full; /* addresses not counted: probe window full */
+    struct iptable iptable;   /* per-address limits; pages touched only when enabled */
     /* Bit i set: worker slot i is about to sleep and wants SIGURG when the
      * ring moves. A publisher takes the whole word (exchange with 0) and
      * wakes each bit's worker, so a busy ring costs one load per word. */

@@ -7,6 +7,7 @@
 /* Byte classes:
  * 0: 00..7F  1: 80..8F  2: 90..9F  3: A0..BF  4: C2..DF  5: E0  6: E1..EC,EE..EF
  * 7: ED  8: F0  9: F1..F3  10: F4  11: C0,C1,F5..FF (never valid) */
+/* clang-format off */
 static const uint8_t byte_class[256] = {
 #define R16(c) c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c
     R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* 00..7F */
@@ -38,6 +39,7 @@ static const uint8_t transition[108] = {
     /* N3 */ X,  N2, N2, N2, X,  X,  X,  X,  X,  X,  X,  X,
     /* F4 */ X,  N2, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
 };
+/* clang-format on */
 
 uint32_t utf8_feed(uint32_t state, const uint8_t *p, size_t n)
 {

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define UTF8_ACCEPT 0   /* at a code point boundary */
-#define UTF8_REJECT 12  /* invalid; sticky */
+#define UTF8_ACCEPT 0  /* at a code point boundary */
+#define UTF8_REJECT 12 /* invalid; sticky */
 
 /* Feeds n bytes; returns the new state: UTF8_ACCEPT, UTF8_REJECT, or
  * another value meaning "inside a code point, need more". */

@@ -19,11 +19,13 @@ int ws_parse_header(const uint8_t *buf, size_t len, int require_mask, uint64_t m
     if (h->rsv)
         return -WS_CLOSE_PROTOCOL; /* no extension negotiated */
     switch (h->opcode) {
-    case WS_OP_CONT: case WS_OP_TEXT: case WS_OP_BINARY:
-    case WS_OP_CLOSE: case WS_OP_PING: case WS_OP_PONG:
-        break;
-    default:
-        return -WS_CLOSE_PROTOCOL;
+    case WS_OP_CONT:
+    case WS_OP_TEXT:
+    case WS_OP_BINARY:
+    case WS_OP_CLOSE:
+    case WS_OP_PING:
+    case WS_OP_PONG: break;
+    default: return -WS_CLOSE_PROTOCOL;
     }
     if (require_mask && !h->masked)
         return -WS_CLOSE_PROTOCOL;
@@ -83,7 +85,10 @@ void ws_unmask(uint8_t *p, size_t n, uint32_t mask, uint64_t offset)
     for (; i + 32 <= n; i += 32) {
         uint64_t w[4];
         memcpy(w, p + i, 32);
-        w[0] ^= k64; w[1] ^= k64; w[2] ^= k64; w[3] ^= k64;
+        w[0] ^= k64;
+        w[1] ^= k64;
+        w[2] ^= k64;
+        w[3] ^= k64;
         memcpy(p + i, w, 32);
     }
     for (; i + 8 <= n; i += 8) {

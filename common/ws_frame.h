@@ -11,23 +11,35 @@
 #include <stdint.h>
 
 enum ws_opcode {
-    WS_OP_CONT = 0x0, WS_OP_TEXT = 0x1, WS_OP_BINARY = 0x2,
-    WS_OP_CLOSE = 0x8, WS_OP_PING = 0x9, WS_OP_PONG = 0xA,
+    WS_OP_CONT = 0x0,
+    WS_OP_TEXT = 0x1,
+    WS_OP_BINARY = 0x2,
+    WS_OP_CLOSE = 0x8,
+    WS_OP_PING = 0x9,
+    WS_OP_PONG = 0xA,
 };
 
 enum ws_close_code {
-    WS_CLOSE_NORMAL = 1000, WS_CLOSE_GOING_AWAY = 1001, WS_CLOSE_PROTOCOL = 1002,
-    WS_CLOSE_UNSUPPORTED = 1003, WS_CLOSE_NO_STATUS = 1005, WS_CLOSE_ABNORMAL = 1006,
-    WS_CLOSE_INVALID_DATA = 1007, WS_CLOSE_POLICY = 1008, WS_CLOSE_TOO_BIG = 1009,
-    WS_CLOSE_EXTENSION = 1010, WS_CLOSE_INTERNAL = 1011, WS_CLOSE_TRY_AGAIN = 1013,
+    WS_CLOSE_NORMAL = 1000,
+    WS_CLOSE_GOING_AWAY = 1001,
+    WS_CLOSE_PROTOCOL = 1002,
+    WS_CLOSE_UNSUPPORTED = 1003,
+    WS_CLOSE_NO_STATUS = 1005,
+    WS_CLOSE_ABNORMAL = 1006,
+    WS_CLOSE_INVALID_DATA = 1007,
+    WS_CLOSE_POLICY = 1008,
+    WS_CLOSE_TOO_BIG = 1009,
+    WS_CLOSE_EXTENSION = 1010,
+    WS_CLOSE_INTERNAL = 1011,
+    WS_CLOSE_TRY_AGAIN = 1013,
 };
 
-#define WS_MAX_HEADER 14        /* 2 + 8 (length) + 4 (mask) */
+#define WS_MAX_HEADER          14 /* 2 + 8 (length) + 4 (mask) */
 #define WS_MAX_CONTROL_PAYLOAD 125
 
 struct ws_header {
     uint8_t fin;
-    uint8_t rsv;        /* the three RSV bits, as bits 2..0 */
+    uint8_t rsv; /* the three RSV bits, as bits 2..0 */
     uint8_t opcode;
     uint8_t masked;
     uint32_t mask;      /* mask key as it appears on the wire, little-endian load */
@@ -35,7 +47,10 @@ struct ws_header {
     uint8_t header_len; /* bytes the header took */
 };
 
-static inline int ws_is_control(unsigned opcode) { return (opcode & 0x8) != 0; }
+static inline int ws_is_control(unsigned opcode)
+{
+    return (opcode & 0x8) != 0;
+}
 
 /* Parses a frame header from buf[0..len). Returns header bytes consumed
  * (>0) with *h filled, 0 if more bytes are needed, or -code on a protocol

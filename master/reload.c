@@ -75,7 +75,8 @@ static void make_plan(const struct master *m, struct config *nc, struct plan *p)
             continue;
         }
         append(p->changed, sizeof p->changed, k[i].name);
-        if (k[i].reloadable == RELOAD_HOT || in_list(k[i].name, master_keys, sizeof master_keys / sizeof *master_keys))
+        if (k[i].reloadable == RELOAD_HOT ||
+            in_list(k[i].name, master_keys, sizeof master_keys / sizeof *master_keys))
             continue;
         if (!strcmp(k[i].name, "listen"))
             p->new_address = 1;

@@ -19,11 +19,11 @@
 #include "internal.h"
 
 #define ROUND_MAX_RECORDS 256        /* frames per round: bounds a writev and a round's latency */
-#define ROUND_MAX_BYTES (4u << 20)   /* and the memory a round pins */
+#define ROUND_MAX_BYTES   (4u << 20) /* and the memory a round pins */
 
 struct channel {
-    struct channel *next;            /* hash chain */
-    uint32_t *subs;                  /* fds of subscribers */
+    struct channel *next; /* hash chain */
+    uint32_t *subs;       /* fds of subscribers */
     uint32_t nsubs, cap;
     struct shbuf *batch[ROUND_MAX_RECORDS];
     uint32_t nbatch;
@@ -246,7 +246,8 @@ void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *pay
 
 /* Sends frames (bufs, also laid out in iov) to one subscriber: one writev
  * when nothing is queued for it, else behind what is. */
-static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n, struct iovec *iov, size_t total)
+static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n, struct iovec *iov,
+                    size_t total)
 {
     if (c->state != CONN_OPEN)
         return;
@@ -425,7 +426,8 @@ static void round_run(struct worker *w)
          * read): say how many messages this worker's subscribers lost. */
         log_warn("publish ring: this worker missed %llu messages (%llu in all); it fell ring_size behind "
                  "the publishers: raise ring_size or add workers",
-                 (unsigned long long)(w->reader.missed - w->missed_logged), (unsigned long long)w->reader.missed);
+                 (unsigned long long)(w->reader.missed - w->missed_logged),
+                 (unsigned long long)w->reader.missed);
         w->missed_logged = w->reader.missed;
     }
     atomic_store_explicit(&w->slot->ring_missed, w->reader.missed, memory_order_relaxed);

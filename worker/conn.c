@@ -13,8 +13,8 @@
 #include "../common/log.h"
 #include "internal.h"
 
-#define CLOSE_GRACE_MS 3000 /* how long a peer has to answer our close, or to hang up */
-#define READS_PER_WAKEUP 4  /* bound one wakeup's work so nobody starves */
+#define CLOSE_GRACE_MS   3000 /* how long a peer has to answer our close, or to hang up */
+#define READS_PER_WAKEUP 4    /* bound one wakeup's work so nobody starves */
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents);
 
@@ -153,15 +153,10 @@ static int count_address(struct worker *w, struct conn *c, const struct sockaddr
     }
     switch (iptable_acquire(&w->shm->iptable, a, len, (uint32_t)cfg->max_connections_per_ip,
                             (uint32_t)cfg->max_handshakes_per_ip, &c->ip_slot)) {
-    case IPT_OK:
-        return 0;
-    case IPT_TOO_MANY_CONNECTIONS:
-        return HS_REJECT_IP_CONNECTIONS;
-    case IPT_TOO_MANY_HANDSHAKES:
-        return HS_REJECT_IP_HANDSHAKES;
-    default:
-        shm_add(&w->shm->iptable_full, 1);
-        return 0;
+    case IPT_OK: return 0;
+    case IPT_TOO_MANY_CONNECTIONS: return HS_REJECT_IP_CONNECTIONS;
+    case IPT_TOO_MANY_HANDSHAKES: return HS_REJECT_IP_HANDSHAKES;
+    default: shm_add(&w->shm->iptable_full, 1); return 0;
     }
 }
 
@@ -218,8 +213,7 @@ static uint32_t state_deadline(struct worker *w, struct conn *c)
 {
     const struct config *cfg = &w->cfg;
     switch (c->state) {
-    case CONN_HANDSHAKE:
-        return c->stamp + wheel_ticks(cfg->handshake_timeout);
+    case CONN_HANDSHAKE: return c->stamp + wheel_ticks(cfg->handshake_timeout);
     case CONN_OPEN: {
         uint32_t idle = cfg->idle_timeout ? c->stamp + wheel_ticks(cfg->idle_timeout) : UINT32_MAX;
         if (cfg->ping_interval && !(c->flags & CF_PINGED)) {
@@ -228,8 +222,7 @@ static uint32_t state_deadline(struct worker *w, struct conn *c)
         }
         return idle;
     }
-    default:
-        return c->stamp + wheel_ticks(CLOSE_GRACE_MS);
+    default: return c->stamp + wheel_ticks(CLOSE_GRACE_MS);
     }
 }
 

@@ -16,14 +16,9 @@ static int rate_check(struct conn *c, uint64_t msgs, uint64_t bytes)
 {
     struct worker *w = conn_worker(c);
     switch (conn_rate_take(c, msgs, bytes)) {
-    case 1:
-        shm_add(&w->slot->limit_message_rate, 1);
-        return WS_CLOSE_POLICY;
-    case 2:
-        shm_add(&w->slot->limit_byte_rate, 1);
-        return WS_CLOSE_POLICY;
-    default:
-        return 0;
+    case 1: shm_add(&w->slot->limit_message_rate, 1); return WS_CLOSE_POLICY;
+    case 2: shm_add(&w->slot->limit_byte_rate, 1); return WS_CLOSE_POLICY;
+    default: return 0;
     }
 }
 
@@ -60,8 +55,9 @@ static void on_control(struct conn *c, unsigned opcode, const uint8_t *payload, 
         int code;
         int rc = ws_parse_close(payload, len, &code);
         if (rc < 0) {
-            conn_fail(c, -rc, rc == -WS_CLOSE_INVALID_DATA ? "close reason is not valid UTF-8"
-                                                           : "invalid close frame");
+            conn_fail(c, -rc,
+                      rc == -WS_CLOSE_INVALID_DATA ? "close reason is not valid UTF-8"
+                                                   : "invalid close frame");
             return;
         }
         conn_peer_closed(c, code);
@@ -91,7 +87,6 @@ static int check_sequence(struct worker *w, struct conn_busy *b, const struct ws
     }
     return 0;
 }
-
 
 /* Appends payload bytes to the message being assembled. */
 static int msg_append(struct conn_busy *b, const uint8_t *p, size_t n, uint64_t expect)
@@ -134,7 +129,7 @@ static long next_header(struct conn *c, const uint8_t *data, size_t len, struct 
     /* The smaller limit, so a huge length field fails on its header bytes
      * alone; too_big() says which limit it was. */
     uint64_t max = (uint64_t)(w->cfg.max_frame_size < w->cfg.max_message_size ? w->cfg.max_frame_size
-                                                                                : w->cfg.max_message_size);
+                                                                              : w->cfg.max_message_size);
     *ok = 0;
     if (!b || !b->hdr_len) {
         int rc = ws_parse_header(data, len, 1, max, h);

@@ -14,28 +14,28 @@
 
 enum hdr_id { HDR_OTHER, HDR_HOST, HDR_UPGRADE, HDR_CONNECTION, HDR_KEY, HDR_VERSION, HDR_ORIGIN, HDR_AUTH };
 
-#define FIELD_MAX 32
-#define VALUE_MAX HS_ORIGIN_MAX /* longest value we keep (Origin); longer ones are truncated */
-#define URL_INLINE 48           /* "/echo", "/ch/room-42": no allocation */
-#define AUTH_MAX (JWT_TOKEN_MAX + 16) /* "Bearer " + a token */
+#define FIELD_MAX  32
+#define VALUE_MAX  HS_ORIGIN_MAX        /* longest value we keep (Origin); longer ones are truncated */
+#define URL_INLINE 48                   /* "/echo", "/ch/room-42": no allocation */
+#define AUTH_MAX   (JWT_TOKEN_MAX + 16) /* "Bearer " + a token */
 
 struct hs_state {
     http_parser parser;
     struct hs_request req;
-    size_t bytes;           /* request bytes seen, against max_header_size */
+    size_t bytes; /* request bytes seen, against max_header_size */
     int headers_done;
-    int in_value;           /* last callback was a header value */
+    int in_value; /* last callback was a header value */
     char field[FIELD_MAX];
-    size_t field_len;       /* may exceed FIELD_MAX: then it is no header we want */
+    size_t field_len; /* may exceed FIELD_MAX: then it is no header we want */
     char value[VALUE_MAX];
-    size_t value_len;       /* may exceed VALUE_MAX: truncated */
-    char *url;              /* url_inline, or a heap buffer for long /ch/ lists */
-    size_t url_len, url_cap;/* url_len may exceed HS_PATH_MAX: too long */
+    size_t value_len;        /* may exceed VALUE_MAX: truncated */
+    char *url;               /* url_inline, or a heap buffer for long /ch/ lists */
+    size_t url_len, url_cap; /* url_len may exceed HS_PATH_MAX: too long */
     char url_inline[URL_INLINE];
-    const char *path;       /* after headers: url without the query string */
+    const char *path; /* after headers: url without the query string */
     size_t path_len;
-    enum hdr_id cur;        /* header whose value is arriving */
-    char *auth;             /* Authorization value (a token can be long); malloc'd */
+    enum hdr_id cur; /* header whose value is arriving */
+    char *auth;      /* Authorization value (a token can be long); malloc'd */
     size_t auth_len;
 };
 
@@ -80,9 +80,16 @@ static void append(char *buf, size_t cap, size_t *len, const char *at, size_t n)
 
 static enum hdr_id header_id(const struct hs_state *hs)
 {
-    static const struct { const char *name; enum hdr_id id; } known[] = {
-        {"host", HDR_HOST}, {"upgrade", HDR_UPGRADE}, {"connection", HDR_CONNECTION},
-        {"sec-websocket-key", HDR_KEY}, {"sec-websocket-version", HDR_VERSION}, {"origin", HDR_ORIGIN},
+    static const struct {
+        const char *name;
+        enum hdr_id id;
+    } known[] = {
+        {"host", HDR_HOST},
+        {"upgrade", HDR_UPGRADE},
+        {"connection", HDR_CONNECTION},
+        {"sec-websocket-key", HDR_KEY},
+        {"sec-websocket-version", HDR_VERSION},
+        {"origin", HDR_ORIGIN},
         {"authorization", HDR_AUTH},
     };
     if (hs->field_len >= FIELD_MAX)
@@ -100,15 +107,9 @@ static void header_done(struct hs_state *hs)
     size_t vl = hs->value_len < VALUE_MAX ? hs->value_len : VALUE_MAX;
     const char *v = hs->value;
     switch (header_id(hs)) {
-    case HDR_HOST:
-        r->has_host = 1;
-        break;
-    case HDR_UPGRADE:
-        r->upgrade_websocket |= hs_header_has_token(v, vl, "websocket");
-        break;
-    case HDR_CONNECTION:
-        r->connection_upgrade |= hs_header_has_token(v, vl, "upgrade");
-        break;
+    case HDR_HOST: r->has_host = 1; break;
+    case HDR_UPGRADE: r->upgrade_websocket |= hs_header_has_token(v, vl, "websocket"); break;
+    case HDR_CONNECTION: r->connection_upgrade |= hs_header_has_token(v, vl, "upgrade"); break;
     case HDR_KEY:
         r->key_count++;
         r->key_len = (int)(hs->value_len > HS_KEY_LEN ? HS_KEY_LEN + 1 : hs->value_len);
@@ -125,10 +126,10 @@ static void header_done(struct hs_state *hs)
     }
     case HDR_ORIGIN:
         r->origin_len = (int)(hs->value_len < HS_ORIGIN_MAX ? hs->value_len : HS_ORIGIN_MAX);
-        memcpy(r->origin, v, (size_t)r->origin_len < HS_ORIGIN_MAX ? (size_t)r->origin_len : HS_ORIGIN_MAX - 1);
+        memcpy(r->origin, v,
+               (size_t)r->origin_len < HS_ORIGIN_MAX ? (size_t)r->origin_len : HS_ORIGIN_MAX - 1);
         break;
-    default:
-        break;
+    default: break;
     }
     hs->field_len = hs->value_len = 0;
 }
@@ -275,7 +276,8 @@ static int authorized(struct conn *c, struct hs_state *hs, const char *channels,
     size_t tl = 0;
     const char *token = find_token(hs, &tl);
     if (!token) {
-        reject(c, 401, HS_REJECT_UNAUTHORIZED, "a token is required (?token=JWT or Authorization: Bearer JWT)");
+        reject(c, 401, HS_REJECT_UNAUTHORIZED,
+               "a token is required (?token=JWT or Authorization: Bearer JWT)");
         return 0;
     }
     struct jwt_claims claims;
@@ -292,7 +294,8 @@ static int authorized(struct conn *c, struct hs_state *hs, const char *channels,
             continue;
         if (!jwt_channel_allowed(&claims, channels + start, i - start)) {
             char why[200];
-            snprintf(why, sizeof(why), "the token does not allow channel %.*s", (int)(i - start), channels + start);
+            snprintf(why, sizeof(why), "the token does not allow channel %.*s", (int)(i - start),
+                     channels + start);
             reject(c, 403, HS_REJECT_CHANNEL_DENIED, why);
             return 0;
         }

@@ -16,12 +16,12 @@
 
 /* ---- timing wheel (wheel.c) ------------------------------------------- */
 #define WHEEL_TICK_MS 250
-#define WHEEL_SLOTS 256 /* 64 s horizon; later deadlines are re-filed lazily */
-#define WHEEL_NONE 0     /* links hold fd + 1, so 0 means "no connection" */
+#define WHEEL_SLOTS   256 /* 64 s horizon; later deadlines are re-filed lazily */
+#define WHEEL_NONE    0   /* links hold fd + 1, so 0 means "no connection" */
 
 struct wheel {
-    uint32_t now;         /* current tick */
-    uint32_t done;        /* last tick whose slot was processed */
+    uint32_t now;  /* current tick */
+    uint32_t done; /* last tick whose slot was processed */
     uint32_t head[WHEEL_SLOTS];
 };
 
@@ -35,10 +35,10 @@ enum conn_state {
 };
 
 enum conn_flags {
-    CF_UPGRADED = 1 << 0,   /* counted in slot->connections and the global total */
-    CF_PINGED = 1 << 1,     /* a keepalive ping is out since the last traffic */
-    CF_WRITING = 1 << 2,    /* EV_WRITE is armed */
-    CF_SHUT_WR = 1 << 3,    /* FIN sent */
+    CF_UPGRADED = 1 << 0, /* counted in slot->connections and the global total */
+    CF_PINGED = 1 << 1,   /* a keepalive ping is out since the last traffic */
+    CF_WRITING = 1 << 2,  /* EV_WRITE is armed */
+    CF_SHUT_WR = 1 << 3,  /* FIN sent */
 };
 
 /* One per descriptor, in a table indexed by fd: no allocation per idle
@@ -51,10 +51,10 @@ struct conn {
     uint32_t stamp;                  /* tick of the last input, or of entering the state */
     uint32_t ip_slot;                /* iptable slot + 1 of the client address, 0 = not counted */
     uint16_t wheel_slot;
-    uint8_t state;                   /* enum conn_state */
-    uint8_t flags;                   /* enum conn_flags */
+    uint8_t state; /* enum conn_state */
+    uint8_t flags; /* enum conn_flags */
     void *busy;
-    struct conn_subs *subs;          /* channels joined (/ch/...), or NULL for /echo */
+    struct conn_subs *subs; /* channels joined (/ch/...), or NULL for /echo */
 };
 
 /* ---- channels (channels.c) -------------------------------------------- */
@@ -72,17 +72,17 @@ struct conn_subs {
     uint16_t n;
     struct {
         struct channel *ch;
-        uint32_t idx;                /* position in ch's subscriber array */
+        uint32_t idx; /* position in ch's subscriber array */
     } e[];
 };
 
 struct chunk {
     struct chunk *next;
     uint32_t len, off;
-    uint8_t *ext;       /* external payload, or NULL */
+    uint8_t *ext; /* external payload, or NULL */
     uint32_t ext_len;
-    uint8_t shared;     /* ext is a struct shbuf's data (unref), else malloc'd (free) */
-    uint8_t data[];     /* inline bytes, sent before ext */
+    uint8_t shared; /* ext is a struct shbuf's data (unref), else malloc'd (free) */
+    uint8_t data[]; /* inline bytes, sent before ext */
 };
 
 struct outq {
@@ -93,19 +93,19 @@ struct outq {
 struct conn_busy {
     struct outq q;
     /* receive side */
-    struct ws_header cur;   /* frame being received, valid while in_frame */
-    uint64_t cur_done;      /* payload bytes of cur already consumed */
+    struct ws_header cur; /* frame being received, valid while in_frame */
+    uint64_t cur_done;    /* payload bytes of cur already consumed */
     uint8_t in_frame;
-    uint8_t hdr_len;        /* bytes of a partial header kept in hdr */
-    uint8_t msg_opcode;     /* TEXT/BINARY of the message in progress, 0 = none */
+    uint8_t hdr_len;    /* bytes of a partial header kept in hdr */
+    uint8_t msg_opcode; /* TEXT/BINARY of the message in progress, 0 = none */
     uint8_t hdr[WS_MAX_HEADER];
     uint8_t ctl[WS_MAX_CONTROL_PAYLOAD];
-    uint32_t utf8;          /* validator state across fragments */
+    uint32_t utf8; /* validator state across fragments */
     uint8_t *msg;
     size_t msg_len, msg_cap;
     /* rate limiting: token buckets, kept only while not full */
     uint8_t rl_on;
-    int64_t rl_msgs;        /* milli-messages */
+    int64_t rl_msgs; /* milli-messages */
     int64_t rl_bytes;
     uint64_t rl_last_ms;
 };
@@ -124,13 +124,13 @@ struct worker {
     ev_timer tick;
     ev_timer drain_deadline;
     ev_signal sig_term, sig_quit, sig_hup, sig_usr1, sig_winch;
-    struct conn *conns;     /* indexed by fd */
-    int nconns;             /* capacity of conns (RLIMIT_NOFILE) */
-    int live;               /* entries not CONN_FREE */
-    int draining;           /* not accepting any more */
-    int retiring;           /* draining without closing: a successor took over */
+    struct conn *conns; /* indexed by fd */
+    int nconns;         /* capacity of conns (RLIMIT_NOFILE) */
+    int live;           /* entries not CONN_FREE */
+    int draining;       /* not accepting any more */
+    int retiring;       /* draining without closing: a successor took over */
     double last_emfile_log;
-    uint8_t *scratch;       /* the one read buffer */
+    uint8_t *scratch; /* the one read buffer */
     size_t scratch_size;
     struct wheel wheel;
     /* channels */
@@ -139,23 +139,29 @@ struct worker {
     struct channel **buckets; /* hash table of channels with local subscribers */
     uint32_t nbuckets, nchannels;
     uint64_t nsubscriptions;
-    struct channel *touched;  /* channels with frames batched this round, in order */
+    struct channel *touched; /* channels with frames batched this round, in order */
     struct channel *touched_tail;
-    ev_prepare ring_prepare;  /* drains the ring once per loop iteration */
+    ev_prepare ring_prepare; /* drains the ring once per loop iteration */
     ev_check ring_check;
-    ev_idle ring_idle;        /* keeps the loop turning while a backlog remains */
-    ev_signal sig_urg;        /* wake-up from a publisher */
-    uint64_t missed_logged;   /* reader.missed when we last logged it */
-    uint32_t *marks;          /* per fd: last multi-channel record delivered (dedupe) */
+    ev_idle ring_idle;      /* keeps the loop turning while a backlog remains */
+    ev_signal sig_urg;      /* wake-up from a publisher */
+    uint64_t missed_logged; /* reader.missed when we last logged it */
+    uint32_t *marks;        /* per fd: last multi-channel record delivered (dedupe) */
     uint32_t mark_gen;
-    void *pubapi;             /* the publish API listener (pubapi.c) */
+    void *pubapi; /* the publish API listener (pubapi.c) */
 };
 
 /* The worker this process runs; signal and libev callbacks reach it through
  * their watcher, everything else is passed explicitly. */
-static inline int conn_fd(const struct conn *c) { return c->io.fd; }
+static inline int conn_fd(const struct conn *c)
+{
+    return c->io.fd;
+}
 struct conn *worker_conn(struct worker *w, int fd);
-static inline struct worker *conn_worker(const struct conn *c) { return (struct worker *)c->io.data; }
+static inline struct worker *conn_worker(const struct conn *c)
+{
+    return (struct worker *)c->io.data;
+}
 
 /* wheel.c */
 void wheel_init(struct wheel *wh);
@@ -165,7 +171,10 @@ void wheel_remove(struct worker *w, struct conn *c);
 /* Processes every slot up to the current tick, calling conn_timer for each
  * connection whose slot came due. */
 void wheel_advance(struct worker *w, uint32_t now);
-static inline uint32_t wheel_ticks(int64_t ms) { return (uint32_t)((ms + WHEEL_TICK_MS - 1) / WHEEL_TICK_MS); }
+static inline uint32_t wheel_ticks(int64_t ms)
+{
+    return (uint32_t)((ms + WHEEL_TICK_MS - 1) / WHEEL_TICK_MS);
+}
 
 /* conn.c */
 /* Takes over a freshly accepted socket from addr (IPv4/IPv6 sockaddr). */

@@ -15,9 +15,9 @@
 #include "../common/log.h"
 #include "internal.h"
 
-#define ACCEPTS_PER_WAKEUP 128  /* bound one wakeup's accept work */
-#define ACCEPT_PAUSE_S 0.1      /* back-off when out of descriptors */
-#define SCRATCH_SIZE (256 * 1024)
+#define ACCEPTS_PER_WAKEUP 128 /* bound one wakeup's accept work */
+#define ACCEPT_PAUSE_S     0.1 /* back-off when out of descriptors */
+#define SCRATCH_SIZE       (256 * 1024)
 
 static void apply_config(struct worker *w)
 {
@@ -76,9 +76,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             ev_timer_start(loop, &w->accept_pause);
             return;
         }
-        default:
-            log_error("accept4() on the listening socket failed: %s", strerror(errno));
-            return;
+        default: log_error("accept4() on the listening socket failed: %s", strerror(errno)); return;
         }
     }
 }
@@ -190,22 +188,14 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
     (void)revents;
     struct worker *w = s->data;
     switch (s->signum) {
-    case SIGTERM:
-        start_drain(w);
-        break;
-    case SIGWINCH:
-        start_retire(w);
-        break;
+    case SIGTERM: start_drain(w); break;
+    case SIGWINCH: start_retire(w); break;
     case SIGQUIT:
         log_info("fast stop: closing %d connections", w->live);
         ev_break(loop, EVBREAK_ALL);
         break;
-    case SIGHUP:
-        apply_config(w);
-        break;
-    case SIGUSR1:
-        log_open(w->cfg.log_file);
-        break;
+    case SIGHUP: apply_config(w); break;
+    case SIGUSR1: log_open(w->cfg.log_file); break;
     }
 }
 

@@ -13,9 +13,9 @@
 #include "../common/shm.h"
 
 struct worker_spec {
-    int id;               /* slot index in shm->slots */
-    uint32_t generation;  /* master's worker generation */
-    int listen_fd;        /* non-blocking, listening, SO_REUSEPORT */
+    int id;              /* slot index in shm->slots */
+    uint32_t generation; /* master's worker generation */
+    int listen_fd;       /* non-blocking, listening, SO_REUSEPORT */
     struct shm *shm;
 };
 

@@ -502,7 +502,8 @@ static void test_diff(void)
         restart_only += !hot;
     }
     ok(config_key_find("listen")->reloadable == RELOAD_GENERATION, "listen needs a new worker generation");
-    ok(config_key_find("ring_size")->reloadable == RELOAD_RESTART, "ring_size needs a restart (it sizes the block)");
+    ok(config_key_find("ring_size")->reloadable == RELOAD_RESTART,
+       "ring_size needs a restart (it sizes the block)");
     ok(config_key_find("max_connections")->reloadable == RELOAD_HOT, "max_connections is reloadable");
 
     /* Several changes: the count and every name appear. */
