@@ -7,12 +7,15 @@
 # time to establish, handshakes/s, failures, server user-space bytes per
 # connection (sum of worker RSS while holding minus before) and kernel bytes
 # per connection (Slab and sockstat). Writes docs/bench/connections.json and
-# docs/bench/connections.png. Needs root for the sysctls (tune-kernel.sh).
+# docs/bench/connections.png. Needs root for the sysctls (tune-kernel.sh) and
+# the network namespace it runs in (NETNS=name, default wsmill-bench; see
+# docs/tuning.md). Knobs: HOLD, RATE, PER_SRC, TIMEOUT, CONN_TIMEOUT,
+# MAX_PENDING, EXTRA_CONF="key = value;key = value" (added to the server config).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . scripts/deps.sh
-ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-matplotlib
+ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-matplotlib iproute2
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 scripts/tune-kernel.sh --connections "${MAX_N:-1000000}" --local-clients --apply >/dev/null
