@@ -39,5 +39,5 @@ WSMILL_BIN="$ROOT/build/wsmill" $PY -m pytest -q -p no:cacheprovider tests/integ
 record "integration tests" $?
 set -e
 
-echo "test groups: $passed passed, $failed failed"
+echo "groups: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
