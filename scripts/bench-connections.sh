@@ -18,5 +18,8 @@ cd "$ROOT"
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-matplotlib iproute2
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
-scripts/tune-kernel.sh --connections "${MAX_N:-1000000}" --local-clients --apply >/dev/null
+# Host-wide settings only: the port range and the other per-namespace ones
+# are applied inside the benchmark's own network namespace, so that widening
+# the client port range cannot hand port 8080 to some unrelated client.
+scripts/tune-kernel.sh --connections "$((2 * ${MAX_N:-1000000}))" --apply >/dev/null
 exec /usr/bin/python3 scripts/bench_connections.py "$@"
