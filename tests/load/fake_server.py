@@ -15,6 +15,16 @@ Modes (--mode):
   corrupt       echo, but flip a byte of every 5th message
   masked        echo with the mask bit set (clients must reject it)
   no-fin        echo, answer close, but never close TCP
+  pubsub        channels like wsmill: GET /ch/NAME subscribes (a client's
+                message is published to NAME), POST /pub/NAME publishes its
+                body (keep-alive, pipelining), answers 202
+  pubsub-drop   ... but never delivers messages whose sequence number
+                (payload bytes 8-15) ends in 3
+  pubsub-dup    ... delivers those twice
+  pubsub-reorder ... delivers each of those after the message that follows it
+  pubsub-corrupt ... flips the last byte of those
+  pubsub-cross  ... also delivers NAME-0's messages to NAME-1's subscribers
+  pubsub-503    ... answers every 5th POST with 503 (and does not publish it)
 Stops by itself after --duration seconds.
 """
 import argparse
@@ -125,9 +135,95 @@ async def frames(reader, writer, mode):
             task.cancel()
 
 
+channels = {}  # name -> set of writers
+held = {}      # pubsub-reorder: writer -> frame held back
+posts = [0]
+
+
+def deliver(w, mode, data):
+    seq = int.from_bytes(data[8:16], "little") if len(data) >= 16 else 0
+    odd = seq % 10 == 3
+    if mode == "pubsub-drop" and odd:
+        return
+    if mode == "pubsub-corrupt" and odd:
+        data = data[:-1] + bytes([data[-1] ^ 0xFF])
+    f = frame(0x2, data)
+    if mode == "pubsub-reorder":
+        if odd:
+            held[w] = f
+            return
+        w.write(f + held.pop(w, b""))
+        return
+    w.write(f)
+    if mode == "pubsub-dup" and odd:
+        w.write(f)
+
+
+def publish(name, mode, data):
+    targets = list(channels.get(name, ()))
+    if mode == "pubsub-cross" and name.endswith("-0"):
+        targets += list(channels.get(name[:-1] + "1", ()))
+    for w in targets:
+        deliver(w, mode, data)
+
+
+async def http_publish(reader, writer, mode, first):
+    """POST /pub/NAME requests, one after the other on a keep-alive connection."""
+    req = first
+    while True:
+        lines = req.split(b"\r\n")
+        path = lines[0].split(b" ")[1].decode()
+        clen = 0
+        for line in lines[1:]:
+            if line.lower().startswith(b"content-length:"):
+                clen = int(line.split(b":", 1)[1])
+        body = await reader.readexactly(clen)
+        posts[0] += 1
+        if mode == "pubsub-503" and posts[0] % 5 == 0:
+            writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        else:
+            publish(path[len("/pub/"):], mode, body)
+            writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 16\r\n\r\n{\"published\":1}\n")
+        await writer.drain()
+        req = await reader.readuntil(b"\r\n\r\n")
+
+
+async def pubsub(reader, writer, mode):
+    req = await reader.readuntil(b"\r\n\r\n")
+    if req.startswith(b"POST "):
+        await http_publish(reader, writer, mode, req)
+        return
+    name = req.split(b" ")[1].decode()[len("/ch/"):]
+    key = b""
+    for line in req.split(b"\r\n"):
+        if line.lower().startswith(b"sec-websocket-key:"):
+            key = line.split(b":", 1)[1].strip()
+    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_of(key) + b"\r\n\r\n")
+    channels.setdefault(name, set()).add(writer)
+    try:
+        while True:
+            fin, op, data = await read_frame(reader)
+            if op == 0x8:
+                writer.write(frame(0x8, data[:2]))
+                await writer.drain()
+                return
+            if op == 0x9:
+                writer.write(frame(0xA, data))
+            elif op in (0x1, 0x2):
+                publish(name, mode, data)
+    finally:
+        channels[name].discard(writer)
+        held.pop(writer, None)
+
+
 async def serve(reader, writer, mode):
     stats["conns"] += 1
     try:
+        if mode.startswith("pubsub"):
+            await pubsub(reader, writer, mode)
+            return
         if mode == "silent":
             await reader.read()  # until the client gives up
             return
@@ -142,7 +238,7 @@ async def serve(reader, writer, mode):
             await read_frame(reader)  # the client's echo of our close
             return
         await frames(reader, writer, mode)
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
         pass
     finally:
         writer.close()

@@ -5,8 +5,13 @@
  * raw TCP bytes back; --mode upgrade answers a bare, correct 101 and then
  * echoes frames as cheaply as possible: unmask, send back unmasked with the
  * same opcode and FIN bit (ping becomes pong, pongs are dropped, a close is
- * answered with the same close and the connection ends). Whatever wsmill
- * costs beyond this, for the same load, is wsmill's own overhead. */
+ * answered with the same close and the connection ends). --mode fanout is
+ * the floor for channels: GET /ch/NAME subscribes after the same bare 101,
+ * POST /pub/NAME (keep-alive, pipelined) or a client's data frame publishes,
+ * and once per loop iteration every subscriber of a channel that got
+ * messages receives all of them in one send; what a socket refuses waits,
+ * up to 16 MiB, then is dropped. Whatever wsmill costs beyond this, for the
+ * same load, is wsmill's own overhead. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -28,11 +33,29 @@
 
 #define BUF_SIZE   65536
 #define REQ_MAX    8192
+#define HTTP_BUF   (REQ_MAX + BUF_SIZE) /* fanout: a partial request + one read behind it */
 #define MAX_EVENTS 1024
+#define CHAN_MAX   128        /* channel name bytes */
+#define MSG_MAX    65536      /* fanout: largest message published */
+#define PEND_MAX   (16 << 20) /* fanout: refused bytes kept per subscriber */
+#define BATCH_MAX  (4 << 20)  /* fanout: bytes per channel per round */
+#define NBUCKETS   4096
 
-enum floor_mode { FLOOR_ECHO, FLOOR_UPGRADE };
+enum floor_mode { FLOOR_ECHO, FLOOR_UPGRADE, FLOOR_FANOUT };
 
-enum fconn_state { FS_FREE, FS_RAW, FS_REQUEST, FS_FRAMES };
+enum fconn_state { FS_FREE, FS_RAW, FS_REQUEST, FS_FRAMES, FS_HTTP };
+
+/* fanout: a channel, its subscribers' fds, and this round's frames. */
+struct fchan {
+    struct fchan *next, *touched_next;
+    int *fds;
+    uint32_t nsubs, cap;
+    uint8_t *batch;
+    size_t blen, bcap;
+    uint32_t nmsgs;
+    uint8_t touched, len;
+    char name[CHAN_MAX];
+};
 
 /* Per connection, indexed by fd: the frame being echoed and any output the
  * socket refused. Nothing is allocated unless a read or write is partial. */
@@ -41,15 +64,20 @@ struct fconn {
     uint8_t hdr_len;
     uint8_t drop;        /* the frame being read is a pong: not echoed */
     uint8_t is_close;    /* the frame being read is a close */
+    uint8_t op;          /* fanout: the opcode of the frame being read */
     uint8_t close_after; /* close answered: close TCP once output is out */
     uint8_t mask[4];
     uint8_t hdr[LOAD_WS_HDR_MAX];
-    uint16_t req_len;
+    uint32_t req_len;
     uint32_t pend_len;
     uint64_t left; /* payload bytes left in the frame */
     uint64_t off;  /* payload offset, for the mask */
     uint8_t *pend;
-    char *req; /* partial upgrade request */
+    char *req;          /* partial upgrade request (fanout: partial publish requests) */
+    struct fchan *chan; /* fanout: the channel subscribed to */
+    uint32_t chan_pos;  /* its index in chan->fds */
+    uint32_t msg_len;   /* fanout: a client message being received */
+    uint8_t *msg;
 };
 
 struct floor {
@@ -60,6 +88,9 @@ struct floor {
     uint8_t in[BUF_SIZE];
     uint8_t out[BUF_SIZE + 2 * LOAD_WS_HDR_MAX];
     uint64_t accepted, open, peak, handshakes, bad_requests, frames, bytes_in, bytes_out;
+    struct fchan *buckets[NBUCKETS];
+    struct fchan *touched;
+    uint64_t publishes, deliveries, drops;
 };
 
 static volatile sig_atomic_t stop;
@@ -70,12 +101,25 @@ static void on_signal(int sig)
     stop = 1;
 }
 
+/* fanout: leaves the channel (the last subscriber moves into the hole). */
+static void unsubscribe(struct floor *f, int fd)
+{
+    struct fchan *ch = f->conns[fd].chan;
+    uint32_t pos = f->conns[fd].chan_pos;
+    int last = ch->fds[--ch->nsubs];
+    ch->fds[pos] = last;
+    f->conns[last].chan_pos = pos;
+}
+
 static void conn_close(struct floor *f, int fd)
 {
     struct fconn *c = &f->conns[fd];
     close(fd); /* also leaves the epoll set */
+    if (c->chan != NULL)
+        unsubscribe(f, fd);
     free(c->pend);
     free(c->req);
+    free(c->msg);
     memset(c, 0, sizeof(*c));
     f->open--;
 }
@@ -282,7 +326,7 @@ static int gather_request(struct floor *f, int fd, const uint8_t **p, size_t *n,
     size_t room = (size_t)REQ_MAX - c->req_len;
     size_t take = *n < room ? *n : room;
     memcpy(c->req + c->req_len, *p, take);
-    c->req_len += (uint16_t)take;
+    c->req_len += (uint32_t)take;
     *p += take;
     *n -= take;
     *req = c->req;
@@ -312,6 +356,248 @@ static void send_behind(struct floor *f, int fd, size_t olen)
     c->pend_len += (uint32_t)olen;
 }
 
+/* ---- fanout ------------------------------------------------------------ */
+
+static struct fchan *chan_get(struct floor *f, const char *name, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * 16777619u;
+    struct fchan **b = &f->buckets[h % NBUCKETS];
+    for (struct fchan *ch = *b; ch != NULL; ch = ch->next)
+        if (ch->len == len && memcmp(ch->name, name, len) == 0)
+            return ch;
+    struct fchan *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return NULL;
+    memcpy(ch->name, name, len);
+    ch->len = (uint8_t)len;
+    ch->next = *b;
+    *b = ch;
+    return ch;
+}
+
+/* Appends one message to its channel's round (a server frame). */
+static void publish(struct floor *f, const char *name, size_t nlen, const uint8_t *p, size_t n, unsigned op)
+{
+    f->publishes++;
+    if (nlen == 0 || nlen >= CHAN_MAX)
+        return;
+    struct fchan *ch = chan_get(f, name, nlen);
+    if (ch == NULL || ch->nsubs == 0)
+        return;
+    if (ch->blen + n + LOAD_WS_HDR_MAX > ch->bcap) {
+        size_t cap = ch->bcap ? ch->bcap : 4096;
+        while (cap < ch->blen + n + LOAD_WS_HDR_MAX)
+            cap *= 2;
+        uint8_t *nb = realloc(ch->batch, cap);
+        if (nb == NULL)
+            return;
+        ch->batch = nb;
+        ch->bcap = cap;
+    }
+    ch->blen += load_ws_frame_header(ch->batch + ch->blen, op, n, NULL);
+    memcpy(ch->batch + ch->blen, p, n);
+    ch->blen += n;
+    ch->nmsgs++;
+    if (!ch->touched) {
+        ch->touched = 1;
+        ch->touched_next = f->touched;
+        f->touched = ch;
+    }
+}
+
+/* Hands a round's frames to one subscriber: one send, the rest waits. */
+static void deliver(struct floor *f, struct fchan *ch, int fd)
+{
+    struct fconn *c = &f->conns[fd];
+    if (c->pend == NULL) {
+        f->deliveries += ch->nmsgs;
+        send_out(f, fd, ch->batch, ch->blen);
+        return;
+    }
+    if (c->pend_len + ch->blen > PEND_MAX) {
+        f->drops += ch->nmsgs;
+        return;
+    }
+    uint8_t *np = realloc(c->pend, c->pend_len + ch->blen);
+    if (np == NULL) {
+        f->drops += ch->nmsgs;
+        return;
+    }
+    memcpy(np + c->pend_len, ch->batch, ch->blen);
+    c->pend = np;
+    c->pend_len += (uint32_t)ch->blen;
+    f->deliveries += ch->nmsgs;
+}
+
+/* End of a loop iteration: every channel that got messages fans out. */
+static void flush_channels(struct floor *f)
+{
+    while (f->touched != NULL) {
+        struct fchan *ch = f->touched;
+        f->touched = ch->touched_next;
+        ch->touched = 0;
+        /* Backwards: a subscriber closed here swaps in one already served. */
+        for (uint32_t i = ch->nsubs; i-- > 0;)
+            if (i < ch->nsubs)
+                deliver(f, ch, ch->fds[i]);
+        ch->blen = 0;
+        ch->nmsgs = 0;
+    }
+}
+
+static int subscribe(struct floor *f, int fd, const char *req, size_t len)
+{
+    const char *path = memchr(req, ' ', len);
+    if (path == NULL || (size_t)(req + len - path) < 5 || memcmp(path + 1, "/ch/", 4) != 0)
+        return 0; /* not a channel: just held */
+    const char *name = path + 5;
+    const char *end = memchr(name, ' ', (size_t)(req + len - name));
+    size_t nlen = end ? (size_t)(end - name) : 0;
+    if (nlen == 0 || nlen >= CHAN_MAX)
+        return 0;
+    struct fchan *ch = chan_get(f, name, nlen);
+    if (ch == NULL)
+        return -1;
+    if (ch->nsubs == ch->cap) {
+        uint32_t cap = ch->cap ? ch->cap * 2 : 16;
+        int *nf = realloc(ch->fds, cap * sizeof(*nf));
+        if (nf == NULL)
+            return -1;
+        ch->fds = nf;
+        ch->cap = cap;
+    }
+    f->conns[fd].chan = ch;
+    f->conns[fd].chan_pos = ch->nsubs;
+    ch->fds[ch->nsubs++] = fd;
+    return 0;
+}
+
+/* A subscriber's frames: data is published to its channel, a ping is
+ * answered, a close is answered and ends it. -1 on a protocol error. */
+static int sub_frames(struct floor *f, struct fconn *c, const uint8_t *p, size_t n, size_t *olen)
+{
+    while (n > 0 && !c->close_after) {
+        if (c->left == 0) {
+            struct load_ws_frame fr;
+            enum load_ws_frame_err err;
+            size_t room = (size_t)(LOAD_WS_HDR_MAX - c->hdr_len);
+            size_t take = n < room ? n : room;
+            memcpy(c->hdr + c->hdr_len, p, take);
+            int h = load_ws_frame_parse(c->hdr, c->hdr_len + take, &fr, &err);
+            if (h == 0) {
+                c->hdr_len += (uint8_t)take;
+                return 0;
+            }
+            if (h == -1 || !fr.masked || !fr.fin || fr.len > MSG_MAX)
+                return -1; /* the floor takes whole, masked messages only */
+            size_t used = (size_t)h - c->hdr_len;
+            c->hdr_len = 0;
+            p += used;
+            n -= used;
+            c->left = fr.len;
+            c->off = 0;
+            memcpy(c->mask, fr.mask, 4);
+            c->is_close = fr.opcode == LOAD_WS_CLOSE;
+            c->op = fr.opcode;
+            f->frames++;
+            if (c->msg == NULL && (c->msg = malloc(MSG_MAX)) == NULL)
+                return -1;
+            c->msg_len = 0;
+        } else {
+            size_t take = c->left < n ? (size_t)c->left : n;
+            memcpy(c->msg + c->msg_len, p, take);
+            load_ws_mask(c->msg + c->msg_len, take, c->mask, c->off);
+            c->msg_len += (uint32_t)take;
+            c->off += take;
+            c->left -= take;
+            p += take;
+            n -= take;
+        }
+        if (c->left > 0)
+            continue;
+        unsigned op = c->op;
+        if (op == LOAD_WS_PING || op == LOAD_WS_CLOSE) {
+            size_t plen = op == LOAD_WS_CLOSE && c->msg_len > 2 ? 2 : c->msg_len;
+            *olen += load_ws_frame_header(f->out + *olen, op == LOAD_WS_PING ? LOAD_WS_PONG : op, plen, NULL);
+            memcpy(f->out + *olen, c->msg, plen);
+            *olen += plen;
+            if (op == LOAD_WS_CLOSE)
+                c->close_after = 1;
+        } else if ((op == LOAD_WS_TEXT || op == LOAD_WS_BINARY) && c->chan != NULL) {
+            publish(f, c->chan->name, c->chan->len, c->msg, c->msg_len, op);
+        }
+        if (*olen > BUF_SIZE - 256)
+            return -1; /* a flood of pings: not a floor's business */
+    }
+    return 0;
+}
+
+/* POST /pub/NAME requests (keep-alive, pipelined): each publishes its body
+ * and gets a 202. Partial requests wait in c->req. */
+static void http_input(struct floor *f, int fd, const uint8_t *in, size_t n)
+{
+    static const char ok[] = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
+    struct fconn *c = &f->conns[fd];
+    const char *buf = (const char *)in;
+    size_t len = n, used = 0, olen = 0;
+    if (c->req_len > 0) { /* the leftover is under REQ_MAX, a read under BUF_SIZE */
+        memcpy(c->req + c->req_len, in, n);
+        c->req_len += (uint32_t)n;
+        buf = c->req;
+        len = c->req_len;
+    }
+    for (;;) {
+        const char *b = buf + used;
+        size_t rem = len - used;
+        const char *end = memmem(b, rem, "\r\n\r\n", 4);
+        if (end == NULL)
+            break;
+        size_t hlen = (size_t)(end + 4 - b), vlen, clen = 0;
+        const char *v = find_header(b, hlen, "Content-Length", &vlen);
+        for (size_t i = 0; v != NULL && i < vlen && v[i] >= '0' && v[i] <= '9'; i++)
+            clen = clen * 10 + (size_t)(v[i] - '0');
+        if (hlen + clen > REQ_MAX || rem < 11 || memcmp(b, "POST /pub/", 10) != 0) {
+            f->bad_requests++;
+            conn_close(f, fd);
+            return;
+        }
+        if (rem < hlen + clen)
+            break;
+        const char *name = b + 10;
+        size_t nlen = strcspn(name, " ?");
+        publish(f, name, nlen, (const uint8_t *)b + hlen, clen, LOAD_WS_BINARY);
+        if (olen + sizeof(ok) > sizeof(f->out)) {
+            send_behind(f, fd, olen);
+            olen = 0;
+            if (c->state != FS_HTTP)
+                return; /* closed by a failed send */
+        }
+        memcpy(f->out + olen, ok, sizeof(ok) - 1);
+        olen += sizeof(ok) - 1;
+        used += hlen + clen;
+    }
+    size_t rest = len - used;
+    if (rest > 0) {
+        if (rest > REQ_MAX) { /* no end of headers in 8 KiB */
+            f->bad_requests++;
+            conn_close(f, fd);
+            return;
+        }
+        if (c->req == NULL && (c->req = malloc(HTTP_BUF)) == NULL) {
+            conn_close(f, fd);
+            return;
+        }
+        memmove(c->req, buf + used, rest);
+    }
+    c->req_len = (uint32_t)rest;
+    if (olen > 0)
+        send_behind(f, fd, olen);
+}
+
+/* ---- upgrade and echo ---------------------------------------------------- */
+
 /* Upgrade mode before the 101: answer the request, then echo any frames
  * that arrived behind it. */
 static void on_request(struct floor *f, int fd, const uint8_t *p, size_t n)
@@ -325,9 +611,15 @@ static void on_request(struct floor *f, int fd, const uint8_t *p, size_t n)
     size_t rest = len - (size_t)(end - req);
     if (answer_request(f, fd, req, (size_t)(end - req)) == -1 || c->state != FS_FRAMES)
         return;
+    if (f->mode == FLOOR_FANOUT && subscribe(f, fd, req, (size_t)(end - req)) == -1) {
+        conn_close(f, fd);
+        return;
+    }
     /* Frames behind the request: first the part in our copy, then the rest. */
     size_t olen = 0;
-    if (echo_frames(f, c, (const uint8_t *)end, rest, &olen) == -1 || echo_frames(f, c, p, n, &olen) == -1) {
+    int (*frames)(struct floor *, struct fconn *, const uint8_t *, size_t, size_t *) =
+        f->mode == FLOOR_FANOUT ? sub_frames : echo_frames;
+    if (frames(f, c, (const uint8_t *)end, rest, &olen) == -1 || frames(f, c, p, n, &olen) == -1) {
         conn_close(f, fd);
         return;
     }
@@ -352,6 +644,13 @@ static void on_readable(struct floor *f, int fd)
         send_out(f, fd, f->in, (size_t)n);
         return;
     }
+    if (c->state == FS_REQUEST && f->mode == FLOOR_FANOUT && c->req_len == 0 && n >= 5 &&
+        memcmp(f->in, "POST ", 5) == 0)
+        c->state = FS_HTTP;
+    if (c->state == FS_HTTP) {
+        http_input(f, fd, f->in, (size_t)n);
+        return;
+    }
     if (c->state == FS_REQUEST) {
         on_request(f, fd, f->in, (size_t)n);
         return;
@@ -359,7 +658,9 @@ static void on_readable(struct floor *f, int fd)
     if (c->close_after)
         return; /* close answered, output pending: ignore the rest */
     size_t olen = 0;
-    if (echo_frames(f, c, f->in, (size_t)n, &olen) == -1) {
+    int r = f->mode == FLOOR_FANOUT ? sub_frames(f, c, f->in, (size_t)n, &olen)
+                                    : echo_frames(f, c, f->in, (size_t)n, &olen);
+    if (r == -1) {
         conn_close(f, fd);
         return;
     }
@@ -447,13 +748,17 @@ static void run(struct floor *f, double duration)
             else
                 on_readable(f, fd);
         }
+        if (f->touched != NULL)
+            flush_channels(f);
     }
 }
 
 static const char usage[] =
-    "usage: wsmill-floor --listen ADDR:PORT [--mode echo|upgrade] [--cpu N] [--duration S]\n"
+    "usage: wsmill-floor --listen ADDR:PORT [--mode echo|upgrade|fanout] [--cpu N] [--duration S]\n"
     "  echo: send raw TCP bytes back (wsmill-load --raw)\n"
     "  upgrade: answer a bare 101, then echo WebSocket frames unmasked\n"
+    "  fanout: GET /ch/NAME subscribes, POST /pub/NAME or a client frame publishes;\n"
+    "          each loop iteration sends every subscriber its channel's new frames at once\n"
     "  --duration: stop after S seconds even without a signal (600)\n";
 
 static size_t raise_nofile(void)
@@ -498,6 +803,8 @@ static int parse_args(int argc, char **argv, struct floor *f, const char **liste
             f->mode = FLOOR_ECHO;
         else if (c == 'm' && strcmp(optarg, "upgrade") == 0)
             f->mode = FLOOR_UPGRADE;
+        else if (c == 'm' && strcmp(optarg, "fanout") == 0)
+            f->mode = FLOOR_FANOUT;
         else if (c == 'c' && pin(atoi(optarg)) == 0)
             continue;
         else if (c == 'd' && (*duration = atof(optarg)) > 0)
@@ -531,8 +838,8 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "wsmill-floor: %s mode on %s (pid %d)\n", f.mode == FLOOR_ECHO ? "echo" : "upgrade",
-            listen_addr, (int)getpid());
+    static const char *const names[] = {"echo", "upgrade", "fanout"};
+    fprintf(stderr, "wsmill-floor: %s mode on %s (pid %d)\n", names[f.mode], listen_addr, (int)getpid());
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -540,11 +847,12 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("{\"floor\":\"%s\",\"listen\":\"%s\",\"accepted\":%llu,\"open_at_exit\":%llu,"
            "\"peak_open\":%llu,\"handshakes\":%llu,\"bad_requests\":%llu,\"frames\":%llu,"
-           "\"bytes_in\":%llu,\"bytes_out\":%llu,\"elapsed_s\":%.3f}\n",
-           f.mode == FLOOR_ECHO ? "echo" : "upgrade", listen_addr, (unsigned long long)f.accepted,
-           (unsigned long long)f.open, (unsigned long long)f.peak, (unsigned long long)f.handshakes,
-           (unsigned long long)f.bad_requests, (unsigned long long)f.frames, (unsigned long long)f.bytes_in,
-           (unsigned long long)f.bytes_out,
+           "\"bytes_in\":%llu,\"bytes_out\":%llu,\"publishes\":%llu,\"deliveries\":%llu,\"drops\":%llu,"
+           "\"elapsed_s\":%.3f}\n",
+           names[f.mode], listen_addr, (unsigned long long)f.accepted, (unsigned long long)f.open,
+           (unsigned long long)f.peak, (unsigned long long)f.handshakes, (unsigned long long)f.bad_requests,
+           (unsigned long long)f.frames, (unsigned long long)f.bytes_in, (unsigned long long)f.bytes_out,
+           (unsigned long long)f.publishes, (unsigned long long)f.deliveries, (unsigned long long)f.drops,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     return 0;
 }

@@ -41,22 +41,38 @@ uint64_t load_client_rand(struct load_client *cl)
 }
 
 static int client_init(struct load_client *cl, const struct load_opts *o, struct load_ctl *ctl,
-                       struct load_slot *st, uint64_t first, uint32_t n, uint64_t verify_n)
+                       struct load_slot *st, const struct load_chans *chans, const struct load_share *sh)
 {
+    uint32_t n = sh->n;
     memset(cl, 0, sizeof(*cl));
     cl->o = o;
     cl->ctl = ctl;
     cl->st = st;
-    cl->first = first;
+    cl->chans = *chans;
+    cl->role = sh->role;
+    cl->first = sh->first;
+    cl->total = sh->total;
     cl->n = n;
-    cl->verify_n = verify_n;
+    cl->verify_n = sh->verify_n;
     cl->ring = o->mode == LOAD_ECHO ? o->depth : 1;
     cl->run_end = UINT64_MAX;
-    double rate = o->rate / o->procs;
+    int pub = sh->role == LOAD_ROLE_PUB_WS || sh->role == LOAD_ROLE_PUB_HTTP;
+    cl->target = pub ? &o->pub : &o->target;
+    /* fanout's publishers bind the source addresses after the subscribers' */
+    if (pub && o->mode == LOAD_FANOUT)
+        cl->src_offset = (uint32_t)((o->conns + o->per_src - 1) / o->per_src);
+    /* Publishers connect at once (they are few); the rest at --rate. */
+    double rate = pub ? 0 : o->rate / o->procs;
     cl->rate_ns = rate / 1e9;
     cl->burst = rate / 200 > 1 ? rate / 200 : 1; /* at most 5 ms worth at once */
     cl->tokens = 1;
     cl->now = cl->last_refill = load_client_clock();
+    if (pub) {
+        double prate = o->pub_rate * (double)n / (double)sh->total;
+        cl->pub_rate_ns = prate / 1e9;
+        cl->pub_burst = 1 + prate / 20; /* 50 ms worth: a short stall is made up */
+        cl->pub_tokens = 1;             /* the first message goes out as the run starts */
+    }
     if (getrandom(&cl->rng, sizeof(cl->rng), 0) != sizeof(cl->rng))
         cl->rng = cl->now;
     cl->rng |= 1; /* xorshift must not start at 0 */
@@ -71,7 +87,7 @@ static int client_init(struct load_client *cl, const struct load_opts *o, struct
     }
     for (uint32_t i = 0; i < n; i++) {
         cl->conns[i].fd = -1;
-        cl->conns[i].id = (uint32_t)(first + i);
+        cl->conns[i].id = (uint32_t)(sh->first + i);
     }
     cl->ep = epoll_create1(EPOLL_CLOEXEC);
     if (cl->ep == -1) {
@@ -83,7 +99,7 @@ static int client_init(struct load_client *cl, const struct load_opts *o, struct
 
 static int take_token(struct load_client *cl)
 {
-    if (cl->o->rate == 0)
+    if (cl->rate_ns == 0)
         return 1;
     if (cl->tokens < 1)
         return 0;
@@ -152,6 +168,8 @@ static int work(struct load_client *cl)
         waiting = ramp(cl);
     else if (cl->phase == LOAD_PH_RUN && cl->o->mode == LOAD_CHURN)
         waiting = churn(cl);
+    else if (cl->phase == LOAD_PH_RUN && cl->pub_rate_ns > 0 && cl->now < cl->run_end)
+        return load_pub_tick(cl);
     else if (cl->phase == LOAD_PH_CLOSE && cl->o->mode != LOAD_CHURN)
         close_some(cl);
     /* Waiting for tokens: come back soon. The parent's phase changes are
@@ -204,8 +222,12 @@ static void start_verify(struct load_client *cl)
 static void enter_phase(struct load_client *cl, uint32_t phase)
 {
     cl->phase = phase;
-    if (phase >= LOAD_PH_RUN)
+    if (phase >= LOAD_PH_RUN) {
+        cl->run_start = __atomic_load_n(&cl->ctl->run_start_ns, __ATOMIC_RELAXED);
         cl->run_end = __atomic_load_n(&cl->ctl->run_end_ns, __ATOMIC_RELAXED);
+    }
+    if (phase == LOAD_PH_RUN) /* the rate runs from the parent's start, not from when we noticed */
+        cl->pub_last_refill = cl->run_start < cl->now ? cl->run_start : cl->now;
     if (phase == LOAD_PH_RUN && cl->o->mode == LOAD_ECHO)
         start_echo(cl);
     if (phase == LOAD_PH_RUN && cl->o->mode == LOAD_CHURN)
@@ -222,8 +244,8 @@ static void scan(struct load_client *cl)
     /* A hold with every connection open and idle has no deadline to check;
      * skipping the walk keeps 50 processes x 19000 connections off the
      * memory bus while the server is being measured. */
-    if (cl->o->mode == LOAD_HOLD && LOAD_GET(cl->st->pending) == 0 && cl->closing == 0 &&
-        cl->verify_pending == 0)
+    if ((cl->o->mode == LOAD_HOLD || cl->role == LOAD_ROLE_SUB) && LOAD_GET(cl->st->pending) == 0 &&
+        cl->closing == 0 && cl->verify_pending == 0)
         return;
     for (uint32_t i = 0; i < cl->n; i++) {
         struct load_conn *c = &cl->conns[i];
@@ -275,14 +297,14 @@ static int loop_once(struct load_client *cl, struct epoll_event *evs, uint64_t *
     return 0;
 }
 
-int load_client_run(const struct load_opts *o, struct load_ctl *ctl, struct load_slot *st, uint64_t first,
-                    uint32_t n, uint64_t verify_n)
+int load_client_run(const struct load_opts *o, struct load_ctl *ctl, struct load_slot *st,
+                    const struct load_chans *chans, const struct load_share *share)
 {
     struct load_client cl;
     static struct epoll_event evs[MAX_EVENTS];
     uint64_t next_scan = 0;
 
-    if (client_init(&cl, o, ctl, st, first, n, verify_n) == -1)
+    if (client_init(&cl, o, ctl, st, chans, share) == -1)
         return 1;
     while (!loop_once(&cl, evs, &next_scan))
         ;

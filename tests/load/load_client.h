@@ -3,8 +3,10 @@
  *
  * load_client.c owns the loop, the ramp, the phases and the timers;
  * load_conn.c owns one connection's I/O: connect, upgrade, frames, echo
- * verification and the close handshake. Both see these structs; nothing
- * outside tests/load/load_client.c and load_conn.c should. */
+ * verification and the close handshake; load_pubsub.c owns what publishers
+ * send (stamped messages, HTTP requests and their answers) and what
+ * subscribers check. They all see these structs; nothing outside
+ * tests/load/load_client.c, load_conn.c and load_pubsub.c should. */
 #ifndef WSMILL_LOAD_CLIENT_H
 #define WSMILL_LOAD_CLIENT_H
 
@@ -37,6 +39,17 @@ struct load_ctlbuf {
     uint8_t buf[125];
 };
 
+/* What a client process's connections do (one role per process). */
+enum load_role {
+    LOAD_ROLE_CONN,     /* hold, echo, churn */
+    LOAD_ROLE_SUB,      /* subscribe, fanout's subscribers */
+    LOAD_ROLE_PUB_WS,   /* a ws client publishing on its channel (client_publish) */
+    LOAD_ROLE_PUB_HTTP, /* the HTTP publish API, keep-alive, pipelined */
+};
+
+struct load_sub;
+struct load_pub;
+
 struct load_conn {
     int fd;
     uint32_t id;           /* global index: picks the source address and pattern */
@@ -46,6 +59,7 @@ struct load_conn {
     uint8_t verify;        /* hold: its echo is part of the verify sample */
     uint8_t in_msg;        /* a fragmented data message is in progress */
     uint8_t cooldown;      /* churn: failed, restart on the next timer scan */
+    uint8_t counted;       /* subscriber counted in its channel's open subscribers */
     uint8_t rx_op, rx_fin; /* frame being received */
     uint8_t hdr_len;
     uint8_t hdr[LOAD_WS_HDR_MAX];
@@ -61,12 +75,29 @@ struct load_conn {
         struct load_hs *hs;      /* LOAD_CS_HANDSHAKE */
         struct load_ctlbuf *ctl; /* open: a control frame in progress */
     } aux;
+    union {
+        struct load_sub *sub; /* subscriber, while open */
+        struct load_pub *pub; /* publisher, while open */
+    } ps;
+};
+
+/* Shared with the parent beside the slots: per channel, what was published
+ * and accepted, and how many subscribers are open (fanout's expected
+ * deliveries). Written with atomic adds: several processes share them. */
+struct load_chans {
+    uint64_t *published; /* accepted publishes (HTTP 2xx, ws: sent) */
+    int64_t *subs;       /* open subscribers */
 };
 
 struct load_client {
     const struct load_opts *o;
     struct load_ctl *ctl;
     struct load_slot *st;
+    struct load_chans chans;
+    const struct load_target *target; /* where this process connects */
+    enum load_role role;
+    uint32_t src_offset; /* source address index of global connection 0 */
+    uint64_t total;      /* connections of this role over all processes */
     int ep;
     struct load_conn *conns;
     uint32_t n;
@@ -82,8 +113,13 @@ struct load_client {
     uint64_t verify_pending;
     double tokens, rate_ns, burst;
     uint64_t last_refill;
-    uint64_t now;     /* CLOCK_MONOTONIC ns, refreshed per event */
-    uint64_t run_end; /* copy of ctl->run_end_ns once running; else UINT64_MAX */
+    uint64_t now;       /* CLOCK_MONOTONIC ns, refreshed per event */
+    uint64_t run_start; /* copy of ctl->run_start_ns once running */
+    uint64_t run_end;   /* copy of ctl->run_end_ns once running; else UINT64_MAX */
+    /* publishers: the message rate (a second token bucket) */
+    double pub_tokens, pub_rate_ns, pub_burst;
+    uint64_t pub_last_refill;
+    uint32_t pub_rr; /* next connection, round robin */
     uint64_t rng;
     uint8_t *rbuf;
     size_t rcap;
@@ -91,11 +127,19 @@ struct load_client {
     size_t wlen, wcap;
 };
 
-/* Runs one client process over global connections [first, first + n) and
- * returns its exit status once the phases say it is done. verify_n is its
- * share of --verify-sample. */
-int load_client_run(const struct load_opts *o, struct load_ctl *ctl, struct load_slot *st, uint64_t first,
-                    uint32_t n, uint64_t verify_n);
+/* What one client process does: its role, and its share of that role's
+ * connections (global ids [first, first + n) of total). */
+struct load_share {
+    enum load_role role;
+    uint64_t first, total;
+    uint32_t n;
+    uint64_t verify_n; /* hold: its share of --verify-sample */
+};
+
+/* Runs one client process and returns its exit status once the phases say
+ * it is done. */
+int load_client_run(const struct load_opts *o, struct load_ctl *ctl, struct load_slot *st,
+                    const struct load_chans *chans, const struct load_share *share);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t load_client_clock(void);
@@ -115,5 +159,31 @@ int load_conn_close(struct load_client *cl, struct load_conn *c);
 void load_conn_check(struct load_client *cl, struct load_conn *c);
 /* Fails the connection as aborted (out of time). */
 void load_conn_abort(struct load_client *cl, struct load_conn *c);
+/* For load_pubsub.c: stage bytes (room for n <= wbuf size), write what is
+ * staged, count a failure and release. -1 when the connection was released. */
+uint8_t *load_conn_reserve(struct load_client *cl, struct load_conn *c, size_t n);
+int load_conn_flush(struct load_client *cl, struct load_conn *c);
+int load_conn_fail(struct load_client *cl, struct load_conn *c, enum load_stage stage, enum load_cause cause);
+int load_conn_fail_errno(struct load_client *cl, struct load_conn *c, int err);
+void load_conn_random_mask(struct load_client *cl, uint8_t mask[4]);
+
+/* load_pubsub.c. The channel a connection subscribes to or publishes on
+ * first (subscribers: id mod K; ws publishers: id; HTTP: id, id + P, ...). */
+uint64_t load_ps_channel(const struct load_client *cl, const struct load_conn *c);
+/* The connection opened: set up its subscriber or publisher state. */
+int load_ps_opened(struct load_client *cl, struct load_conn *c);
+/* The connection is released: drop that state. */
+void load_ps_release(struct load_client *cl, struct load_conn *c);
+/* Subscribers: a data message begins, n payload bytes of it, it ended. */
+void load_sub_begin(struct load_conn *c);
+int load_sub_bytes(struct load_client *cl, struct load_conn *c, const uint8_t *p, size_t n);
+int load_sub_done(struct load_client *cl, struct load_conn *c);
+/* Publishers, in the run phase: send what the rate allows. Returns the
+ * epoll timeout (ms) until the next message is due. */
+int load_pub_tick(struct load_client *cl);
+/* HTTP publishers: the socket is readable. */
+int load_pub_http_read(struct load_client *cl, struct load_conn *c);
+/* HTTP publishers: fails the connection when an answer is overdue. */
+void load_pub_check(struct load_client *cl, struct load_conn *c);
 
 #endif

@@ -1,7 +1,9 @@
 /* load_conn.c: one client connection's life, driven by load_client.c.
  *
  * connect (bound to its source address) -> upgrade -> open (idle, echo
- * pipeline, ping/pong) -> close handshake -> the server's FIN. Every way out
+ * pipeline, ping/pong, published messages: load_pubsub.c) -> close
+ * handshake -> the server's FIN. HTTP publishers skip the upgrade and end
+ * with a plain TCP close. Every way out
  * other than a clean close is counted once, by stage and cause, in the
  * process's stats slot. Output is staged per connection in the client's
  * buffer and written once per wakeup; only what the socket refuses is kept.
@@ -78,6 +80,7 @@ static void release(struct load_client *cl, struct load_conn *c, int clean)
     leave_state(cl, c);
     if (c->fd != -1)
         close(c->fd); /* a socket's close cannot fail in a way we could act on */
+    load_ps_release(cl, c);
     if (c->state == LOAD_CS_HANDSHAKE)
         free(c->aux.hs);
     else
@@ -108,7 +111,7 @@ static void release(struct load_client *cl, struct load_conn *c, int clean)
     c->state = LOAD_CS_IDLE;
     c->fd = -1;
     c->events = 0;
-    c->failed = c->verify = c->in_msg = 0;
+    c->failed = c->verify = c->in_msg = c->counted = 0;
     c->hdr_len = 0;
     c->rx_left = c->msg_off = c->seq_sent = c->seq_recv = 0;
     c->deadline = 0;
@@ -223,6 +226,31 @@ static void random_mask(struct load_client *cl, uint8_t mask[4])
     memcpy(mask, &r, 4);
 }
 
+uint8_t *load_conn_reserve(struct load_client *cl, struct load_conn *c, size_t n)
+{
+    return reserve(cl, c, n);
+}
+
+int load_conn_flush(struct load_client *cl, struct load_conn *c)
+{
+    return flush(cl, c);
+}
+
+int load_conn_fail(struct load_client *cl, struct load_conn *c, enum load_stage stage, enum load_cause cause)
+{
+    return fail(cl, c, stage, cause);
+}
+
+int load_conn_fail_errno(struct load_client *cl, struct load_conn *c, int err)
+{
+    return fail_errno(cl, c, err);
+}
+
+void load_conn_random_mask(struct load_client *cl, uint8_t mask[4])
+{
+    random_mask(cl, mask);
+}
+
 /* Stages a masked control frame (len <= 125). */
 static int stage_control(struct load_client *cl, struct load_conn *c, unsigned op, const uint8_t *payload,
                          size_t len)
@@ -295,7 +323,7 @@ int load_conn_close(struct load_client *cl, struct load_conn *c)
 {
     if (c->state != LOAD_CS_OPEN)
         return 0;
-    if (cl->o->raw || cl->o->handshake_only) {
+    if (cl->o->raw || cl->o->handshake_only || cl->role == LOAD_ROLE_PUB_HTTP) {
         release(cl, c, 1);
         return -1;
     }
@@ -411,7 +439,9 @@ static int frame_begin(struct load_client *cl, struct load_conn *c, const struct
     }
     if ((f->opcode == LOAD_WS_CONT) != (c->in_msg != 0))
         return fail(cl, c, stage_of(c), LOAD_C_FRAGMENT);
-    if (f->opcode != LOAD_WS_CONT && c->seq_recv == c->seq_sent)
+    if (cl->role == LOAD_ROLE_SUB && f->opcode != LOAD_WS_CONT)
+        load_sub_begin(c);
+    else if (cl->role == LOAD_ROLE_CONN && f->opcode != LOAD_WS_CONT && c->seq_recv == c->seq_sent)
         return fail(cl, c, LOAD_ST_ECHO, LOAD_C_UNEXPECTED_DATA);
     c->in_msg = 1;
     return 0;
@@ -424,7 +454,11 @@ static int frame_payload(struct load_client *cl, struct load_conn *c, const uint
         c->aux.ctl->len += (uint8_t)n;
         return 0;
     }
-    return echo_bytes(cl, c, p, n);
+    switch (cl->role) {
+    case LOAD_ROLE_SUB: return load_sub_bytes(cl, c, p, n);
+    case LOAD_ROLE_PUB_WS: return 0; /* its own channel's messages: only counted */
+    default: return echo_bytes(cl, c, p, n);
+    }
 }
 
 static int frame_end(struct load_client *cl, struct load_conn *c)
@@ -445,7 +479,11 @@ static int frame_end(struct load_client *cl, struct load_conn *c)
         if (!c->rx_fin)
             break;
         c->in_msg = 0;
-        if (c->msg_off != cl->o->size)
+        if (cl->role == LOAD_ROLE_SUB)
+            r = load_sub_done(cl, c);
+        else if (cl->role == LOAD_ROLE_PUB_WS)
+            LOAD_ADD(cl->st->pub_echoes, 1);
+        else if (c->msg_off != cl->o->size)
             r = fail(cl, c, LOAD_ST_ECHO, LOAD_C_MISMATCH);
         else
             r = echo_done(cl, c);
@@ -521,6 +559,8 @@ static int opened(struct load_client *cl, struct load_conn *c)
      * hold and echo connections that open late close at once. */
     if (cl->phase >= LOAD_PH_CLOSE && cl->o->mode != LOAD_CHURN)
         return load_conn_close(cl, c);
+    if (cl->role != LOAD_ROLE_CONN)
+        return load_ps_opened(cl, c);
     switch (cl->o->mode) {
     case LOAD_CHURN:
         if (cl->o->handshake_only)
@@ -530,9 +570,8 @@ static int opened(struct load_client *cl, struct load_conn *c)
         if (cl->phase == LOAD_PH_RUN && cl->now < cl->run_end)
             return stage_msgs(cl, c, cl->o->depth);
         return 0;
-    case LOAD_HOLD: return 0;
+    default: return 0;
     }
-    return 0;
 }
 
 /* Reads the upgrade response straight into the handshake buffer, so bytes
@@ -585,11 +624,15 @@ static int on_readable(struct load_client *cl, struct load_conn *c)
 {
     if (c->state == LOAD_CS_HANDSHAKE)
         return hs_read(cl, c);
+    if (cl->role == LOAD_ROLE_PUB_HTTP)
+        return load_pub_http_read(cl, c);
     ssize_t n = read(c->fd, cl->rbuf, cl->rcap);
     if (n == -1)
         return errno == EAGAIN ? 0 : fail_errno(cl, c, errno);
     if (n == 0)
         return on_eof(cl, c);
+    if (cl->role == LOAD_ROLE_SUB)
+        cl->now = load_client_clock(); /* delays end when the bytes are in hand */
     int r = cl->o->raw ? raw_input(cl, c, cl->rbuf, (size_t)n) : frames_input(cl, c, cl->rbuf, (size_t)n);
     if (r == -1)
         return -1;
@@ -602,7 +645,7 @@ static int connected(struct load_client *cl, struct load_conn *c)
     LOAD_ADD(cl->st->connected, 1);
     if (set_events(cl, c, EV_IN) == -1)
         return -1;
-    if (cl->o->raw) {
+    if (cl->o->raw || cl->role == LOAD_ROLE_PUB_HTTP) {
         if (opened(cl, c) == -1)
             return -1;
         return flush(cl, c);
@@ -621,7 +664,10 @@ static int connected(struct load_client *cl, struct load_conn *c)
     c->aux.hs = hs;
     c->state = LOAD_CS_HANDSHAKE;
     uint8_t *p = reserve(cl, c, 1024);
-    int n = load_ws_request((char *)p, 1024, cl->o->host, cl->o->path, cl->o->origin, key);
+    char path[sizeof(cl->target->path) + 24];
+    int n = load_opts_chan_path(cl->o, cl->target, load_ps_channel(cl, c), path, sizeof(path));
+    if (n != -1)
+        n = load_ws_request((char *)p, 1024, cl->target->host, path, cl->o->origin, key);
     if (n == -1)
         return fail_errno(cl, c, ENAMETOOLONG); /* --url/--origin too long to send */
     cl->wlen += (size_t)n;
@@ -655,11 +701,12 @@ static int open_socket(struct load_client *cl, struct load_conn *c)
         return -1;
     struct sockaddr_in src = {
         .sin_family = AF_INET,
-        .sin_addr.s_addr = htonl(o->src_base + (uint32_t)(c->id / o->per_src)),
+        .sin_addr.s_addr = htonl(o->src_base + cl->src_offset + (uint32_t)(c->id / o->per_src)),
     };
     if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) == -1)
         return -1;
-    if (connect(c->fd, (const struct sockaddr *)&o->dst, sizeof(o->dst)) == -1 && errno != EINPROGRESS)
+    const struct sockaddr_in *dst = &cl->target->dst;
+    if (connect(c->fd, (const struct sockaddr *)dst, sizeof(*dst)) == -1 && errno != EINPROGRESS)
         return -1;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
     if (epoll_ctl(cl->ep, EPOLL_CTL_ADD, c->fd, &ev) == -1)
@@ -703,6 +750,10 @@ void load_conn_check(struct load_client *cl, struct load_conn *c)
         return;
     if (c->deadline != 0 && cl->now >= c->deadline) {
         fail(cl, c, stage_of(c), LOAD_C_TIMEOUT);
+        return;
+    }
+    if (cl->role == LOAD_ROLE_PUB_HTTP) {
+        load_pub_check(cl, c);
         return;
     }
     if (c->seq_sent != c->seq_recv && cl->now - c->sent_at[c->seq_recv % cl->ring] >= conn_timeout_ns(cl))

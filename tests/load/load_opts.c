@@ -12,17 +12,21 @@
 #include <strings.h>
 
 static const char usage[] =
-    "usage: wsmill-load hold|echo|churn [options]\n"
-    "  --url ws://HOST:PORT/PATH  target (default ws://127.0.0.1:8080/)\n"
-    "  -n, --connections N        hold/echo: connections; churn: concurrent loops\n"
-    "                             (default 1000 hold/echo, 100 churn; k/m suffixes)\n"
+    "usage: wsmill-load hold|echo|churn|subscribe|publish|fanout [options]\n"
+    "  --url URL                  target (default ws://127.0.0.1:8080/): ws://HOST:PORT/PATH;\n"
+    "                             publish also http://HOST:PORT/pub/NAME (publish API)\n"
+    "  -n, --connections N        hold/echo/subscribe/fanout: connections (subscribers);\n"
+    "                             churn: concurrent loops; publish: publisher connections\n"
+    "                             (default 1000 hold/echo/subscribe/fanout, 100 churn,\n"
+    "                             publish: 1 over HTTP, one per channel over ws; k/m suffixes)\n"
     "  --concurrency N            same as --connections\n"
     "  --rate R                   new connections/s over all processes, 0 = unlimited\n"
-    "                             (default 10000 hold/echo, 0 churn)\n"
-    "  -d, --duration T           s: hold time, or the measured echo/churn window (10)\n"
+    "                             (default 10000, churn 0); publish: messages/s (100)\n"
+    "  -d, --duration T           s: hold time, or the measured echo/churn/publish window (10)\n"
     "  --timeout S                s: verify phase bound; ramp and close get S + n/rate (60)\n"
-    "  --conn-timeout S           s: per connect+handshake, per echo, per close (10)\n"
-    "  -s, --size S               message payload bytes (64)\n"
+    "  --conn-timeout S           s: per connect+handshake, per echo, per close, per\n"
+    "                             publish answer (10)\n"
+    "  -s, --size S               message payload bytes (64; publishing: at least 24)\n"
     "  --depth D                  echo: messages in flight per connection (1)\n"
     "  --verify-sample K          hold: K random connections echo once before closing\n"
     "  --procs P                  client processes (default: <= 19000 sockets each)\n"
@@ -33,6 +37,17 @@ static const char usage[] =
     "  --origin ORIGIN            send an Origin header\n"
     "  --raw                      plain TCP against wsmill-floor --mode echo\n"
     "  --handshake-only           hold/churn: upgrade only, no echo, no close frame\n"
+    "  --channels K               subscribe/publish/fanout: use channels NAME-0..NAME-(K-1)\n"
+    "                             (subscribers and publishes spread round robin)\n"
+    "  --pub-rate R               fanout: messages/s over all publishers (100); publish: = --rate\n"
+    "  --pub-url URL              fanout: where to publish (default --url: client publish);\n"
+    "                             http://HOST:PORT/pub/NAME for the publish API\n"
+    "  --publishers P             fanout: publisher connections (HTTP 1, ws one per channel)\n"
+    "  --pipeline D               HTTP publishing: requests in flight per connection (64)\n"
+    "  --drain S                  publish/fanout: after the run, wait at most S s for\n"
+    "                             answers and deliveries (10)\n"
+    "  --token TOKEN              publish API: send Authorization: Bearer TOKEN\n"
+    "  --pub-cpu LIST             fanout: pin the publisher process (default: --cpu)\n"
     "  -q, --quiet                no progress lines on stderr\n"
     "  -h, --help\n";
 
@@ -50,7 +65,15 @@ enum {
     O_PER_SRC,
     O_ORIGIN,
     O_RAW,
-    O_HS_ONLY
+    O_HS_ONLY,
+    O_CHANNELS,
+    O_PUB_RATE,
+    O_PUB_URL,
+    O_PUBLISHERS,
+    O_PIPELINE,
+    O_DRAIN,
+    O_TOKEN,
+    O_PUB_CPU
 };
 
 static const struct option longopts[] = {
@@ -72,6 +95,14 @@ static const struct option longopts[] = {
     {"origin", required_argument, NULL, O_ORIGIN},
     {"raw", no_argument, NULL, O_RAW},
     {"handshake-only", no_argument, NULL, O_HS_ONLY},
+    {"channels", required_argument, NULL, O_CHANNELS},
+    {"pub-rate", required_argument, NULL, O_PUB_RATE},
+    {"pub-url", required_argument, NULL, O_PUB_URL},
+    {"publishers", required_argument, NULL, O_PUBLISHERS},
+    {"pipeline", required_argument, NULL, O_PIPELINE},
+    {"drain", required_argument, NULL, O_DRAIN},
+    {"token", required_argument, NULL, O_TOKEN},
+    {"pub-cpu", required_argument, NULL, O_PUB_CPU},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -83,6 +114,9 @@ const char *load_opts_mode_name(enum load_mode mode)
     case LOAD_HOLD: return "hold";
     case LOAD_ECHO: return "echo";
     case LOAD_CHURN: return "churn";
+    case LOAD_SUBSCRIBE: return "subscribe";
+    case LOAD_PUBLISH: return "publish";
+    case LOAD_FANOUT: return "fanout";
     }
     return "?";
 }
@@ -138,40 +172,50 @@ static int parse_u32(const char *name, const char *s, double max, uint32_t *out)
     return 0;
 }
 
-/* "ws://host[:port][/path]"; resolves host to one IPv4 address. */
-static int parse_url(struct load_opts *o, const char *url)
+/* "ws://host[:port][/path]" or "http://..."; resolves host to one IPv4
+ * address. Whether http:// is acceptable is checked once the mode is known. */
+static int parse_url(struct load_target *t, const char *opt, const char *url)
 {
-    if (strncasecmp(url, "ws://", 5) != 0) {
-        fprintf(stderr, "wsmill-load: --url %s: only ws:// URLs are supported\n", url);
+    const char *hp;
+    unsigned long port;
+    if (strncasecmp(url, "ws://", 5) == 0) {
+        hp = url + 5;
+        port = 80;
+        t->http = 0;
+    } else if (strncasecmp(url, "http://", 7) == 0) {
+        hp = url + 7;
+        port = 80;
+        t->http = 1;
+    } else {
+        fprintf(stderr, "wsmill-load: --%s %s: only ws:// and http:// URLs are supported\n", opt, url);
         return -1;
     }
-    snprintf(o->url, sizeof(o->url), "%s", url);
-    const char *hp = url + 5;
+    snprintf(t->url, sizeof(t->url), "%s", url);
     const char *slash = strchr(hp, '/');
     size_t hplen = slash ? (size_t)(slash - hp) : strlen(hp);
-    snprintf(o->path, sizeof(o->path), "%s", slash ? slash : "/");
+    snprintf(t->path, sizeof(t->path), "%s", slash ? slash : "/");
+    t->name_end = (uint32_t)strcspn(t->path, "?");
     char name[256];
     if (hplen == 0 || hplen >= sizeof(name)) {
-        fprintf(stderr, "wsmill-load: --url %s: bad host\n", url);
+        fprintf(stderr, "wsmill-load: --%s %s: bad host\n", opt, url);
         return -1;
     }
     memcpy(name, hp, hplen);
     name[hplen] = '\0';
-    unsigned long port = 80;
     char *colon = strrchr(name, ':');
     if (colon != NULL) {
         char *end;
         *colon = '\0';
         port = strtoul(colon + 1, &end, 10);
         if (*end != '\0' || port == 0 || port > 65535) {
-            fprintf(stderr, "wsmill-load: --url %s: bad port\n", url);
+            fprintf(stderr, "wsmill-load: --%s %s: bad port\n", opt, url);
             return -1;
         }
     }
-    snprintf(o->host, sizeof(o->host), "%s:%lu", name, port);
-    o->dst.sin_family = AF_INET;
-    o->dst.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, name, &o->dst.sin_addr) == 1)
+    snprintf(t->host, sizeof(t->host), "%s:%lu", name, port);
+    t->dst.sin_family = AF_INET;
+    t->dst.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, name, &t->dst.sin_addr) == 1)
         return 0;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
     int rc = getaddrinfo(name, NULL, &hints, &res);
@@ -179,16 +223,28 @@ static int parse_url(struct load_opts *o, const char *url)
         fprintf(stderr, "wsmill-load: getaddrinfo(%s) failed: %s\n", name, gai_strerror(rc));
         return -1;
     }
-    o->dst.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    t->dst.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
     freeaddrinfo(res);
     return 0;
 }
 
+int load_opts_chan_path(const struct load_opts *o, const struct load_target *t, uint64_t k, char *out,
+                        size_t cap)
+{
+    int n;
+    if (o->channels == 0)
+        n = snprintf(out, cap, "%s", t->path);
+    else
+        n = snprintf(out, cap, "%.*s-%llu%s", (int)t->name_end, t->path, (unsigned long long)k,
+                     t->path + t->name_end);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
 /* "1", "0,1", "0-3,6". */
-static int parse_cpus(struct load_opts *o, const char *s)
+static int parse_cpus(int *cpus, int *ncpus, const char *opt, const char *s)
 {
     const char *p = s;
-    o->ncpus = 0;
+    *ncpus = 0;
     while (*p) {
         char *end;
         long a = strtol(p, &end, 10), b = a;
@@ -201,9 +257,9 @@ static int parse_cpus(struct load_opts *o, const char *s)
                 goto bad;
         }
         for (long c = a; c <= b; c++) {
-            if (o->ncpus == LOAD_MAX_CPUS || c >= 1024)
+            if (*ncpus == LOAD_MAX_CPUS || c >= 1024)
                 goto bad;
-            o->cpus[o->ncpus++] = (int)c;
+            cpus[(*ncpus)++] = (int)c;
         }
         if (*end == ',')
             end++;
@@ -211,10 +267,10 @@ static int parse_cpus(struct load_opts *o, const char *s)
             goto bad;
         p = end;
     }
-    if (o->ncpus > 0)
+    if (*ncpus > 0)
         return 0;
 bad:
-    fprintf(stderr, "wsmill-load: --cpu %s: expected a list like 0,1 or 0-3\n", s);
+    fprintf(stderr, "wsmill-load: --%s %s: expected a list like 0,1 or 0-3\n", opt, s);
     return -1;
 }
 
@@ -232,7 +288,7 @@ static int parse_src(struct load_opts *o, const char *s)
 static int parse_one(struct load_opts *o, int c, const char *arg)
 {
     switch (c) {
-    case O_URL: return parse_url(o, arg);
+    case O_URL: return parse_url(&o->target, "url", arg);
     case 'n': return parse_u64("connections", arg, 1e8, &o->conns);
     case O_RATE: return parse_num("rate", arg, 1e9, &o->rate);
     case 'd': return parse_num("duration", arg, 86400, &o->duration);
@@ -243,12 +299,20 @@ static int parse_one(struct load_opts *o, int c, const char *arg)
     case O_VERIFY: return parse_u64("verify-sample", arg, 1e8, &o->verify_sample);
     case O_PROCS: return parse_u32("procs", arg, 4096, &o->procs);
     case O_PENDING: return parse_u32("max-pending", arg, 1e6, &o->max_pending);
-    case O_CPU: return parse_cpus(o, arg);
+    case O_CPU: return parse_cpus(o->cpus, &o->ncpus, "cpu", arg);
     case O_SRC_BASE: return parse_src(o, arg);
     case O_PER_SRC: return parse_u64("per-src", arg, 1e6, &o->per_src);
     case O_ORIGIN: o->origin = arg; return 0;
     case O_RAW: o->raw = 1; return 0;
     case O_HS_ONLY: o->handshake_only = 1; return 0;
+    case O_CHANNELS: return parse_u64("channels", arg, LOAD_MAX_CHANNELS, &o->channels);
+    case O_PUB_RATE: return parse_num("pub-rate", arg, 1e8, &o->pub_rate);
+    case O_PUB_URL: return parse_url(&o->pub, "pub-url", arg);
+    case O_PUBLISHERS: return parse_u64("publishers", arg, 1e6, &o->pub_conns);
+    case O_PIPELINE: return parse_u32("pipeline", arg, 65536, &o->pipeline);
+    case O_DRAIN: return parse_num("drain", arg, 86400, &o->drain);
+    case O_TOKEN: o->token = arg; return 0;
+    case O_PUB_CPU: return parse_cpus(o->pub_cpus, &o->pub_ncpus, "pub-cpu", arg);
     case 'q': o->quiet = 1; return 0;
     }
     fputs(usage, stderr);
@@ -261,8 +325,52 @@ static int bad(const char *msg)
     return -1;
 }
 
+/* Checks and defaults of publish, subscribe and fanout. */
+static int validate_pubsub(struct load_opts *o, int conns_given)
+{
+    if (o->raw || o->handshake_only || o->verify_sample > 0 || o->depth != 1)
+        return bad("--raw, --handshake-only, --verify-sample and --depth do not apply to "
+                   "subscribe/publish/fanout");
+    if (o->target.http && o->mode != LOAD_PUBLISH)
+        return bad("--url must be ws:// here (http:// is for publishing: publish --url, fanout --pub-url)");
+    if (o->mode == LOAD_SUBSCRIBE) {
+        if (o->pub.url[0])
+            return bad("--pub-url applies to fanout");
+        return 0;
+    }
+    if (o->size < LOAD_STAMP_LEN)
+        return bad("--size must be at least 24 when publishing (stamp, sequence, publisher, channel)");
+    if (o->pub_rate <= 0)
+        return bad("the publish rate must be positive");
+    if (o->pipeline == 0)
+        return bad("--pipeline must be at least 1");
+    uint64_t nchan = load_opts_nchan(o);
+    if (o->mode == LOAD_PUBLISH) {
+        if (o->pub.url[0])
+            return bad("publish takes the target as --url (--pub-url is for fanout)");
+        o->pub = o->target;
+        if (!conns_given)
+            o->conns = o->target.http ? 1 : nchan;
+        o->pub_conns = o->conns;
+    } else {
+        if (!o->pub.url[0])
+            o->pub = o->target;
+        if (o->pub_conns == 0)
+            o->pub_conns = o->pub.http ? 1 : nchan;
+        o->pub_procs = 1;
+    }
+    if (o->pub.http && o->pub_conns > nchan)
+        return bad("HTTP publishing: at most one connection per channel (channel k goes out on "
+                   "connection k mod P, which keeps each channel's order)");
+    if (!o->pub.http && o->channels > 0 && o->pub_conns != o->channels)
+        return bad("ws publishing: one connection per channel (-n / --publishers must equal --channels)");
+    if (o->pub_conns > 19000 && o->mode == LOAD_FANOUT)
+        return bad("fanout: at most 19000 publisher connections (one process)");
+    return 0;
+}
+
 /* Cross-option checks, after the mode-dependent defaults are in. */
-static int validate(struct load_opts *o)
+static int validate(struct load_opts *o, int conns_given)
 {
     if (o->conns == 0)
         return bad("--connections must be at least 1");
@@ -284,7 +392,21 @@ static int validate(struct load_opts *o)
         return bad("--verify-sample applies to hold without --handshake-only");
     if (o->verify_sample > o->conns)
         o->verify_sample = o->conns;
-    uint64_t last = o->src_base + (o->conns - 1) / o->per_src;
+    if (load_opts_pubsub(o)) {
+        if (validate_pubsub(o, conns_given) == -1)
+            return -1;
+    } else {
+        if (o->target.http)
+            return bad("--url must be ws:// in hold, echo and churn");
+        if (o->channels || o->pub.url[0] || o->pub_conns || o->token || o->pub_ncpus)
+            return bad("--channels, --pub-url, --publishers, --token and --pub-cpu apply to "
+                       "subscribe/publish/fanout");
+    }
+    /* fanout's publishers take the source addresses after the subscribers' */
+    uint64_t addrs = (o->conns + o->per_src - 1) / o->per_src;
+    if (o->mode == LOAD_FANOUT)
+        addrs += (o->pub_conns + o->per_src - 1) / o->per_src;
+    uint64_t last = o->src_base + addrs - 1;
     if (last > 0xffffffffu || (o->src_base >> 24) != (last >> 24))
         return bad("--src-base/--per-src: source addresses would leave the base's /8");
     return 0;
@@ -295,6 +417,7 @@ int load_opts_parse(struct load_opts *o, int argc, char **argv)
     memset(o, 0, sizeof(*o));
     o->conns = UINT64_MAX; /* "not given": the default depends on the mode */
     o->rate = -1;
+    o->pub_rate = -1;
     o->duration = 10;
     o->timeout = 60;
     o->conn_timeout = 10;
@@ -302,8 +425,10 @@ int load_opts_parse(struct load_opts *o, int argc, char **argv)
     o->depth = 1;
     o->max_pending = 1000;
     o->per_src = 60000;
+    o->pipeline = 64;
+    o->drain = 10;
     o->src_base = 0x7f000002; /* 127.0.0.2: leave 127.0.0.1 to the server's own traffic */
-    if (parse_url(o, "ws://127.0.0.1:8080/") == -1)
+    if (parse_url(&o->target, "url", "ws://127.0.0.1:8080/") == -1)
         return -1;
 
     int c;
@@ -319,20 +444,33 @@ int load_opts_parse(struct load_opts *o, int argc, char **argv)
         fputs(usage, stderr);
         return -1;
     }
+    static const struct {
+        const char *name;
+        enum load_mode mode;
+    } modes[] = {{"hold", LOAD_HOLD},           {"echo", LOAD_ECHO},       {"churn", LOAD_CHURN},
+                 {"subscribe", LOAD_SUBSCRIBE}, {"publish", LOAD_PUBLISH}, {"fanout", LOAD_FANOUT}};
     const char *mode = argv[optind];
-    if (strcmp(mode, "hold") == 0)
-        o->mode = LOAD_HOLD;
-    else if (strcmp(mode, "echo") == 0)
-        o->mode = LOAD_ECHO;
-    else if (strcmp(mode, "churn") == 0)
-        o->mode = LOAD_CHURN;
-    else {
-        fprintf(stderr, "wsmill-load: unknown mode '%s' (hold, echo, churn)\n", mode);
+    size_t m = 0;
+    while (m < sizeof(modes) / sizeof(modes[0]) && strcmp(mode, modes[m].name) != 0)
+        m++;
+    if (m == sizeof(modes) / sizeof(modes[0])) {
+        fprintf(stderr, "wsmill-load: unknown mode '%s' (hold, echo, churn, subscribe, publish, fanout)\n",
+                mode);
         return -1;
     }
-    if (o->conns == UINT64_MAX)
+    o->mode = modes[m].mode;
+    int conns_given = o->conns != UINT64_MAX;
+    if (!conns_given)
         o->conns = o->mode == LOAD_CHURN ? 100 : 1000;
+    if (o->mode == LOAD_PUBLISH) {
+        /* --rate is the message rate here; publishers connect at once */
+        if (o->pub_rate < 0)
+            o->pub_rate = o->rate;
+        o->rate = 0;
+    }
+    if (o->pub_rate < 0)
+        o->pub_rate = 100;
     if (o->rate < 0)
         o->rate = o->mode == LOAD_CHURN ? 0 : 10000;
-    return validate(o);
+    return validate(o, conns_given);
 }

@@ -8,7 +8,7 @@
 #include "load_opts.h"
 
 static const char *const stage_names[LOAD_ST_N] = {
-    "connect", "handshake", "open", "echo", "close",
+    "connect", "handshake", "open", "echo", "message", "publish", "close",
 };
 
 static const char *const cause_names[LOAD_C_N] = {
@@ -27,6 +27,7 @@ static const char *const cause_names[LOAD_C_N] = {
     "bad_close_payload",
     "mismatch",
     "unexpected_data",
+    "wrong_channel",
     "aborted",
 };
 
@@ -35,6 +36,7 @@ void load_stats_init(struct load_slot *s)
     memset(s, 0, sizeof(*s));
     for (int i = 0; i < LOAD_H_N; i++)
         load_hist_init(&s->hist[i]);
+    s->sub_first_ns = UINT64_MAX;
 }
 
 /* Sums the uint64_t fields in [from, to) of two slots. */
@@ -55,6 +57,15 @@ void load_stats_merge(struct load_slot *dst, const struct load_slot *src)
     sum_range(dst, src, offsetof(struct load_slot, cause), offsetof(struct load_slot, hist));
     for (int i = 0; i < LOAD_H_N; i++)
         load_hist_merge(&dst->hist[i], &src->hist[i]);
+    if (src->sub_first_ns < dst->sub_first_ns)
+        dst->sub_first_ns = src->sub_first_ns;
+    if (src->sub_last_ns > dst->sub_last_ns)
+        dst->sub_last_ns = src->sub_last_ns;
+}
+
+static double per_s(uint64_t n, double s)
+{
+    return s > 0 ? (double)n / s : 0.0;
 }
 
 static void json_hist(FILE *out, const char *name, const struct load_hist *h)
@@ -102,10 +113,69 @@ static void json_failures(FILE *out, const struct load_slot *t)
     fputc('}', out);
 }
 
-static double per_s(uint64_t n, double s)
+/* publish / fanout: what the publishers did. */
+static void json_publish(FILE *out, const struct load_opts *o, const struct load_slot *t,
+                         const struct load_run *r)
 {
-    return s > 0 ? (double)n / s : 0.0;
+    fprintf(out,
+            "\"publish\":{\"connections\":%llu,\"http\":%s,\"sent\":%llu,\"sent_in_window\":%llu,"
+            "\"acked\":%llu,\"errors_total\":%llu,\"errors\":{",
+            (unsigned long long)o->pub_conns, o->pub.http ? "true" : "false", (unsigned long long)t->pub_sent,
+            (unsigned long long)t->pub_sent_window, (unsigned long long)t->pub_acked,
+            (unsigned long long)t->pub_errors);
+    int first = 1;
+    for (int i = 0; i < LOAD_STATUS_MAX; i++) {
+        if (t->pub_status[i] == 0)
+            continue;
+        fprintf(out, "%s\"http_%d\":%llu", first ? "" : ",", i, (unsigned long long)t->pub_status[i]);
+        first = 0;
+    }
+    fprintf(out,
+            "},\"unanswered\":%llu,\"echoes\":%llu,\"rate_asked\":%.1f,\"rate_achieved\":%.1f,"
+            "\"drain_s\":%.3f,",
+            (unsigned long long)(t->pub_unanswered + t->pub_inflight), (unsigned long long)t->pub_echoes,
+            o->pub_rate, per_s(t->pub_sent_window, r->window), r->drain);
+    json_hist(out, "latency_us", &t->hist[LOAD_H_PUBLISH]);
+    fputs("},", out);
 }
+
+/* subscribe / fanout: what the subscribers got. */
+static void json_deliveries(FILE *out, const struct load_opts *o, const struct load_slot *t,
+                            const struct load_run *r)
+{
+    uint64_t gaps = t->sub_gaps > t->sub_late_fills ? t->sub_gaps - t->sub_late_fills : 0;
+    double span = t->sub_recv > 1 ? (double)(t->sub_last_ns - t->sub_first_ns) / 1e9 : 0;
+    fprintf(out,
+            "\"deliveries\":{\"received\":%llu,\"received_in_window\":%llu,\"per_s\":%.1f,"
+            "\"bytes\":%llu,\"first_to_last_s\":%.3f,\"active_per_s\":%.1f,\"gaps\":%llu,"
+            "\"duplicates\":%llu,\"reordered\":%llu,\"untracked\":%llu",
+            (unsigned long long)t->sub_recv, (unsigned long long)t->sub_recv_window,
+            per_s(t->sub_recv_window, r->window), (unsigned long long)t->sub_bytes, span,
+            per_s(t->sub_recv, span), (unsigned long long)gaps, (unsigned long long)t->sub_dups,
+            (unsigned long long)t->sub_reordered, (unsigned long long)t->sub_untracked);
+    if (o->mode == LOAD_FANOUT) {
+        uint64_t unique = t->sub_recv - t->sub_dups;
+        double asked = o->pub_rate * (double)o->conns / (double)load_opts_nchan(o);
+        fprintf(out, ",\"asked_per_s\":%.1f,\"expected\":%llu,\"missing\":%llu", asked,
+                (unsigned long long)r->expected,
+                (unsigned long long)(r->expected > unique ? r->expected - unique : 0));
+    }
+    fputs("},", out);
+    json_hist(out, "delay_us", &t->hist[LOAD_H_DELAY]);
+    fputc(',', out);
+}
+
+uint64_t load_stats_problems(const struct load_opts *o, const struct load_slot *t, const struct load_run *r)
+{
+    uint64_t n = t->pub_errors + t->pub_inflight + t->pub_unanswered;
+    n += t->sub_gaps > t->sub_late_fills ? t->sub_gaps - t->sub_late_fills : 0;
+    n += t->sub_dups + t->sub_reordered;
+    if (o->mode == LOAD_FANOUT && r->expected > t->sub_recv - t->sub_dups)
+        n += r->expected - (t->sub_recv - t->sub_dups);
+    return n;
+}
+
+static void json_str(FILE *out, const char *s);
 
 static void json_params(FILE *out, const struct load_opts *o, const struct load_run *r)
 {
@@ -116,16 +186,26 @@ static void json_params(FILE *out, const struct load_opts *o, const struct load_
             "\"params\":{\"connections\":%llu,\"rate\":%.0f,\"duration\":%.3f,"
             "\"size\":%llu,\"depth\":%u,\"verify_sample\":%llu,\"procs\":%u,"
             "\"max_pending\":%u,\"src_base\":\"%s\",\"per_src\":%llu,"
-            "\"timeout\":%.3f,\"conn_timeout\":%.3f}",
+            "\"timeout\":%.3f,\"conn_timeout\":%.3f",
             (unsigned long long)o->conns, o->rate, o->duration, (unsigned long long)o->size, o->depth,
             (unsigned long long)o->verify_sample, r->procs, o->max_pending, srcbuf,
             (unsigned long long)o->per_src, o->timeout, o->conn_timeout);
+    if (load_opts_pubsub(o)) {
+        fprintf(out, ",\"channels\":%llu", (unsigned long long)o->channels);
+        if (o->mode != LOAD_SUBSCRIBE) {
+            fprintf(out, ",\"pub_rate\":%.3f,\"publishers\":%llu,\"pipeline\":%u,\"drain\":%.3f,\"pub_url\":",
+                    o->pub_rate, (unsigned long long)o->pub_conns, o->pipeline, o->drain);
+            json_str(out, o->pub.url);
+        }
+    }
+    fputc('}', out);
 }
 
 static void json_conns(FILE *out, const struct load_opts *o, const struct load_slot *t,
                        const struct load_run *r)
 {
-    uint64_t not_attempted = o->mode != LOAD_CHURN && t->attempts < o->conns ? o->conns - t->attempts : 0;
+    uint64_t all = o->conns + (o->mode == LOAD_FANOUT ? o->pub_conns : 0);
+    uint64_t not_attempted = o->mode != LOAD_CHURN && t->attempts < all ? all - t->attempts : 0;
     fprintf(out,
             "\"connections\":{\"attempted\":%llu,\"connected\":%llu,\"opened\":%llu,"
             "\"not_attempted\":%llu,\"open_at_run_start\":%llu,\"open_at_run_end\":%llu,"
@@ -174,7 +254,7 @@ void load_stats_json(FILE *out, const struct load_opts *o, const struct load_slo
                      const struct load_run *r)
 {
     fprintf(out, "{\"mode\":\"%s\",\"url\":", load_opts_mode_name(o->mode));
-    json_str(out, o->url);
+    json_str(out, o->target.url);
     fprintf(out, ",\"raw\":%s,\"handshake_only\":%s,", o->raw ? "true" : "false",
             o->handshake_only ? "true" : "false");
     json_params(out, o, r);
@@ -184,6 +264,10 @@ void load_stats_json(FILE *out, const struct load_opts *o, const struct load_slo
     json_conns(out, o, t, r);
     fputc(',', out);
     json_traffic(out, t, r);
+    if (o->mode == LOAD_PUBLISH || o->mode == LOAD_FANOUT)
+        json_publish(out, o, t, r);
+    if (o->mode == LOAD_SUBSCRIBE || o->mode == LOAD_FANOUT)
+        json_deliveries(out, o, t, r);
     json_hist(out, "latency_us", &t->hist[LOAD_H_ECHO]);
     fputc(',', out);
     json_hist(out, "handshake_us", &t->hist[LOAD_H_HANDSHAKE]);
@@ -191,6 +275,7 @@ void load_stats_json(FILE *out, const struct load_opts *o, const struct load_slo
     json_hist(out, "cycle_us", &t->hist[LOAD_H_CYCLE]);
     fputc(',', out);
     json_failures(out, t);
+    fprintf(out, ",\"cpu\":{\"user_s\":%.3f,\"sys_s\":%.3f}", r->cpu_user, r->cpu_sys);
     fprintf(out, ",\"interrupted\":%s,\"killed\":%s}\n", r->interrupted ? "true" : "false",
             r->killed ? "true" : "false");
 }
