@@ -146,12 +146,17 @@ class Floor:
                 self.proc.wait()
 
 
+def shown(cmd):
+    """A command line as recorded in docs/bench: paths relative to the repo."""
+    return " ".join(a[len(ROOT) + 1:] if a.startswith(ROOT + "/") else a for a in cmd)
+
+
 def load(args, quiet=True):
     """Runs wsmill-load with args; returns (its JSON, the command line)."""
     cmd = in_netns([LOAD] + args + (["-q"] if quiet else []))
-    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    print("+", shown(cmd), file=sys.stderr, flush=True)
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False).stdout.strip().splitlines()
-    return (json.loads(out[-1]) if out else {}), " ".join(cmd)
+    return (json.loads(out[-1]) if out else {}), shown(cmd)
 
 
 def write_json(name, data):

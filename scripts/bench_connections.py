@@ -4,7 +4,7 @@ import json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common  # noqa: E402
-from bench_common import LOAD, ROOT, Wsmill, in_netns, status  # noqa: E402
+from bench_common import LOAD, ROOT, Wsmill, in_netns, shown, status  # noqa: E402
 
 HOLD = int(os.environ.get("HOLD", "60"))
 RATE = int(os.environ.get("RATE", "12000"))
@@ -67,7 +67,7 @@ def run_one(n):
                "--max-pending", os.environ.get("MAX_PENDING", "100"), "--timeout", os.environ.get("TIMEOUT", "300"),
                "--conn-timeout", os.environ.get("CONN_TIMEOUT", "30"), "-q"]
         cmd = in_netns(cmd)
-        print("+", " ".join(cmd), file=sys.stderr, flush=True)
+        print("+", shown(cmd), file=sys.stderr, flush=True)
         load = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         holding = None
         t0 = time.time()
@@ -97,7 +97,7 @@ def run_one(n):
         return {
             "connections": n,
             "workers": workers,
-            "command": " ".join(cmd),
+            "command": shown(cmd),
             "extra_conf": os.environ.get("EXTRA_CONF", ""),
             "ramp_s": result.get("ramp_s"),
             "handshakes_per_s": result.get("connect_rate"),

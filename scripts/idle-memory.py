@@ -10,13 +10,8 @@ usage: scripts/idle-memory.py --status /tmp/wsmill.status.sock --port 8080 [-n 1
 """
 import argparse, base64, json, os, selectors, socket, sys, time
 
-def status(path):
-    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(path)
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    s.close()
-    return json.loads(data)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import status  # noqa: E402
 
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
