@@ -177,8 +177,10 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
     return row
 
 
-def run_group(name, perf):
+def run_group(name, perf, only_rates=None):
     kind, workers, cpus, load_cpu, n, channels, rates = GROUPS[name]
+    if only_rates:
+        rates = [r for r in rates if r in only_rates] or only_rates
     if kind == "wsmill":
         srv = Wsmill(workers, extra=CONF, cpus=cpus, publish=True)
     else:
@@ -211,6 +213,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", help="comma-separated groups (default: all)")
     ap.add_argument("--perf", action="store_true", help="perf record one worker at each group's top rate")
+    ap.add_argument("--rates", help="comma-separated publish rates (messages/s) instead of the group's")
+    ap.add_argument("--no-write", action="store_true", help="print the rows, leave docs/bench/fanout.json alone")
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
     if a.list:
@@ -229,8 +233,10 @@ def main():
         doc = {}
     groups = doc.get("groups", {})
     for name in names:
-        groups[name] = run_group(name, a.perf)
+        groups[name] = run_group(name, a.perf, [int(r) for r in a.rates.split(",")] if a.rates else None)
         groups[name]["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    if a.no_write:
+        return
     doc = {
         "command": "scripts/bench-fanout.sh",
         "duration_s": float(DURATION), "size": SIZE,

@@ -139,8 +139,9 @@ struct worker {
     struct channel **buckets; /* hash table of channels with local subscribers */
     uint32_t nbuckets, nchannels;
     uint64_t nsubscriptions;
-    struct channel *touched; /* channels with frames batched this round, in order */
-    struct channel *touched_tail;
+    struct channel *active; /* channels with frames some subscriber is owed, in turn */
+    struct channel *active_tail;
+    size_t log_bytes;        /* frames held in the channels' logs */
     ev_prepare ring_prepare; /* drains the ring once per loop iteration */
     ev_check ring_check;
     ev_idle ring_idle;      /* keeps the loop turning while a backlog remains */

@@ -1,0 +1,49 @@
+/* channel.h: a worker's channel, shared by channels.c (the table and
+ * subscriptions) and fanout.c (the log and the sweep). Not for other files. */
+#ifndef WSMILL_CHANNEL_H
+#define WSMILL_CHANNEL_H
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "internal.h"
+
+/* One subscriber: its descriptor and the next frame of the channel's log it
+ * is owed (a channel-local sequence number; wraps, compared by difference). */
+struct sub {
+    uint32_t fd;
+    uint32_t seq;
+};
+
+struct channel {
+    struct channel *next; /* hash chain */
+    struct sub *subs;
+    uint32_t nsubs, cap;
+    /* The log: frames not yet sent to every subscriber, seq in [tail, head),
+     * frame s at log[s & (log_cap - 1)] with its iovec beside it so a
+     * subscriber's backlog is one contiguous slice for writev. Allocated
+     * while the channel is active only. */
+    struct shbuf **log;
+    struct iovec *log_iov;
+    uint32_t log_cap;
+    uint32_t head, tail;
+    /* The sweep (fanout.c): subscribers [0, pos) are not yet visited in
+     * this pass; pass_start is head when the pass began. */
+    uint32_t pos, pass_start;
+    struct channel *active_next;
+    uint8_t active; /* in the worker's active list (pins it) */
+    uint8_t pinned; /* in use by a multi-channel delivery (pins it) */
+    uint8_t name_len;
+    char name[];
+};
+
+/* channels.c */
+struct channel *channel_find(struct worker *w, const char *name, size_t n);
+/* Frees ch if nobody is subscribed and nothing pins it. */
+void channel_maybe_free(struct worker *w, struct channel *ch);
+
+/* fanout.c */
+void fanout_init(struct worker *w);
+/* Frees ch's log (the channel is going away). */
+void fanout_channel_free(struct worker *w, struct channel *ch);
+
+#endif

@@ -1,0 +1,399 @@
+/* fanout.c: from the shared ring to every local subscriber.
+ *
+ * A record read from the ring becomes one frame (struct shbuf, header built
+ * once) appended to its channel's log. A channel with frames some
+ * subscriber has not had is "active", and the worker sweeps its active
+ * channels continuously: a visit sends a subscriber everything it is owed
+ * (its sequence number up to the log's head) in one writev, so however many
+ * messages arrived, a pass over 10,000 subscribers costs 10,000 syscalls.
+ *
+ * The sweep runs in steps of STEP_WRITES writes and goes back to the event
+ * loop between steps, so a publish arriving mid-pass (publish API, client,
+ * another worker) is read within a step and joins the pass in progress:
+ * subscribers not yet visited get it in this pass, the others in the next,
+ * which starts right after. A message therefore waits at most one pass,
+ * never "the rest of this round, then the next round", and reads, accepts
+ * and timers are never held up by more than a step.
+ *
+ * Only what a socket refuses is queued, by reference (outq.c), and the
+ * slow_consumer policy bounds that queue. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "channel.h"
+
+#define STEP_WRITES      256          /* writes per step between event-loop turns */
+#define STEP_VISITS      8192         /* visits per step (up-to-date ones cost no syscall) */
+#define READ_MAX_RECORDS 4096         /* ring records read per loop turn */
+#define LOG_MAX_BYTES    (16u << 20)  /* frames held in all logs: past it the ring waits */
+#define LOG_MAX_FRAMES   (1u << 20)   /* per channel */
+#define LOG_MIN_CAP      16
+#define MAX_IOV          1024         /* IOV_MAX on Linux */
+
+void shbuf_unref(struct shbuf *b)
+{
+    if (--b->refs == 0)
+        free(b);
+}
+
+/* ---- the log ---------------------------------------------------------- */
+
+/* Frees frames older than `upto`. */
+static void log_trim(struct worker *w, struct channel *ch, uint32_t upto)
+{
+    while (ch->tail != upto) {
+        struct shbuf *b = ch->log[ch->tail & (ch->log_cap - 1)];
+        w->log_bytes -= b->len;
+        shbuf_unref(b);
+        ch->tail++;
+    }
+}
+
+void fanout_channel_free(struct worker *w, struct channel *ch)
+{
+    if (ch->log)
+        log_trim(w, ch, ch->pass_start);
+    free(ch->log);
+    free(ch->log_iov);
+    ch->log = NULL;
+    ch->log_iov = NULL;
+    ch->log_cap = 0;
+}
+
+/* Room for one more frame. Returns 0, or -1 (memory, or LOG_MAX_FRAMES). */
+static int log_reserve(struct channel *ch)
+{
+    uint32_t used = ch->head - ch->tail;
+    if (used < ch->log_cap)
+        return 0;
+    uint32_t cap = ch->log_cap ? ch->log_cap * 2 : LOG_MIN_CAP;
+    if (cap > LOG_MAX_FRAMES)
+        return -1;
+    struct shbuf **log = malloc(cap * sizeof(*log));
+    struct iovec *iov = malloc(cap * sizeof(*iov));
+    if (!log || !iov) {
+        free(log);
+        free(iov);
+        return -1;
+    }
+    for (uint32_t s = ch->tail; s != ch->head; s++) {
+        log[s & (cap - 1)] = ch->log[s & (ch->log_cap - 1)];
+        iov[s & (cap - 1)] = ch->log_iov[s & (ch->log_cap - 1)];
+    }
+    free(ch->log);
+    free(ch->log_iov);
+    ch->log = log;
+    ch->log_iov = iov;
+    ch->log_cap = cap;
+    return 0;
+}
+
+/* Puts ch at the end of the active list with a new pass over all its
+ * subscribers. */
+static void activate(struct worker *w, struct channel *ch)
+{
+    ch->active = 1;
+    ch->pass_start = ch->head;
+    ch->pos = ch->nsubs;
+    ch->active_next = NULL;
+    if (w->active)
+        w->active_tail->active_next = ch;
+    else
+        w->active = ch;
+    w->active_tail = ch;
+}
+
+/* Appends frame sb (the caller's reference) to ch's log. Returns 0, or -1
+ * (sb released) when the log cannot grow. */
+static int log_append(struct worker *w, struct channel *ch, struct shbuf *sb)
+{
+    if (log_reserve(ch) == -1) {
+        shbuf_unref(sb);
+        return -1;
+    }
+    uint32_t i = ch->head & (ch->log_cap - 1);
+    ch->log[i] = sb;
+    ch->log_iov[i] = (struct iovec){sb->data, sb->len};
+    ch->head++;
+    w->log_bytes += sb->len;
+    if (!ch->active)
+        activate(w, ch);
+    return 0;
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+/* Sends frames (bufs, also laid out in iov) to one subscriber: one writev
+ * when nothing is queued for it, else behind what is. */
+static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n, const struct iovec *iov,
+                    size_t total)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    size_t queued = conn_queued(c);
+    size_t sent = 0;
+    if (!queued) {
+        ssize_t wr = writev(conn_fd(c), iov, n);
+        if (wr == -1 && errno != EAGAIN && errno != EINTR) {
+            conn_destroy(c, WS_CLOSE_ABNORMAL);
+            return;
+        }
+        sent = wr > 0 ? (size_t)wr : 0;
+        if (sent == total) {
+            shm_add(&w->slot->deliveries, (uint64_t)n);
+            return;
+        }
+    }
+    if ((int64_t)(queued + total - sent) > w->cfg.max_backpressure) {
+        if (w->cfg.slow_consumer == SLOW_DROP && sent == 0) {
+            shm_add(&w->slot->slow_drops, (uint64_t)n);
+            return;
+        }
+        /* close policy, or drop with half a frame already written (the
+         * stream cannot skip the rest of it) */
+        shm_add(&w->slot->slow_closes, 1);
+        conn_overflow_close(c, WS_CLOSE_TRY_AGAIN, "slow consumer: max_backpressure exceeded");
+        return;
+    }
+    shm_add(&w->slot->deliveries, (uint64_t)n);
+    conn_queue_shared(c, bufs, n, sent);
+}
+
+/* Visits subscriber i of ch: sends it frames [its seq, head). */
+static void visit(struct worker *w, struct channel *ch, uint32_t i)
+{
+    struct sub *s = &ch->subs[i];
+    uint32_t from = s->seq, to = ch->head;
+    struct conn *c = &w->conns[s->fd];
+    s->seq = to; /* before sending: a failed send destroys c and moves another subscriber into s */
+    while (from != to && c->state == CONN_OPEN) {
+        uint32_t at = from & (ch->log_cap - 1);
+        uint32_t n = to - from;
+        if (n > ch->log_cap - at)
+            n = ch->log_cap - at; /* up to the end of the circular array */
+        if (n > MAX_IOV)
+            n = MAX_IOV;
+        size_t total = 0;
+        for (uint32_t k = 0; k < n; k++)
+            total += ch->log_iov[at + k].iov_len;
+        deliver(w, c, &ch->log[at], (int)n, &ch->log_iov[at], total);
+        from += n;
+    }
+}
+
+/* The end of ch's pass: frames everyone has had are freed; another pass
+ * starts if frames arrived during this one. Pops ch off the active list. */
+static void pass_end(struct worker *w, struct channel *ch)
+{
+    w->active = ch->active_next;
+    if (!w->active)
+        w->active_tail = NULL;
+    log_trim(w, ch, ch->pass_start);
+    if (ch->head != ch->pass_start && ch->nsubs) {
+        activate(w, ch); /* at the end of the list: channels take turns */
+        return;
+    }
+    ch->active = 0;
+    fanout_channel_free(w, ch);
+    channel_maybe_free(w, ch);
+}
+
+/* One step of the sweep: at most `writes` subscribers served. Returns 1
+ * while channels remain active. */
+static int sweep(struct worker *w, long writes)
+{
+    long visits = STEP_VISITS;
+    while (w->active && writes > 0 && visits > 0) {
+        struct channel *ch = w->active;
+        while (ch->pos > 0 && writes > 0 && visits-- > 0) {
+            uint32_t i = --ch->pos;
+            if (ch->subs[i].seq == ch->head)
+                continue; /* up to date: nothing to send */
+            visit(w, ch, i);
+            writes--;
+        }
+        if (ch->pos == 0)
+            pass_end(w, ch);
+    }
+    return w->active != NULL;
+}
+
+/* ---- reading the ring ------------------------------------------------- */
+
+/* Copies a record's frame out of the ring; NULL (and the record counted
+ * missed) when it was lapped or memory is short. Commits the record. */
+static struct shbuf *record_frame(struct worker *w, const struct ring_msg *m)
+{
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_build_header(hdr, m->opcode, 1, m->len);
+    struct shbuf *sb = malloc(sizeof(*sb) + hl + m->len);
+    if (!sb || ring_copy_payload(w->ring, m, sb->data + hl) == -1) {
+        free(sb);
+        ring_commit(&w->reader, m, 1);
+        return NULL;
+    }
+    ring_commit(&w->reader, m, 0);
+    memcpy(sb->data, hdr, hl);
+    sb->refs = 1;
+    sb->len = (uint32_t)(hl + m->len);
+    return sb;
+}
+
+/* The channels of a comma-separated list that exist here; pinned, since a
+ * connection destroyed while we write may be the last subscriber of one. */
+static int listed_channels(struct worker *w, const char *list, size_t len, struct channel **out)
+{
+    int n = 0;
+    for (size_t i = 0, start = 0; i <= len; i++) {
+        if (i < len && list[i] != ',')
+            continue;
+        struct channel *ch = channel_find(w, list + start, i - start);
+        start = i + 1;
+        if (ch && ch->nsubs && !ch->pinned) { /* pinned already: listed twice */
+            ch->pinned = 1;
+            out[n++] = ch;
+        }
+    }
+    return n;
+}
+
+static void unpin(struct worker *w, struct channel **chs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        chs[i]->pinned = 0;
+        channel_maybe_free(w, chs[i]);
+    }
+}
+
+/* A record for a channel list: each connection subscribed to any of them
+ * gets it once. The logs go out first, so order within every channel
+ * holds; then one synchronous pass with per-connection marks
+ * (multi-channel records are the rare case). */
+static void deliver_multi(struct worker *w, const struct ring_msg *m)
+{
+    struct channel *chs[RING_CHANNEL_MAX / 2 + 1];
+    int n = listed_channels(w, m->chan, m->chan_len, chs);
+    struct shbuf *sb = NULL;
+    if (!n) {
+        ring_commit(&w->reader, m, 0);
+        return;
+    }
+    while (sweep(w, LONG_MAX))
+        ;
+    if (!(sb = record_frame(w, m)))
+        goto out;
+    if (!w->marks && !(w->marks = calloc((size_t)w->nconns, sizeof(*w->marks))))
+        goto out;
+    uint32_t gen = ++w->mark_gen ? w->mark_gen : ++w->mark_gen; /* 0 means "never marked" */
+    struct iovec iov = {sb->data, sb->len};
+    for (int i = 0; i < n; i++) {
+        struct channel *ch = chs[i];
+        for (uint32_t k = ch->nsubs; k-- > 0;) {
+            if (k >= ch->nsubs || w->marks[ch->subs[k].fd] == gen)
+                continue;
+            w->marks[ch->subs[k].fd] = gen;
+            deliver(w, &w->conns[ch->subs[k].fd], &sb, 1, &iov, sb->len);
+        }
+    }
+out:
+    if (sb)
+        shbuf_unref(sb);
+    unpin(w, chs, n);
+}
+
+/* Moves what the ring holds (bounded) into the channels' logs. */
+static void read_ring(struct worker *w)
+{
+    struct ring_msg m;
+    for (int n = 0; n < READ_MAX_RECORDS && w->log_bytes < LOG_MAX_BYTES; n++) {
+        if (!ring_peek(w->ring, &w->reader, &m))
+            break;
+        if (memchr(m.chan, ',', m.chan_len)) {
+            deliver_multi(w, &m);
+            continue;
+        }
+        struct channel *ch = channel_find(w, m.chan, m.chan_len);
+        if (!ch || !ch->nsubs) {
+            ring_commit(&w->reader, &m, 0);
+            continue;
+        }
+        struct shbuf *sb = record_frame(w, &m);
+        if (sb && log_append(w, ch, sb) == -1)
+            shm_add(&w->slot->slow_drops, ch->nsubs); /* no memory for the log: nobody gets it */
+    }
+    if (w->reader.missed != w->missed_logged) {
+        /* Fell a whole ring behind (or a record was overwritten as it was
+         * read): say how many messages this worker's subscribers lost. */
+        log_warn("publish ring: this worker missed %llu messages (%llu in all); it fell ring_size behind "
+                 "the publishers: raise ring_size or add workers",
+                 (unsigned long long)(w->reader.missed - w->missed_logged),
+                 (unsigned long long)w->reader.missed);
+        w->missed_logged = w->reader.missed;
+    }
+    atomic_store_explicit(&w->slot->ring_missed, w->reader.missed, memory_order_relaxed);
+    atomic_store_explicit(&w->slot->ring_lag, ring_lag(w->ring, &w->reader), memory_order_relaxed);
+}
+
+/* ---- the event loop's side -------------------------------------------- */
+
+static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    (void)revents;
+    struct worker *w = container_of(p, struct worker, ring_prepare);
+    if (ring_pending(w->ring, &w->reader))
+        read_ring(w);
+    if (w->active)
+        sweep(w, STEP_WRITES);
+    if (w->active || ring_pending(w->ring, &w->reader)) {
+        ev_idle_start(loop, &w->ring_idle); /* more to do: poll, don't block */
+        return;
+    }
+    /* About to block: ask publishers for a wake-up, then look once more so
+     * a record published in between is not left waiting. */
+    uint64_t bit = 1ull << (w->id % 64);
+    atomic_fetch_or(&w->shm->ring_sleepers[w->id / 64], bit);
+    if (ring_pending(w->ring, &w->reader))
+        ev_idle_start(loop, &w->ring_idle);
+}
+
+static void check_cb(struct ev_loop *loop, ev_check *c, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct worker *w = container_of(c, struct worker, ring_check);
+    uint64_t bit = 1ull << (w->id % 64);
+    if (atomic_load_explicit(&w->shm->ring_sleepers[w->id / 64], memory_order_relaxed) & bit)
+        atomic_fetch_and(&w->shm->ring_sleepers[w->id / 64], ~bit);
+}
+
+static void idle_cb(struct ev_loop *loop, ev_idle *i, int revents)
+{
+    (void)revents;
+    ev_idle_stop(loop, i); /* its only job was to keep the loop from blocking */
+}
+
+static void urg_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+    (void)loop;
+    (void)s;
+    (void)revents; /* the wake-up itself is the message: prepare_cb reads the ring */
+}
+
+void fanout_init(struct worker *w)
+{
+    w->ring = shm_ring(w->shm);
+    ring_reader_init(w->ring, &w->reader);
+    ev_prepare_init(&w->ring_prepare, prepare_cb);
+    ev_prepare_start(w->loop, &w->ring_prepare);
+    ev_check_init(&w->ring_check, check_cb);
+    ev_check_start(w->loop, &w->ring_check);
+    ev_idle_init(&w->ring_idle, idle_cb);
+    ev_signal_init(&w->sig_urg, urg_cb, SIGURG);
+    ev_signal_start(w->loop, &w->sig_urg);
+}
