@@ -28,13 +28,13 @@
 #include "../common/log.h"
 #include "channel.h"
 
-#define STEP_WRITES      256          /* writes per step between event-loop turns */
-#define STEP_VISITS      8192         /* visits per step (up-to-date ones cost no syscall) */
-#define READ_MAX_RECORDS 4096         /* ring records read per loop turn */
-#define LOG_MAX_BYTES    (16u << 20)  /* frames held in all logs: past it the ring waits */
-#define LOG_MAX_FRAMES   (1u << 20)   /* per channel */
+#define STEP_WRITES      256         /* writes per step between event-loop turns */
+#define STEP_VISITS      8192        /* visits per step (up-to-date ones cost no syscall) */
+#define READ_MAX_RECORDS 4096        /* ring records read per loop turn */
+#define LOG_MAX_BYTES    (16u << 20) /* frames held in all logs: past it the ring waits */
+#define LOG_MAX_FRAMES   (1u << 20)  /* per channel */
 #define LOG_MIN_CAP      16
-#define MAX_IOV          1024         /* IOV_MAX on Linux */
+#define MAX_IOV          1024 /* IOV_MAX on Linux */
 
 void shbuf_unref(struct shbuf *b)
 {
@@ -226,22 +226,34 @@ static int sweep(struct worker *w, long writes)
 
 /* ---- reading the ring ------------------------------------------------- */
 
+/* A frame with its header written and room for len payload bytes at
+ * *payload; NULL when memory is short. */
+static struct shbuf *frame_alloc(unsigned opcode, size_t len, uint8_t **payload)
+{
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_build_header(hdr, opcode, 1, len);
+    struct shbuf *sb = malloc(sizeof(*sb) + hl + len);
+    if (!sb)
+        return NULL;
+    memcpy(sb->data, hdr, hl);
+    sb->refs = 1;
+    sb->len = (uint32_t)(hl + len);
+    *payload = sb->data + hl;
+    return sb;
+}
+
 /* Copies a record's frame out of the ring; NULL (and the record counted
  * missed) when it was lapped or memory is short. Commits the record. */
 static struct shbuf *record_frame(struct worker *w, const struct ring_msg *m)
 {
-    uint8_t hdr[WS_MAX_HEADER];
-    size_t hl = ws_build_header(hdr, m->opcode, 1, m->len);
-    struct shbuf *sb = malloc(sizeof(*sb) + hl + m->len);
-    if (!sb || ring_copy_payload(w->ring, m, sb->data + hl) == -1) {
+    uint8_t *payload;
+    struct shbuf *sb = frame_alloc(m->opcode, m->len, &payload);
+    if (!sb || ring_copy_payload(w->ring, m, payload) == -1) {
         free(sb);
         ring_commit(&w->reader, m, 1);
         return NULL;
     }
     ring_commit(&w->reader, m, 0);
-    memcpy(sb->data, hdr, hl);
-    sb->refs = 1;
-    sb->len = (uint32_t)(hl + m->len);
     return sb;
 }
 
@@ -305,6 +317,64 @@ out:
     if (sb)
         shbuf_unref(sb);
     unpin(w, chs, n);
+}
+
+/* 1 when c is subscribed to one of chs[0..n). */
+static int subscribed_to_any(const struct conn *c, struct channel **chs, int n)
+{
+    for (int i = 0; i < c->subs->n; i++)
+        for (int j = 0; j < n; j++)
+            if (c->subs->e[i].ch == chs[j])
+                return 1;
+    return 0;
+}
+
+void channels_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
+                      unsigned opcode, const uint8_t *payload, size_t len)
+{
+    struct channel *ch = channel_find(w, via, via_len);
+    if (!ch || !ch->nsubs)
+        return;
+    uint8_t *p;
+    struct shbuf *sb = frame_alloc(opcode, len, &p);
+    if (!sb) {
+        shm_add(&w->slot->slow_drops, ch->nsubs);
+        return;
+    }
+    memcpy(p, payload, len);
+    if (!memchr(list, ',', list_len)) { /* one channel: into its log like a ring record */
+        if (log_append(w, ch, sb) == -1)
+            shm_add(&w->slot->slow_drops, ch->nsubs);
+        return;
+    }
+    /* The channels of the list before `via` that exist here: their
+     * subscribers get the message through the first of them. */
+    struct channel *before[RING_CHANNEL_MAX / 2 + 1];
+    int n = 0;
+    for (size_t i = 0, start = 0; i <= list_len; i++) {
+        if (i < list_len && list[i] != ',')
+            continue;
+        if (i - start == via_len && !memcmp(list + start, via, via_len))
+            break;
+        struct channel *e = channel_find(w, list + start, i - start);
+        start = i + 1;
+        if (e && e->nsubs)
+            before[n++] = e;
+    }
+    while (sweep(w, LONG_MAX)) /* what ch's log holds goes first */
+        ;
+    ch->pinned = 1;
+    struct iovec iov = {sb->data, sb->len};
+    for (uint32_t k = ch->nsubs; k-- > 0;) {
+        if (k >= ch->nsubs)
+            continue;
+        struct conn *c = &w->conns[ch->subs[k].fd];
+        if (!n || !subscribed_to_any(c, before, n))
+            deliver(w, c, &sb, 1, &iov, sb->len);
+    }
+    ch->pinned = 0;
+    shbuf_unref(sb);
+    channel_maybe_free(w, ch);
 }
 
 /* Moves what the ring holds (bounded) into the channels' logs. */

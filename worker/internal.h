@@ -221,6 +221,14 @@ int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsign
  * client_publish is on, else the connection is closed 1008. */
 void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len);
 void shbuf_unref(struct shbuf *b);
+/* fanout.c: a message that reached this worker through channel `via` from
+ * outside the ring (a broker such as Redis, which delivers a message
+ * published to several channels once per channel): delivered to via's
+ * local subscribers, except those also subscribed to a channel of `list`
+ * that comes before via (they get it through that one), so each gets it
+ * exactly once. A single-channel message is swept like a ring record. */
+void channels_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
+                      unsigned opcode, const uint8_t *payload, size_t len);
 
 /* pubapi.c: the HTTP publish API on publish_listen. */
 /* Binds its own SO_REUSEPORT listener when publish_listen is set. Returns 0
