@@ -13,73 +13,11 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/net.h"
 #include "master.h"
 
 /* The kernel clamps the backlog to net.core.somaxconn; ask for the most. */
 #define LISTEN_BACKLOG 65535
-
-union sockaddr_any {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-};
-
-/* Accepts an IPv4 or IPv6 literal (brackets optional), "localhost", and
- * "*", "" or "0.0.0.0" for every IPv4 address. Returns the sockaddr size,
- * or 0 when host is none of these. */
-static socklen_t parse_host(const char *host, uint16_t port, union sockaddr_any *a)
-{
-    char buf[INET6_ADDRSTRLEN + 2];
-    size_t len = strlen(host);
-    memset(a, 0, sizeof *a);
-    if (len >= 2 && host[0] == '[' && host[len - 1] == ']' && len - 2 < sizeof buf) {
-        memcpy(buf, host + 1, len - 2);
-        buf[len - 2] = '\0';
-        host = buf;
-    }
-    if (!strcmp(host, "*") || !strcmp(host, ""))
-        host = "0.0.0.0";
-    else if (!strcmp(host, "localhost"))
-        host = "127.0.0.1";
-    if (inet_pton(AF_INET, host, &a->in4.sin_addr) == 1) {
-        a->in4.sin_family = AF_INET;
-        a->in4.sin_port = htons(port);
-        return sizeof a->in4;
-    }
-    if (inet_pton(AF_INET6, host, &a->in6.sin6_addr) == 1) {
-        a->in6.sin6_family = AF_INET6;
-        a->in6.sin6_port = htons(port);
-        return sizeof a->in6;
-    }
-    return 0;
-}
-
-static int open_one(const union sockaddr_any *a, socklen_t alen, const char *name)
-{
-    int one = 1;
-    int fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        log_error("socket() for %s failed: %s", name, strerror(errno));
-        return -1;
-    }
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == -1) {
-        log_error("setsockopt(%s, SO_REUSEADDR/SO_REUSEPORT) failed: %s", name, strerror(errno));
-        goto fail;
-    }
-    if (bind(fd, &a->sa, alen) == -1) {
-        log_error("bind(%s) failed: %s", name, strerror(errno));
-        goto fail;
-    }
-    if (listen(fd, LISTEN_BACKLOG) == -1) {
-        log_error("listen(%s, %d) failed: %s", name, LISTEN_BACKLOG, strerror(errno));
-        goto fail;
-    }
-    return fd;
-fail:
-    close(fd);
-    return -1;
-}
 
 /* Port 0 asks the kernel for a port: learn it from the first socket so
  * the others join the same group instead of each getting their own. */
@@ -93,18 +31,6 @@ static void learn_port(int fd, union sockaddr_any *a)
         a->in4.sin_port = got.in4.sin_port;
     else
         a->in6.sin6_port = got.in6.sin6_port;
-}
-
-static void name_addr(const union sockaddr_any *a, char *buf, size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (a->sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &a->in4.sin_addr, ip, sizeof ip);
-        snprintf(buf, len, "%s:%u", ip, ntohs(a->in4.sin_port));
-    } else {
-        inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof ip);
-        snprintf(buf, len, "[%s]:%u", ip, ntohs(a->in6.sin6_port));
-    }
 }
 
 static void note_backlog_clamp(void)
@@ -123,16 +49,17 @@ static void note_backlog_clamp(void)
 int listen_open(const struct config *cfg, int n, int *fds)
 {
     union sockaddr_any a;
-    char name[INET6_ADDRSTRLEN + 16];
-    socklen_t alen = parse_host(cfg->listen_host, cfg->listen_port, &a);
+    char name[INET6_ADDRSTRLEN + 16], what[INET6_ADDRSTRLEN + 24];
+    socklen_t alen = net_resolve(cfg->listen_host, cfg->listen_port, &a);
     if (alen == 0) {
         log_error("listen %s: host \"%s\" is not an IPv4/IPv6 address, localhost or *", cfg->listen,
                   cfg->listen_host);
         return -1;
     }
     for (int i = 0; i < n; i++) {
-        name_addr(&a, name, sizeof name);
-        fds[i] = open_one(&a, alen, name);
+        net_name(&a, name, sizeof name);
+        snprintf(what, sizeof what, "listen %s", name);
+        fds[i] = net_listen(&a, alen, what, LISTEN_BACKLOG);
         if (fds[i] == -1) {
             listen_close(fds, i);
             return -1;
@@ -140,7 +67,7 @@ int listen_open(const struct config *cfg, int n, int *fds)
         if (i == 0 && cfg->listen_port == 0)
             learn_port(fds[0], &a);
     }
-    name_addr(&a, name, sizeof name);
+    net_name(&a, name, sizeof name);
     log_notice("listening on %s with %d SO_REUSEPORT socket%s", name, n, n == 1 ? "" : "s");
     note_backlog_clamp();
     return 0;
@@ -164,9 +91,9 @@ int listen_open_like(int model, int n, int *fds)
         log_error("getsockname(listening socket %d) failed: %s", model, strerror(errno));
         return -1;
     }
-    name_addr(&a, name, sizeof name);
+    net_name(&a, name, sizeof name);
     for (int i = 0; i < n; i++) {
-        fds[i] = open_one(&a, alen, name);
+        fds[i] = net_listen(&a, alen, name, LISTEN_BACKLOG);
         if (fds[i] == -1) {
             listen_close(fds, i);
             return -1;
@@ -190,7 +117,7 @@ int listen_matches(const struct config *cfg, int fd)
     socklen_t len = sizeof got;
     int on = 0, type = 0;
     socklen_t olen = sizeof on, tlen = sizeof type;
-    if (parse_host(cfg->listen_host, cfg->listen_port, &want) == 0)
+    if (net_resolve(cfg->listen_host, cfg->listen_port, &want) == 0)
         return 0;
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == -1 || !on ||
         getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == -1 || type != SOCK_STREAM ||
@@ -208,7 +135,7 @@ void listen_name(int fd, char *buf, size_t len)
         snprintf(buf, len, "?");
         return;
     }
-    name_addr(&a, buf, len);
+    net_name(&a, buf, len);
 }
 
 int listen_table_add(struct listener *tab, int max, int fd)

@@ -27,6 +27,7 @@
 #include "../common/alloc.h"
 #include "../common/handshake.h"
 #include "../common/log.h"
+#include "../common/net.h"
 #include "../common/utf8.h"
 #include "internal.h"
 
@@ -96,12 +97,6 @@ struct pubapi {
     struct api_conn *conns;
     int stopped;
     char name[CONFIG_STR_MAX];
-};
-
-union sockaddr_any {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
 };
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -787,75 +782,6 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ---- the listener ----------------------------------------------------- */
 
-/* HOST:PORT as the master's listen takes it: an IPv4 or IPv6 literal
- * (brackets optional), "localhost", or "*" / "" for every IPv4 address.
- * Returns the sockaddr size, or 0 when it is none of these. */
-static socklen_t parse_addr(const char *spec, union sockaddr_any *a)
-{
-    char host[CONFIG_STR_MAX];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || (size_t)(colon - spec) >= sizeof(host))
-        return 0;
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || port < 1 || port > 65535)
-        return 0;
-    char *h = host;
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h[hl - 1] = '\0';
-        h++;
-    }
-    if (!strcmp(h, "*") || !strcmp(h, ""))
-        h = "0.0.0.0";
-    else if (!strcmp(h, "localhost"))
-        h = "127.0.0.1";
-    memset(a, 0, sizeof(*a));
-    if (inet_pton(AF_INET, h, &a->in4.sin_addr) == 1) {
-        a->in4.sin_family = AF_INET;
-        a->in4.sin_port = htons((uint16_t)port);
-        return sizeof(a->in4);
-    }
-    if (inet_pton(AF_INET6, h, &a->in6.sin6_addr) == 1) {
-        a->in6.sin6_family = AF_INET6;
-        a->in6.sin6_port = htons((uint16_t)port);
-        return sizeof(a->in6);
-    }
-    return 0;
-}
-
-static int open_listener(const union sockaddr_any *a, socklen_t alen, const char *name)
-{
-    int one = 1;
-    int fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        log_error("socket() for publish_listen %s failed: %s", name, strerror(errno));
-        return -1;
-    }
-    /* Every worker binds the same address; the kernel spreads connections. */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) {
-        log_error("setsockopt(publish_listen %s, SO_REUSEADDR/SO_REUSEPORT) failed: %s", name,
-                  strerror(errno));
-        goto fail;
-    }
-    if (bind(fd, &a->sa, alen) == -1) {
-        log_error("bind(publish_listen %s) failed: %s", name, strerror(errno));
-        goto fail;
-    }
-    if (listen(fd, API_BACKLOG) == -1) {
-        log_error("listen(publish_listen %s, %d) failed: %s", name, API_BACKLOG, strerror(errno));
-        goto fail;
-    }
-    return fd;
-fail:
-    close(fd);
-    return -1;
-}
-
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
@@ -901,7 +827,7 @@ int pubapi_start(struct worker *w)
     if (!spec[0])
         return 0;
     union sockaddr_any a;
-    socklen_t alen = parse_addr(spec, &a);
+    socklen_t alen = net_parse_hostport(spec, &a);
     if (!alen) {
         log_error(
             "publish_listen %s: not HOST:PORT with an IPv4/IPv6 address, localhost or * and a port 1-65535",
@@ -911,7 +837,9 @@ int pubapi_start(struct worker *w)
     struct pubapi *api = xcalloc(1, sizeof(*api));
     api->w = w;
     snprintf(api->name, sizeof(api->name), "%s", spec);
-    api->fd = open_listener(&a, alen, api->name);
+    char what[sizeof(api->name) + 16];
+    snprintf(what, sizeof(what), "publish_listen %s", spec);
+    api->fd = net_listen(&a, alen, what, API_BACKLOG);
     if (api->fd == -1) {
         free(api);
         return -1;
