@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "net.h"
 
 #define OFF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define KiB    ((int64_t)1024)
@@ -349,8 +350,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                     "ping_interval (%" PRId64 " ms) must be shorter than idle_timeout (%" PRId64
                     " ms), or a live client would be closed before it is pinged",
                     c->ping_interval, c->idle_timeout);
-    if (c->publish_listen[0] && !strrchr(c->publish_listen, ':'))
-        return fail(err, errlen, "publish_listen: '%s' is not HOST:PORT (or empty to turn it off)",
+    union sockaddr_any pa;
+    if (c->publish_listen[0] && !net_parse_hostport(c->publish_listen, &pa))
+        return fail(err, errlen,
+                    "publish_listen: '%s' is not HOST:PORT with an IPv4/IPv6 address, localhost or * and a "
+                    "port 1-65535 (or empty to turn it off)",
                     c->publish_listen);
     if (!c->status_socket[0])
         return fail(err, errlen, "status_socket must be set");

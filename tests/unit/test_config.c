@@ -457,6 +457,17 @@ static void test_validate(void)
     c.ping_interval = 5000;
     c.idle_timeout = 0;
     ok(config_validate(&c, err, sizeof(err)) == 0, "ping with idle timeout off is fine");
+    const char *bad_pub[] = {"example.com:80", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "[::1]:x"};
+    for (size_t i = 0; i < sizeof(bad_pub) / sizeof(bad_pub[0]); i++) {
+        snprintf(c.publish_listen, sizeof(c.publish_listen), "%s", bad_pub[i]);
+        ok(config_validate(&c, err, sizeof(err)) == -1 && strstr(err, "publish_listen"),
+           "publish_listen %s refused: '%s'", bad_pub[i], err);
+    }
+    const char *good_pub[] = {"", "127.0.0.1:8081", "[::1]:9000", "*:8081", "localhost:1"};
+    for (size_t i = 0; i < sizeof(good_pub) / sizeof(good_pub[0]); i++) {
+        snprintf(c.publish_listen, sizeof(c.publish_listen), "%s", good_pub[i]);
+        ok(config_validate(&c, err, sizeof(err)) == 0, "publish_listen '%s' accepted", good_pub[i]);
+    }
 }
 
 /* Alternative valid value for k, different from the default. */
