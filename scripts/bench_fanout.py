@@ -238,7 +238,7 @@ def main():
     if a.no_write:
         return
     doc = {
-        "command": "scripts/bench-fanout.sh",
+        "command": ("BENCH_NICE=1 " if bench_common.NICE else "") + "scripts/bench-fanout.sh",
         "duration_s": float(DURATION), "size": SIZE,
         "binaries": {"wsmill": bench_common.BIN, "wsmill-load": bench_common.LOAD,
                      "wsmill-floor": bench_common.FLOOR},
@@ -248,7 +248,9 @@ def main():
                   "under taskset -c 0, wsmill-load --cpu 1; 'all-workers': nothing pinned. 2 vCPUs shared with "
                   "other engineers' builds and tests: before each run the script waits up to QUIET_WAIT s for a second "
                   "with both CPUs under QUIET_BUSY % busy; cpu_busy_pct_before is that second's load (not ours) "
-                  "and quiet_wait_s how long it waited. Others may start work during a run: figures are noisy."),
+                  "and quiet_wait_s how long it waited. Others may start work during a run: figures are noisy."
+                  + (" BENCH_NICE=1: server, floor and wsmill-load ran at nice -20, so work of others at nice >= 0 "
+                     "got ~1% of their CPUs." if bench_common.NICE else "")),
         "fields": ("deliveries_per_s: subscriber receipts inside the publishing window / window; delay_ms: "
                    "publisher's stamp (before the HTTP request) to the subscriber's read; missing: owed deliveries "
                    "not received when the drain ended (late or lost: server_status tells drops and ring_missed); "
