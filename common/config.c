@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "redisurl.h"
 
 #define OFF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define KiB    ((int64_t)1024)
@@ -87,6 +88,17 @@ static const struct config_key keys[] = {
      NULL},
     {"ring_size", CONFIG_SIZE, OFF(ring_size), 64 * KiB, 4 * GiB, "64M", 0,
      "shared-memory publish ring; a worker a whole ring behind loses (and counts) messages", NULL},
+    {"broker", CONFIG_CHOICE, OFF(broker), 0, 1, "local", RELOAD_GENERATION,
+     "local: publishes reach this node's subscribers through the shared ring; redis: through Redis pub/sub, "
+     "so they reach subscribers on every node sharing redis_url (docs/redis.md)",
+     "local|redis"},
+    {"redis_url", CONFIG_STRING, OFF(redis_url), 0, 0, "redis://127.0.0.1:6379", RELOAD_GENERATION,
+     "Redis for broker = redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (%XX escapes in the password)",
+     NULL},
+    {"redis_prefix", CONFIG_STRING, OFF(redis_prefix), 0, 0, "wsmill:", RELOAD_GENERATION,
+     "prepended to channel names in Redis (PUBLISH/SUBSCRIBE wsmill:NAME); nodes that share it share "
+     "channels",
+     NULL},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -358,6 +370,10 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                     c->publish_listen);
     if (!c->status_socket[0])
         return fail(err, errlen, "status_socket must be set");
+    struct redis_url u;
+    char why[256];
+    if (redis_url_parse(c->redis_url, &u, why, sizeof(why)) == -1)
+        return fail(err, errlen, "redis_url: %s", why);
     if (strlen(c->status_socket) >= 108)
         return fail(err, errlen, "status_socket: a unix socket path must be shorter than 108 bytes");
     return 0;

@@ -45,7 +45,13 @@ struct config {
     int64_t max_connections_per_ip;   /* across workers; 0 = off */
     int64_t max_handshakes_per_ip;    /* unfinished, across workers; 0 = off */
     char auth_secret[CONFIG_STR_MAX]; /* HS256 key for connection tokens; empty = no auth */
+    /* past one machine (worker/broker.c) */
+    int64_t broker;                    /* enum broker_kind */
+    char redis_url[CONFIG_STR_MAX];    /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] */
+    char redis_prefix[CONFIG_STR_MAX]; /* prepended to a channel's name in Redis */
 };
+
+enum broker_kind { BROKER_LOCAL = 0, BROKER_REDIS = 1 };
 
 enum slow_consumer_policy { SLOW_CLOSE = 0, SLOW_DROP = 1 };
 

@@ -26,6 +26,14 @@ const char *shm_worker_state_name(int state)
     return state_names[state];
 }
 
+const char *shm_broker_state_name(int state)
+{
+    static const char *const names[] = {"local", "connecting", "connected", "down"};
+    if (state < 0 || state > BROKER_STATE_DOWN)
+        return "unknown";
+    return names[state];
+}
+
 const char *shm_reject_name(int reason)
 {
     if (reason < 0 || reason >= HS_REJECT_MAX)

@@ -17,7 +17,7 @@
 #include "ring.h"
 
 #define SHM_MAGIC          0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
-#define SHM_LAYOUT_VERSION 1
+#define SHM_LAYOUT_VERSION 2
 #define SHM_MAX_WORKERS    256
 #define SHM_CACHELINE      64
 
@@ -29,6 +29,15 @@ enum worker_state {
     WORKER_DEAD,      /* exited; waiting to be respawned */
 };
 const char *shm_worker_state_name(int state);
+
+/* A worker's link to the broker (broker = redis); local when it has none. */
+enum broker_state {
+    BROKER_STATE_LOCAL = 0,  /* broker = local: the shared ring only */
+    BROKER_STATE_CONNECTING, /* never connected yet */
+    BROKER_STATE_CONNECTED,  /* both Redis connections ready */
+    BROKER_STATE_DOWN,       /* was connected, or failed: reconnecting with back-off */
+};
+const char *shm_broker_state_name(int state);
 
 /* Why a handshake was refused; each maps to one HTTP status. */
 enum hs_reject {
@@ -99,6 +108,12 @@ struct worker_slot {
     shm_counter limit_message_size; /* message over max_message_size: 1009 */
     shm_counter limit_message_rate; /* over max_messages_per_second: 1008 */
     shm_counter limit_byte_rate;    /* over max_bytes_per_second: 1008 */
+    /* broker = redis (worker/broker.c) */
+    _Atomic uint32_t broker_state; /* enum broker_state */
+    shm_counter broker_reconnects; /* connections re-established after a loss */
+    shm_counter broker_lost;       /* messages refused (503, 1013) or unanswered because Redis was down */
+    shm_counter redis_publishes;   /* PUBLISH commands sent (one per channel of a message) */
+    shm_counter redis_received;    /* messages that came back from Redis */
 };
 
 struct shm {

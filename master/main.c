@@ -5,6 +5,7 @@
 #include "../common/config.h"
 #include "capacity.h"
 #include "master.h"
+#include "redischeck.h"
 #include "status.h"
 
 #define DEFAULT_CONF "conf/wsmill.conf"
@@ -15,7 +16,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: wsmill [run] [-c FILE]     run the master in the foreground\n"
             "       wsmill check [-c FILE]     validate FILE and report whether max_connections fits\n"
-            "                                  (exit 0 fits, 1 invalid config, 2 limits too low)\n"
+            "                                  (exit 0 fits, 1 invalid config, 2 limits too low,\n"
+            "                                  3 broker = redis and Redis does not answer)\n"
             "       wsmill status [-c FILE] [--oldbin]\n"
             "                                  print the running server's JSON status (--oldbin: the\n"
             "                                  old master's during a binary upgrade)\n"
@@ -43,7 +45,10 @@ static int cmd_check(const char *path)
     if (load(&cfg, path) == -1)
         return 1;
     printf("%s: configuration OK\n", path);
-    return capacity_report(&cfg, path, stdout);
+    int rc = capacity_report(&cfg, path, stdout);
+    if (cfg.broker == BROKER_REDIS && redischeck_run(&cfg, stdout, stderr) != 0)
+        return REDISCHECK_FAILED;
+    return rc;
 }
 
 static int cmd_status(const char *path, int oldbin)

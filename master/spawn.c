@@ -212,6 +212,10 @@ static void free_slot(struct master *m, int i)
     add(&g->limit_message_size, &s->limit_message_size);
     add(&g->limit_message_rate, &s->limit_message_rate);
     add(&g->limit_byte_rate, &s->limit_byte_rate);
+    add(&g->broker_reconnects, &s->broker_reconnects);
+    add(&g->broker_lost, &s->broker_lost);
+    add(&g->redis_publishes, &s->redis_publishes);
+    add(&g->redis_received, &s->redis_received);
     memset(s, 0, sizeof *s); /* state WORKER_EMPTY, pid 0 */
     memset(&m->w[i], 0, sizeof m->w[i]);
 }

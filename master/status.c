@@ -155,6 +155,11 @@ static void json_counters(struct sbuf *b, struct worker_slot *s)
               shm_get(&s->bytes_out), shm_get(&s->backpressure_closes), shm_get(&s->pings_sent),
               shm_get(&s->idle_closes));
     json_channels(b, s);
+    sb_printf(b,
+              "\"broker_reconnects\":%" PRIu64 ",\"broker_lost\":%" PRIu64 ",\"redis_publishes\":%" PRIu64
+              ",\"redis_received\":%" PRIu64 ",",
+              shm_get(&s->broker_reconnects), shm_get(&s->broker_lost), shm_get(&s->redis_publishes),
+              shm_get(&s->redis_received));
     json_limits(b, s);
     json_closes(b, s);
 }
@@ -173,9 +178,10 @@ static void json_worker(struct sbuf *b, int id, const struct master_worker *w, s
 {
     sb_printf(b,
               "{\"id\":%d,\"pid\":%d,\"generation\":%u,\"socket\":%d,\"state\":\"%s\",\"started_at\":%" PRId64
-              ",\"connections\":%" PRIu64 ",",
+              ",\"connections\":%" PRIu64 ",\"broker_state\":\"%s\",",
               id, (int)atomic_load(&s->pid), (unsigned)atomic_load(&s->generation), w->sock, state_name(w, s),
-              (int64_t)atomic_load(&s->started_at), shm_get(&s->connections));
+              (int64_t)atomic_load(&s->started_at), shm_get(&s->connections),
+              shm_broker_state_name((int)atomic_load(&s->broker_state)));
     json_counters(b, s);
     sb_printf(b, "}");
 }
@@ -208,6 +214,41 @@ static void json_upgrade(struct sbuf *b, const struct master *m)
     sb_printf(b, "},");
 }
 
+/* The broker across workers: "connected" when every live worker is,
+ * "degraded" when only some are, else what they all are (down, connecting). */
+static void json_broker(struct sbuf *b, struct master *m)
+{
+    struct worker_slot *g = &m->gone;
+    uint64_t reconnects = shm_get(&g->broker_reconnects), lost = shm_get(&g->broker_lost);
+    uint64_t pubs = shm_get(&g->redis_publishes), recv = shm_get(&g->redis_received);
+    int n = 0, connected = 0, worst = BROKER_STATE_LOCAL;
+    for (int i = 0; i < SHM_MAX_WORKERS; i++) {
+        struct worker_slot *s = &m->shm->slots[i];
+        if (m->w[i].role == SLOT_FREE)
+            continue;
+        reconnects += shm_get(&s->broker_reconnects);
+        lost += shm_get(&s->broker_lost);
+        pubs += shm_get(&s->redis_publishes);
+        recv += shm_get(&s->redis_received);
+        int st = (int)atomic_load(&s->broker_state);
+        if (atomic_load(&s->state) != WORKER_ACTIVE && atomic_load(&s->state) != WORKER_DRAINING)
+            continue;
+        n++;
+        connected += st == BROKER_STATE_CONNECTED;
+        if (st != BROKER_STATE_CONNECTED && st > worst)
+            worst = st;
+    }
+    const char *state = m->cfg.broker == BROKER_LOCAL ? "local"
+                        : n && connected == n         ? "connected"
+                        : connected                   ? "degraded"
+                                                      : shm_broker_state_name(worst);
+    sb_printf(b,
+              "\"broker\":{\"kind\":\"%s\",\"state\":\"%s\",\"workers_connected\":%d,\"reconnects\":%" PRIu64
+              ",\"lost\":%" PRIu64 ",\"redis_publishes\":%" PRIu64 ",\"redis_received\":%" PRIu64 "},",
+              m->cfg.broker == BROKER_REDIS ? "redis" : "local", state, connected, reconnects, lost, pubs,
+              recv);
+}
+
 static void json_snapshot(struct sbuf *b, struct master *m)
 {
     struct shm *shm = m->shm;
@@ -235,6 +276,7 @@ static void json_snapshot(struct sbuf *b, struct master *m)
               (uint64_t)atomic_load(&shm->config_generation), total, m->cfg.max_connections, m->generation,
               m->switching, ndraining, draining, nsocks, m->migrate);
     json_reload(b, &m->reload);
+    json_broker(b, m);
     sb_printf(b,
               "\"retired\":{\"workers\":%" PRIu64 ",\"drained\":%" PRIu64 ",\"closed_at_deadline\":%" PRIu64
               "},",

@@ -22,4 +22,4 @@ ensure_packages() {
 }
 
 WSMILL_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libev-dev libhttp-parser-dev
-    libjemalloc-dev libssl-dev libinih-dev)
+    libjemalloc-dev libssl-dev libinih-dev libhiredis-dev)

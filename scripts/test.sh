@@ -9,7 +9,7 @@ cd "$ROOT"
 # shellcheck source=deps.sh
 . scripts/deps.sh
 
-ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-websockets python3-pytest clang-format
+ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-websockets python3-pytest clang-format redis-server
 
 PY=/usr/bin/python3
 passed=0

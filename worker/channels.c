@@ -3,13 +3,17 @@
  * A publish goes into the shared ring (common/ring.c) and every worker,
  * this one included, delivers it to its own subscribers (fanout.c). A
  * channel exists in a worker while it has subscribers there (or frames on
- * their way to them). */
+ * their way to them). With broker = redis a publish goes to Redis instead
+ * and comes back through channels_deliver (broker.c); a channel's creation
+ * and end SUBSCRIBE and UNSUBSCRIBE it there. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/handshake.h"
 #include "../common/log.h"
+#include "broker.h"
 #include "channel.h"
 
 static uint32_t hash_name(const char *s, size_t n)
@@ -71,6 +75,8 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n)
     *b = ch;
     w->nchannels++;
     shm_add(&w->slot->channels, 1);
+    if (w->broker)
+        broker_subscribe(w, ch->name, n);
     return ch;
 }
 
@@ -83,6 +89,8 @@ void channel_maybe_free(struct worker *w, struct channel *ch)
         pp = &(*pp)->next;
     *pp = ch->next;
     fanout_channel_free(w, ch);
+    if (w->broker)
+        broker_unsubscribe(w, ch->name, ch->name_len);
     free(ch->subs);
     free(ch);
     w->nchannels--;
@@ -189,6 +197,8 @@ static void wake_sleepers(struct worker *w)
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len)
 {
+    if (w->broker) /* delivered when it comes back from Redis, here too */
+        return broker_publish(w, chan, chan_len, opcode, payload, len);
     if (ring_publish(w->ring, chan, chan_len, opcode, payload, len) < 0) {
         shm_add(&w->slot->publish_rejected, 1);
         return -1;
@@ -218,8 +228,12 @@ void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *pay
         memcpy(list + n, s->e[i].ch->name, s->e[i].ch->name_len);
         n += s->e[i].ch->name_len;
     }
-    if (channels_publish(w, list, n, opcode, payload, len) == -1)
-        conn_fail(c, WS_CLOSE_TOO_BIG, "message larger than the publish ring accepts (ring_size / 4)");
+    if (channels_publish(w, list, n, opcode, payload, len) == -1) {
+        if (errno == EMSGSIZE)
+            conn_fail(c, WS_CLOSE_TOO_BIG, "message larger than the publish ring accepts (ring_size / 4)");
+        else /* broker = redis and Redis cannot take it: refused, not queued (docs/redis.md) */
+            conn_fail(c, WS_CLOSE_TRY_AGAIN, "broker unavailable: Redis is down");
+    }
 }
 
 void channels_init(struct worker *w)
@@ -235,4 +249,14 @@ void channels_init(struct worker *w)
         abort();
     }
     fanout_init(w);
+}
+
+/* Calls fn with every channel that has local subscribers (the Redis broker
+ * subscribes to them all again after a reconnect). */
+void channels_each(struct worker *w, void (*fn)(struct worker *w, const char *name, size_t len))
+{
+    for (uint32_t i = 0; i < w->nbuckets; i++)
+        for (struct channel *ch = w->buckets[i]; ch; ch = ch->next)
+            if (ch->nsubs)
+                fn(w, ch->name, ch->name_len);
 }

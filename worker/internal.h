@@ -149,7 +149,8 @@ struct worker {
     uint64_t missed_logged; /* reader.missed when we last logged it */
     uint32_t *marks;        /* per fd: last multi-channel record delivered (dedupe) */
     uint32_t mark_gen;
-    void *pubapi; /* the publish API listener (pubapi.c) */
+    void *pubapi;          /* the publish API listener (pubapi.c) */
+    struct broker *broker; /* broker = redis (broker.c), else NULL */
 };
 
 /* The worker this process runs; signal and libev callbacks reach it through
@@ -214,7 +215,9 @@ void channels_unsubscribe_all(struct conn *c);
  * channels ("a,b": one record, so a connection in several of them gets it
  * once), through the shared ring; every worker (this one included) delivers
  * it to its local subscribers. Returns 0, or -1 with errno EMSGSIZE when it
- * is larger than the ring accepts. */
+ * is larger than the ring accepts. With broker = redis it goes to Redis
+ * instead (broker_publish: -1 with ENOTCONN or ENOBUFS when Redis cannot
+ * take it). */
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len);
 /* A data message from a subscriber: published to its channels when
@@ -229,6 +232,8 @@ void shbuf_unref(struct shbuf *b);
  * exactly once. A single-channel message is swept like a ring record. */
 void channels_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
                       unsigned opcode, const uint8_t *payload, size_t len);
+/* Calls fn with the name of every channel that has local subscribers. */
+void channels_each(struct worker *w, void (*fn)(struct worker *w, const char *name, size_t len));
 
 /* pubapi.c: the HTTP publish API on publish_listen. */
 /* Binds its own SO_REUSEPORT listener when publish_listen is set. Returns 0

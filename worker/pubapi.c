@@ -29,6 +29,7 @@
 #include "../common/log.h"
 #include "../common/net.h"
 #include "../common/utf8.h"
+#include "broker.h"
 #include "internal.h"
 
 #define API_BACKLOG            4096
@@ -639,10 +640,17 @@ static int publish_all(struct api_conn *ac, const uint16_t *off, const uint8_t *
     size_t pos = 0, mlen;
     while (next_msg(r, &pos, &m, &mlen)) {
         if (channels_publish(w, list, ll, r->opcode, m, mlen) == -1) {
-            /* Not reachable with the ring alone (sizes were checked);
-             * a broker will make it real. channels_publish counted it. */
+            /* The ring refuses only what is too large (sizes were checked);
+             * the broker refuses when Redis is down. channels_publish
+             * counted it. */
             int err = errno;
-            char body[256];
+            char body[512], why[320];
+            if (err == ENOTCONN || err == ENOBUFS) {
+                broker_why(w, why, sizeof(why));
+                int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"broker\":\"redis\"}\n", why);
+                respond(ac, 503, body, (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1);
+                return -1;
+            }
             log_warn("publish API: channels_publish(%.*s, %zu bytes) failed: %s", (int)ll, list, mlen,
                      strerror(err));
             int n = snprintf(body, sizeof(body), "{\"error\":\"publish failed: %s\"}\n",
@@ -683,6 +691,13 @@ static void publish(struct api_conn *ac)
             return;
         }
         msgs++;
+    }
+    if (w->broker && !broker_can_publish(w) && msgs > 1) {
+        /* Redis is down: publish_all's first channels_publish fails and
+         * answers 503 (never 202 for a message that went nowhere), and
+         * broker_publish counts that message lost; the rest of the batch
+         * is lost with it. */
+        shm_add(&w->slot->broker_lost, msgs - 1);
     }
     if (publish_all(ac, off, len, nchan) == 0)
         answer_published(ac, r->url + 5, off, len, nchan, msgs);

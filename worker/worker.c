@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "broker.h"
 #include "internal.h"
 
 #define ACCEPTS_PER_WAKEUP 128 /* bound one wakeup's accept work */
@@ -235,6 +236,8 @@ static int setup(struct worker *w, const struct worker_spec *spec)
     wheel_init(&w->wheel);
     w->wheel.now = w->wheel.done = now_ticks(w);
     channels_init(w);
+    if (w->cfg.broker == BROKER_REDIS && broker_start(w) == -1)
+        return -1;
     if (pubapi_start(w) == -1)
         return -1;
     return 0;
@@ -268,6 +271,7 @@ int worker_run(const struct worker_spec *spec)
     atomic_store(&w.slot->state, WORKER_ACTIVE);
     log_info("worker %d serving (fd table %d, generation %u)", w.id, w.nconns, spec->generation);
     ev_run(w.loop, 0);
+    broker_stop(&w);
     log_info("worker %d exiting with %d connections open", w.id, w.live);
     return 0;
 }
