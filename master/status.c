@@ -242,11 +242,11 @@ static void json_broker(struct sbuf *b, struct master *m)
                         : n && connected == n         ? "connected"
                         : connected                   ? "degraded"
                                                       : shm_broker_state_name(worst);
-    sb_printf(b,
-              "\"broker\":{\"kind\":\"%s\",\"state\":\"%s\",\"workers_connected\":%d,\"reconnects\":%" PRIu64
-              ",\"lost\":%" PRIu64 ",\"redis_publishes\":%" PRIu64 ",\"redis_received\":%" PRIu64 "},",
-              m->cfg.broker == BROKER_REDIS ? "redis" : "local", state, connected, reconnects, lost, pubs,
-              recv);
+    sb_printf(
+        b,
+        "\"broker\":{\"kind\":\"%s\",\"connection\":\"%s\",\"workers_connected\":%d,\"reconnects\":%" PRIu64
+        ",\"lost\":%" PRIu64 ",\"redis_publishes\":%" PRIu64 ",\"redis_received\":%" PRIu64 "},",
+        m->cfg.broker == BROKER_REDIS ? "redis" : "local", state, connected, reconnects, lost, pubs, recv);
 }
 
 static void json_snapshot(struct sbuf *b, struct master *m)

@@ -31,6 +31,7 @@ usage: $(basename "$0") COMMAND [-c FILE]
           SIGWINCH to the old one (WSMILL_NO_BUILD=1 skips the build)
   status  print the running server's JSON status
   check   build if needed, validate FILE and report whether max_connections fits
+          (and, with broker = redis, whether Redis answers: exit 3 if not)
 FILE defaults to conf/wsmill.conf in the repository ($ROOT).
 Reload and upgrade in detail: docs/reload.md.
 EOF

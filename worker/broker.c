@@ -56,6 +56,9 @@ struct broker {
     struct worker *w;
     struct redis_url url;
     char where[REDISURL_FIELD_MAX + 16]; /* HOST:PORT for messages */
+    char prefix[CONFIG_STR_MAX];         /* redis_prefix as this worker started: a reload
+                                            that changes it starts new workers */
+    size_t prefix_len;
     struct link sub, pub;
     int failed; /* some attempt failed: "down", not "connecting" */
     int stopping;
@@ -234,10 +237,9 @@ static void link_connect(struct link *l)
 
 static size_t make_key(const struct broker *b, const char *name, size_t len, char *key)
 {
-    size_t pl = strlen(b->w->cfg.redis_prefix);
-    memcpy(key, b->w->cfg.redis_prefix, pl);
-    memcpy(key + pl, name, len);
-    return pl + len;
+    memcpy(key, b->prefix, b->prefix_len);
+    memcpy(key + b->prefix_len, name, len);
+    return b->prefix_len + len;
 }
 
 /* A message on a subscribed channel (also the subscribe/unsubscribe
@@ -251,7 +253,7 @@ static void message_cb(redisAsyncContext *ac, void *reply, void *priv)
         r->element[0]->len != 7 || memcmp(r->element[0]->str, "message", 7))
         return;
     const redisReply *chan = r->element[1], *data = r->element[2];
-    size_t pl = strlen(b->w->cfg.redis_prefix);
+    size_t pl = b->prefix_len;
     const uint8_t *e = (const uint8_t *)data->str;
     if (chan->len < pl || data->type != REDIS_REPLY_STRING || data->len < ENV_HEADER || e[0] != ENV_VERSION) {
         log_debug("redis broker: ignored a message on %.*s that is not a wsmill envelope", (int)chan->len,
@@ -372,6 +374,7 @@ int broker_publish(struct worker *w, const char *list, size_t list_len, unsigned
     e[3] = (uint8_t)list_len;
     memcpy(e + ENV_HEADER, list, list_len);
     memcpy(e + ENV_HEADER + list_len, payload, len);
+    int sent = 0;
     for (size_t i = 0, start = 0; i <= list_len; i++) {
         if (i < list_len && list[i] != ',')
             continue;
@@ -388,13 +391,30 @@ int broker_publish(struct worker *w, const char *list, size_t list_len, unsigned
         }
         b->pending += cost;
         shm_add(&w->slot->redis_publishes, 1);
+        sent++;
     }
-    shm_add(&w->slot->publishes, 1);
     if (b->env_cap > ENV_KEEP) {
         free(b->env);
         b->env = NULL;
         b->env_cap = 0;
     }
+    if (!sent) { /* hiredis refused every one: the context is closing */
+        shm_add(&w->slot->publish_rejected, 1);
+        errno = ENOTCONN;
+        return -1;
+    }
+    /* Written now, not when the loop comes round: the caller answers 202
+     * next, and a publisher that then publishes through another worker (a
+     * new API connection lands anywhere) must reach Redis second, or Redis
+     * would see the two in either order. A failed write closes the context
+     * (publish_cb counts the message lost): then it is refused, not 202. */
+    redisAsyncHandleWrite(b->pub.ac);
+    if (!b->pub.ready) {
+        shm_add(&w->slot->publish_rejected, 1);
+        errno = ENOTCONN;
+        return -1;
+    }
+    shm_add(&w->slot->publishes, 1);
     return 0;
 }
 
@@ -414,6 +434,8 @@ int broker_start(struct worker *w)
         return -1;
     }
     b->w = w;
+    snprintf(b->prefix, sizeof(b->prefix), "%s", w->cfg.redis_prefix);
+    b->prefix_len = strlen(b->prefix);
     snprintf(b->where, sizeof(b->where), strchr(b->url.host, ':') ? "[%s]:%u" : "%s:%u", b->url.host,
              (unsigned)b->url.port);
     struct link *links[2] = {&b->sub, &b->pub};

@@ -123,7 +123,7 @@ def broker(srv):
 
 
 def wait_connected(srv, timeout=15):
-    wait_until(lambda: broker(srv)["state"] == "connected", timeout=timeout,
+    wait_until(lambda: broker(srv)["connection"] == "connected", timeout=timeout,
                what=f"node {srv.port}: broker connected (log: {srv.log()[-600:]})")
 
 
@@ -284,7 +284,7 @@ def test_redis_outage_and_recovery(server_factory, redis, clients):
 
     redis.kill()
     for n in nodes:
-        wait_until(lambda: broker(n)["state"] == "down", what="broker state down")
+        wait_until(lambda: broker(n)["connection"] == "down", what="broker state down")
     # Publish API: 503 naming the broker, on every node and worker we reach.
     for n in nodes:
         for _ in range(3):
@@ -342,7 +342,7 @@ def test_wrong_password_or_address(server_factory, clients):
                                redis_url=f"redis://:wrong-pw@127.0.0.1:{r.port}")
         wait_until(lambda: "AUTH refused" in wrong.log(), what="the AUTH failure in the log")
         assert "wrong password" in wrong.log() and "wrong-pw" not in wrong.log()
-        assert broker(wrong)["state"] == "down"
+        assert broker(wrong)["connection"] == "down"
         rc, out = check(wrong)
         assert rc == 3 and "refused AUTH" in out and "password in redis_url is wrong" in out, out
         st, body = api_publish(wrong, "x", "m")
