@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import BIN, free_port
+from conftest import BIN, ROOT, free_port
 from rawws import OP_TEXT, Closed, open_ws, wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -362,6 +362,9 @@ def test_wrong_password_or_address(server_factory, clients):
         assert f"127.0.0.1:{dead_port}" in away.log()
         rc, out = check(away)
         assert rc == 3 and f"cannot reach Redis at 127.0.0.1:{dead_port}" in out, out
+        script = subprocess.run([os.path.join(ROOT, "scripts", "wsmill.sh"), "check", "-c", away.conf_path],
+                                capture_output=True, text=True, timeout=120)
+        assert script.returncode == 3 and "cannot reach Redis" in script.stderr, script.stdout + script.stderr
         with open_ws(away.port, "/echo") as e:  # serving without its broker
             e.echo(OP_TEXT, b"ok")
     finally:
