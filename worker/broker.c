@@ -32,6 +32,8 @@
 #define BACKOFF_MAX_S      5.0
 #define LOG_REPEAT_S       30.0        /* the same failure is logged again after this long */
 #define BROKER_MAX_PENDING (64u << 20) /* bytes of PUBLISH awaiting Redis's answer */
+#define PING_INTERVAL_S    1.0         /* the publish connection is PINGed this often... */
+#define PING_TIMEOUT_S     3.0         /* ...and a Redis that leaves a PING unanswered this long is down */
 #define ENV_HEADER         4
 #define ENV_VERSION        1
 #define KEY_MAX            (CONFIG_STR_MAX + 256) /* prefix + a channel name (128 at most) */
@@ -47,6 +49,7 @@ struct link {
     int failing;           /* a handshake reply failed: the rest is ignored */
     int was_ready;         /* the next ready is a reconnect */
     double backoff;
+    double started; /* when the current connect began */
     ev_timer retry;
     char last_err[256];
     double last_log;
@@ -65,6 +68,8 @@ struct broker {
     size_t pending; /* bytes of PUBLISH without an answer yet */
     uint8_t *env;   /* envelope buffer */
     size_t env_cap;
+    ev_timer health;  /* PINGs the publish connection */
+    double ping_sent; /* when the outstanding PING went out; 0 = none */
 };
 
 static void link_connect(struct link *l);
@@ -223,6 +228,7 @@ static void link_connect(struct link *l)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     l->ac = ac;
     l->failing = 0;
+    l->started = ev_now(b->w->loop);
     /* Queued now, written once the connection is up. */
     if (u->password[0] && u->user[0])
         redisAsyncCommand(ac, auth_cb, l, "AUTH %s %s", u->user, u->password);
@@ -418,6 +424,59 @@ int broker_publish(struct worker *w, const char *list, size_t list_len, unsigned
     return 0;
 }
 
+/* ---- health ------------------------------------------------------------ */
+
+static void health_ping_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    (void)reply; /* answered, or the connection went away: either way not stalled */
+    ((struct broker *)priv)->ping_sent = 0;
+}
+
+/* Drops a link now (not from inside a hiredis callback): what was sent and
+ * not answered comes back NULL (publishes count as lost), and it is retried
+ * with back-off like after any failure. */
+static void link_drop(struct link *l)
+{
+    redisAsyncContext *ac = l->ac;
+    l->ready = 0; /* on_disconnect: no "connection lost" on top */
+    redisAsyncFree(ac);
+    if (l->ac == ac) /* it never connected: hiredis called nothing */
+        link_lost(l);
+}
+
+/* A Redis that stops answering while its TCP connection stays open (a
+ * stopped process, a partition) would otherwise take publishes into
+ * hiredis's buffer and never answer, or hold a connect in its handshake: a
+ * PING left unanswered PING_TIMEOUT_S drops both links, a handshake not
+ * done in that time drops its link. */
+static void health_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct broker *b = container_of(t, struct broker, health);
+    double now = ev_now(loop);
+    int stalled = b->ping_sent && now - b->ping_sent >= PING_TIMEOUT_S;
+    struct link *links[2] = {&b->pub, &b->sub};
+    for (int i = 0; i < 2; i++) {
+        struct link *l = links[i];
+        if (!l->ac)
+            continue;
+        if (stalled) {
+            link_error(l, "no answer to PING for %.0f s: Redis stalled or unreachable", PING_TIMEOUT_S);
+            link_drop(l);
+        } else if (!l->ready && now - l->started >= PING_TIMEOUT_S) {
+            link_error(l, "no answer within %.0f s of connecting: Redis stalled or unreachable",
+                       PING_TIMEOUT_S);
+            link_drop(l);
+        }
+    }
+    if (stalled)
+        b->ping_sent = 0;
+    else if (b->pub.ready && !b->ping_sent &&
+             redisAsyncCommand(b->pub.ac, health_ping_cb, b, "PING") == REDIS_OK)
+        b->ping_sent = now;
+}
+
 /* ---- life ------------------------------------------------------------------ */
 
 int broker_start(struct worker *w)
@@ -445,6 +504,8 @@ int broker_start(struct worker *w)
         links[i]->role = roles[i];
         ev_timer_init(&links[i]->retry, retry_cb, 0, 0);
     }
+    ev_timer_init(&b->health, health_cb, PING_INTERVAL_S, PING_INTERVAL_S);
+    ev_timer_start(w->loop, &b->health);
     w->broker = b;
     update_state(b);
     link_connect(&b->sub);
@@ -458,6 +519,7 @@ void broker_stop(struct worker *w)
     if (!b)
         return;
     b->stopping = 1;
+    ev_timer_stop(w->loop, &b->health);
     struct link *links[2] = {&b->sub, &b->pub};
     for (int i = 0; i < 2; i++) {
         ev_timer_stop(w->loop, &links[i]->retry);

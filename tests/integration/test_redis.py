@@ -3,7 +3,7 @@ redis-server, started here on a free port and stopped by its pid. A publish
 on node 1 (publish API and client publish) reaches subscribers on every node
 exactly once and in order; Redis subscriptions follow local subscribers;
 Redis killed and restarted mid-run: 503 meanwhile, nodes recover and
-deliver again; a wrong password or address is logged and fails `check`."""
+deliver again; a stalled Redis (SIGSTOP) is found by PING and recovered from; a wrong password or address is logged and fails `check`."""
 import http.client
 import json
 import os
@@ -320,6 +320,31 @@ def test_redis_outage_and_recovery(server_factory, redis, clients):
         b = broker(n)
         assert b["reconnects"] >= 4, b  # two connections per worker, two workers
         assert "reconnected" in n.log()
+
+
+def test_redis_stalled(server_factory, redis, clients):
+    """A Redis that stops answering but keeps its connections open (SIGSTOP):
+    the unanswered PING takes the broker down (503), SIGCONT brings it back."""
+    node = redis_node(server_factory, redis)
+    wait_connected(node)
+    subs = Subs([(0, "/ch/s", *open_on(node, "/ch/s", clients))])
+    wait_numsub(redis, subs, "s")
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        wait_until(lambda: broker(node)["connection"] == "down", timeout=15, what="a stalled Redis to count as down")
+        took = time.monotonic() - t0
+        st, body = api_publish(node, "s", "during")
+        assert st == 503 and "broker unavailable" in body["error"], body
+        assert "no answer to PING" in node.log()
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    assert took < 10, f"down only after {took:.1f} s"
+    wait_connected(node, timeout=20)
+    wait_numsub(redis, subs, "s")
+    st, _ = api_publish(node, "s", "after")
+    assert st == 202
+    assert recv_texts(subs[0][2], 1) == ["after"]
 
 
 def check(srv):
