@@ -232,7 +232,7 @@ void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *pay
         if (errno == EMSGSIZE)
             conn_fail(c, WS_CLOSE_TOO_BIG, "message larger than the publish ring accepts (ring_size / 4)");
         else /* broker = redis and Redis cannot take it: refused, not queued (docs/redis.md) */
-            conn_fail(c, WS_CLOSE_TRY_AGAIN, "broker unavailable: Redis is down");
+            conn_fail(c, WS_CLOSE_TRY_AGAIN, "broker unavailable: Redis is down or 64 MB behind");
     }
 }
 
