@@ -314,9 +314,9 @@ def main():
     for n in names:
         groups[n] = GROUPS[n]()
         groups[n]["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        groups[n]["env"] = {"SUBS": SUBS, "DURATION": float(PUB_D), "RATES": RATES, "COST_RATE": COST_RATE}
     doc = {
         "command": "scripts/bench-redis.sh",
-        "env": {"SUBS": SUBS, "DURATION": float(PUB_D), "RATES": RATES, "COST_RATE": COST_RATE},
         "binaries": {"wsmill": shown([bench_common.BIN]), "wsmill-load": shown([LOAD]),
                      "redis-server": REDIS_SERVER + " (Debian " + redis_version() + ")"},
         "server_config": CONF.strip().split("\n") + ["workers = 2", "broker = local | redis"],
