@@ -22,6 +22,9 @@ def test_status_shape(server_factory):
     assert st["connections"] == 0
     assert isinstance(st["uptime"], (int, float)) and st["uptime"] >= 0
     assert isinstance(st["config_generation"], int)
+    # Connections the per-address table could not count (fail open): shown
+    # so an operator sees the table is too small; nothing fills it here.
+    assert st["iptable_full"] == 0, st
     assert len(st["workers"]) == 2
     assert sorted(w["id"] for w in st["workers"]) == [0, 1]
     pids = {w["pid"] for w in st["workers"]}
