@@ -86,6 +86,10 @@ static const struct config_key keys[] = {
      "checked, "
      "optional channels claim): 401 without a valid one, 403 for a channel it does not list",
      NULL},
+    {"user", CONFIG_STRING, OFF(user), 0, 0, "", RELOAD_RESTART,
+     "when the master runs as root, workers switch to this user (and its groups) once their sockets are "
+     "bound; empty = workers keep the master's user",
+     NULL},
     {"ring_size", CONFIG_SIZE, OFF(ring_size), 64 * KiB, 4 * GiB, "64M", 0,
      "shared-memory publish ring; a worker a whole ring behind loses (and counts) messages", NULL},
     {"broker", CONFIG_CHOICE, OFF(broker), 0, 1, "local", RELOAD_GENERATION,

@@ -1,6 +1,7 @@
 /* main.c: command-line parsing and dispatch; the work lives elsewhere. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/config.h"
 #include "capacity.h"
@@ -42,8 +43,17 @@ static int load(struct config *cfg, const char *path)
 static int cmd_check(const char *path)
 {
     struct config cfg;
+    struct privs privs;
+    char err[512];
     if (load(&cfg, path) == -1)
         return 1;
+    int who = privs_resolve(cfg.user, geteuid(), &privs, err, sizeof err);
+    if (who == -1) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return 1;
+    }
+    if (who == 1)
+        printf("%s: warning: %s\n", path, err);
     printf("%s: configuration OK\n", path);
     int rc = capacity_report(&cfg, path, stdout);
     if (cfg.broker == BROKER_REDIS && redischeck_run(&cfg, stdout, stderr) != 0)

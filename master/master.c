@@ -80,6 +80,35 @@ static int open_log(const struct config *cfg)
     return 0;
 }
 
+/* The user workers switch to. Returns 0, or -1 after an error on stderr. */
+static int setup_user(struct master *m)
+{
+    char err[512];
+    int rc = privs_resolve(m->cfg.user, geteuid(), &m->privs, err, sizeof err);
+    if (rc == -1) {
+        fprintf(stderr, "%s: %s\n", m->conf_path, err);
+        return -1;
+    }
+    if (rc == 1)
+        log_warn("%s", err);
+    else if (m->privs.active)
+        log_notice("workers will run as user %s (uid %u, gid %u, %d groups) once their sockets are bound",
+                   m->privs.name, (unsigned)m->privs.uid, (unsigned)m->privs.gid, m->privs.ngroups);
+    master_log_chown(m);
+    return 0;
+}
+
+void master_log_chown(const struct master *m)
+{
+    /* The master keeps root and opens the file first; a worker reopening
+     * it as the user would get EACCES and stay on the rotated file. */
+    if (!m->privs.active || !m->cfg.log_file[0])
+        return;
+    if (chown(m->cfg.log_file, m->privs.uid, (gid_t)-1) == -1)
+        log_warn("chown(%s, %u) failed: %s; workers running as %s may not reopen the log", m->cfg.log_file,
+                 (unsigned)m->privs.uid, strerror(errno), m->privs.name);
+}
+
 static void setup_limits(struct master *m)
 {
     char err[256];
@@ -156,7 +185,8 @@ static int master_init(struct master *m)
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    if (refuse_if_running(&m->cfg, ninh > 0 || status_in != -1) == -1 || open_log(&m->cfg) == -1)
+    if (refuse_if_running(&m->cfg, ninh > 0 || status_in != -1) == -1 || open_log(&m->cfg) == -1 ||
+        setup_user(m) == -1)
         return -1;
     if (block_signals(m) == -1)
         return -2;
@@ -178,10 +208,12 @@ static int master_init(struct master *m)
 
 static void master_reopen(struct master *m)
 {
-    if (log_open(m->cfg.log_file) == -1)
+    if (log_open(m->cfg.log_file) == -1) {
         log_error("log_open(%s) failed: %s; keeping the old log", m->cfg.log_file, strerror(errno));
-    else
+    } else {
+        master_log_chown(m);
         log_notice("log reopened");
+    }
     spawn_signal_all(m, SIGUSR1);
 }
 

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include "../common/config.h"
+#include "../common/privs.h"
 #include "../common/shm.h"
 
 /* A listen address change keeps the old sockets open while the new ones
@@ -91,6 +92,7 @@ struct retire_stats {
 struct master {
     const char *conf_path;
     struct config cfg;
+    struct privs privs;  /* the user workers switch to (config key user) */
     int nworkers;        /* size of the newest generation */
     uint32_t generation; /* newest worker generation, 1 at start */
     int switching;       /* the newest generation is not all active yet */
@@ -116,6 +118,10 @@ struct master {
  * signal has been handled; argv is kept for a binary upgrade. Returns the
  * process exit status. */
 int master_run(const char *conf_path, char **argv);
+
+/* With a user to switch to, gives the log file to that user, so workers
+ * can reopen it (SIGUSR1, a new log_file) after their switch. */
+void master_log_chown(const struct master *m);
 
 /* Monotonic milliseconds, for back-off and deadlines. */
 static inline int64_t master_now_ms(void)

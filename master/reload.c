@@ -22,11 +22,6 @@
 #include "listen.h"
 #include "status.h"
 
-/* Keys that size or lay out the shared-memory block: a new generation
- * shares the old block, so only a binary upgrade or a restart applies
- * them. */
-static const char *const upgrade_only_keys[] = {"ring_size"};
-
 /* Keys the master applies itself: nothing for the workers to do. */
 static const char *const master_keys[] = {"status_socket", "pid_file"};
 
@@ -58,7 +53,7 @@ struct plan {
     int new_address;    /* listen changed: a new socket group */
     int nworkers;       /* resolved size of the new generation */
     char changed[512];  /* every key that changed */
-    char kept[256];     /* upgrade-only keys that changed and were kept */
+    char kept[256];     /* restart keys that changed and were kept */
 };
 
 static void make_plan(const struct master *m, struct config *nc, struct plan *p)
@@ -69,7 +64,11 @@ static void make_plan(const struct master *m, struct config *nc, struct plan *p)
     for (size_t i = 0; i < n; i++) {
         if (!key_differs(&m->cfg, nc, &k[i]))
             continue;
-        if (in_list(k[i].name, upgrade_only_keys, sizeof upgrade_only_keys / sizeof *upgrade_only_keys)) {
+        /* Restart keys (the table's RELOAD_RESTART) belong to the whole
+         * master: ring_size lays out the shared block a new generation
+         * shares with the old, and user must be the same for every worker
+         * of the block (they wake each other with signals). */
+        if (k[i].reloadable == RELOAD_RESTART) {
             memcpy((char *)nc + k[i].offset, (const char *)&m->cfg + k[i].offset, k[i].size);
             append(p->kept, sizeof p->kept, k[i].name);
             continue;
@@ -284,8 +283,7 @@ void reload_run(struct master *m)
     }
     make_plan(m, nc, &p);
     if (p.kept[0])
-        log_warn("%s changed: it sizes the shared-memory block, so only a binary upgrade (SIGUSR2) or a"
-                 " restart applies it; keeping the old value",
+        log_warn("%s changed: only a binary upgrade (SIGUSR2) or a restart applies it; keeping the old value",
                  p.kept);
     if (prepare(m, nc, &p, socks, &status_fd) == -1) {
         free(nc);
@@ -296,6 +294,7 @@ void reload_run(struct master *m)
     int capacity_moved = nc->max_connections != m->cfg.max_connections || p.new_generation;
     m->cfg = *nc;
     free(nc);
+    master_log_chown(m); /* before workers hear of a new log_file */
     /* Old generations read the new hot settings too: they share the block. */
     shm_publish_config(m->shm, &m->cfg);
     spawn_signal_all(m, SIGHUP);

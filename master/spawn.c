@@ -59,6 +59,7 @@ static void __attribute__((noreturn)) child_main(struct master *m, int i)
         .generation = m->w[i].generation,
         .listen_fd = own,
         .shm = m->shm,
+        .privs = &m->privs,
     };
     close(m->sig_fd);
     if (m->status_fd != -1)

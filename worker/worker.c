@@ -4,9 +4,11 @@
 
 #include <errno.h>
 #include <http_parser.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -200,6 +202,30 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
     }
 }
 
+/* Switches to the configured user once every socket is bound (the
+ * publish API's too, so a port below 1024 works), before any client is
+ * served. What a worker needs afterwards it already holds: the shared
+ * block is mapped, the sockets are open, the log file was given to the
+ * user by the master; the pid file and status socket stay the master's. */
+static int drop_privileges(struct worker *w, const struct worker_spec *spec)
+{
+    char err[512];
+    if (!spec->privs || !spec->privs->active)
+        return 0;
+    if (privs_drop(spec->privs, err, sizeof err) == -1) {
+        log_crit("%s", err);
+        return -1;
+    }
+    /* The kernel cleared the parent-death signal with the credentials. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+        log_warn("prctl(PR_SET_PDEATHSIG, SIGTERM) failed: %s", strerror(errno));
+    if (getppid() != w->shm->master_pid)
+        return -1;
+    log_notice("worker %d running as user %s (uid %u, gid %u, %d groups)", w->id, spec->privs->name,
+               (unsigned)spec->privs->uid, (unsigned)spec->privs->gid, spec->privs->ngroups);
+    return 0;
+}
+
 static int setup(struct worker *w, const struct worker_spec *spec)
 {
     memset(w, 0, sizeof(*w));
@@ -240,7 +266,7 @@ static int setup(struct worker *w, const struct worker_spec *spec)
         return -1;
     if (pubapi_start(w) == -1)
         return -1;
-    return 0;
+    return drop_privileges(w, spec);
 }
 
 static void start_watchers(struct worker *w)

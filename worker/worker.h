@@ -10,6 +10,7 @@
 #ifndef WSMILL_WORKER_H
 #define WSMILL_WORKER_H
 #include <stdint.h>
+#include "../common/privs.h"
 #include "../common/shm.h"
 
 struct worker_spec {
@@ -17,6 +18,7 @@ struct worker_spec {
     uint32_t generation; /* master's worker generation */
     int listen_fd;       /* non-blocking, listening, SO_REUSEPORT */
     struct shm *shm;
+    const struct privs *privs; /* the user to switch to once sockets are bound */
 };
 
 /* Runs the worker's event loop until it is told to stop; returns the exit
