@@ -18,7 +18,8 @@ static void test_resolve(void)
     is_int(p.active, 0, "empty user: inactive");
 
     is_int(privs_resolve("no-such-user-wsmill", 0, &p, err, sizeof err), -1, "unknown user refused");
-    ok(strstr(err, "user: no such user 'no-such-user-wsmill'") != NULL, "error names the key and user: %s", err);
+    ok(strstr(err, "user: no such user 'no-such-user-wsmill'") != NULL, "error names the key and user: %s",
+       err);
 
     is_int(privs_resolve("root", 0, &p, err, sizeof err), 0, "user = root as root");
     is_int(p.active, 0, "user = root: nothing to drop");
