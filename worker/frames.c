@@ -91,6 +91,10 @@ static int check_sequence(struct worker *w, struct conn_busy *b, const struct ws
 /* Appends payload bytes to the message being assembled. */
 static int msg_append(struct conn_busy *b, const uint8_t *p, size_t n, uint64_t expect)
 {
+    /* An empty frame (or fragment) before any payload: b->msg is still
+     * NULL, and memcpy(NULL, p, 0) is undefined (UBSan aborts on it). */
+    if (n == 0)
+        return 0;
     if (b->msg_len + n > b->msg_cap) {
         /* Grow to what this frame will need, at least doubling. */
         size_t want = b->msg_len + (size_t)expect;
