@@ -8,7 +8,9 @@
 # in build-fuzz (clang, ASan+UBSan, -Dfuzz=true). Each target runs on a
 # copy of tests/fuzz/corpus/TARGET so the checked-in seeds stay small; the
 # run's corpus, log and any crash file stay under build-fuzz/fuzz-run/TARGET
-# (crash files are also copied to tests/fuzz/crashes/TARGET, git-ignored).
+# (FUZZ_RUN_DIR replaces build-fuzz/fuzz-run: scripts/test.sh's smoke run
+# uses its own, so it cannot wipe a long run's corpus) and crash files are
+# also copied to tests/fuzz/crashes/TARGET (git-ignored).
 # Reproduce one with: build-fuzz/tests/unit/fuzz_TARGET CRASH_FILE
 # Exits non-zero when any target crashed, after printing the crash input.
 set -u
@@ -45,7 +47,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_sta
 crashed=0
 summary=()
 for t in "${targets[@]}"; do
-    run="$build/fuzz-run/$t"
+    run="${FUZZ_RUN_DIR:-$build/fuzz-run}/$t"
     rm -rf "$run/corpus"
     mkdir -p "$run/corpus"
     if [ -d "$here/tests/fuzz/corpus/$t" ]; then

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+import sancheck
+
 from conftest import BIN, Server
 from rawws import OP_TEXT, open_ws, wait_until
 from test_reload import SCRIPT, Churn, Established, newest_active, reload_and_wait
@@ -112,6 +114,7 @@ class UpgradeServer(Server):
         if self._stderr:
             self._stderr.close()
             self._stderr = None
+        sancheck.scan(self)
 
 
 @pytest.fixture
