@@ -254,6 +254,7 @@ static void reaped(struct master *m, int i, int status)
         return;
     }
     schedule_respawn(m, i, now);
+    m->worker_deaths++;
     log_error("worker %d (pid %d, generation %u) %s after %.1f s, %lld connections dropped;"
               " respawning in %lld ms",
               i, (int)pid, w->generation, how, (now - w->started_ms) / 1000.0, (long long)lost,

@@ -266,15 +266,15 @@ static void json_snapshot(struct sbuf *b, struct master *m)
     }
     for (int s = 0; s < MASTER_MAX_SOCKETS; s++)
         nsocks += m->socks[s].fd != -1;
-    sb_printf(b,
-              "{\"master_pid\":%d,\"uptime\":%" PRId64 ",\"config_generation\":%" PRIu64
-              ",\"connections\":%" PRIu64 ",\"max_connections\":%" PRId64
-              ",\"generation\":%u,\"switching\":%d"
-              ",\"draining_workers\":%d,\"draining_connections\":%" PRIu64 ",\"listening_sockets\":%d"
-              ",\"tcp_migrate_req\":%d,\"iptable_full\":%" PRIu64 ",",
-              (int)shm->master_pid, (int64_t)time(NULL) - shm->start_time,
-              (uint64_t)atomic_load(&shm->config_generation), total, m->cfg.max_connections, m->generation,
-              m->switching, ndraining, draining, nsocks, m->migrate, shm_get(&shm->iptable_full));
+    sb_printf(
+        b,
+        "{\"master_pid\":%d,\"uptime\":%" PRId64 ",\"config_generation\":%" PRIu64 ",\"connections\":%" PRIu64
+        ",\"max_connections\":%" PRId64 ",\"generation\":%u,\"switching\":%d"
+        ",\"draining_workers\":%d,\"draining_connections\":%" PRIu64 ",\"listening_sockets\":%d"
+        ",\"tcp_migrate_req\":%d,\"iptable_full\":%" PRIu64 ",\"worker_deaths\":%" PRIu64 ",",
+        (int)shm->master_pid, (int64_t)time(NULL) - shm->start_time,
+        (uint64_t)atomic_load(&shm->config_generation), total, m->cfg.max_connections, m->generation,
+        m->switching, ndraining, draining, nsocks, m->migrate, shm_get(&shm->iptable_full), m->worker_deaths);
     json_reload(b, &m->reload);
     json_broker(b, m);
     sb_printf(b,

@@ -37,6 +37,7 @@ def test_killed_worker_is_respawned(server_factory, clients):
         clients.append(open_ws(srv.port))
     wait_until(lambda: srv.status()["connections"] == 20, what="20 connections")
     st = srv.status()
+    assert st["worker_deaths"] == 0, st
     workers = sorted(st["workers"], key=lambda w: w["id"])
     assert len(workers) == 2
     # kill the busier worker so the other one surely has (a few) clients left
@@ -56,6 +57,7 @@ def test_killed_worker_is_respawned(server_factory, clients):
     wait_until(respawned, timeout=15, what="the killed worker to be respawned with a new pid")
     srv.worker_pids()  # remember the new pid for cleanup
     assert srv.proc.poll() is None, "master died"
+    assert srv.status()["worker_deaths"] == 1, "status worker_deaths should count the killed worker"
 
     alive = sum(echo_works(c) for c in clients)
     assert alive == survivors, f"{alive} connections still echo, expected the other worker's {survivors}"
