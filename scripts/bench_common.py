@@ -70,9 +70,11 @@ def status(path):
 
 class Wsmill:
     """A wsmill master started on a temp config; `taskset` pins it.
-    publish=True also opens the HTTP publish API on a free port (pub_url)."""
+    publish=True also opens the HTTP publish API on a free port (pub_url).
+    bench_limits=False keeps the server's default max_connections and
+    per-address limits (the soak wants them on) instead of lifting them."""
 
-    def __init__(self, workers, extra="", cpus=None, publish=False):
+    def __init__(self, workers, extra="", cpus=None, publish=False, bench_limits=True):
         self.dir = tempfile.mkdtemp(prefix="wsmill-bench-")
         self.port = free_port()
         self.pub_port = free_port() if publish else None
@@ -80,10 +82,12 @@ class Wsmill:
         self.status_path = os.path.join(self.dir, "status.sock")
         conf = os.path.join(self.dir, "wsmill.conf")
         with open(conf, "w") as f:
-            f.write(f"listen = 127.0.0.1:{self.port}\nworkers = {workers}\nmax_connections = 2000000\n"
+            f.write(f"listen = 127.0.0.1:{self.port}\nworkers = {workers}\n"
                     f"status_socket = {self.status_path}\npid_file = {self.dir}/wsmill.pid\n"
-                    f"log_file = {self.dir}/wsmill.log\npublish_listen = {pub_listen}\nmax_connections_per_ip = 0\n"
-                    f"max_handshakes_per_ip = 0\n{extra}")
+                    f"log_file = {self.dir}/wsmill.log\npublish_listen = {pub_listen}\n")
+            if bench_limits:
+                f.write("max_connections = 2000000\nmax_connections_per_ip = 0\nmax_handshakes_per_ip = 0\n")
+            f.write(extra)
         cmd = [BIN, "-c", conf]
         if cpus is not None:
             cmd = ["taskset", "-c", cpus] + cmd
