@@ -425,11 +425,9 @@ def test_2gib_length_field_1009_without_memory(server_factory):
     wait_until(lambda: srv.closes(1009) == srv.closes(1009, st0) + 20, timeout=10,
                what=f"closes[1009] + 20 (now +{srv.closes(1009) - srv.closes(1009, st0)})")
     # The frame is over max_frame_size (and max_message_size): a limit counter
-    # must say so. Server bug (as of this test): frames.c next_header() passes
-    # max_message_size to ws_parse_header(), which returns -1009 on its own
-    # before check_sequence() (the only place that counts limits.frame_size /
-    # limits.message_size) runs, so a single frame longer than
-    # max_message_size moves neither counter, only closes["1009"].
+    # must say so. ws_parse_header() refuses the length on its own, before
+    # check_sequence() runs; frames.c too_big() counts it against the smaller
+    # limit (frame_size when both are equal).
     st = srv.status()
     moved = {k: limit(srv, k, st) - limit(srv, k, st0) for k in ("frame_size", "message_size")}
     assert moved["frame_size"] == 20, f"limits.frame_size should count the 20 oversized frames, moved {moved}"
