@@ -345,7 +345,8 @@ def sample(srv, loads, hostile, t0):
 
 
 def table(samples, ref_idx):
-    """Per process: first, peak, reference and last RSS (KiB)."""
+    """Per process, VmRSS in KiB: first (the sample at start, loads just
+    started), minute 1, peak, the reference minute and the last minute."""
     names = []
     for s in samples:
         names += [n for n in s["rss_kib"] if n not in names]
@@ -353,8 +354,8 @@ def table(samples, ref_idx):
     for n in names:
         vals = [s["rss_kib"].get(n) for s in samples]
         have = [v for v in vals if v is not None]
-        rows[n] = {"first": have[0], "peak": max(have), "ref": vals[ref_idx] if vals[ref_idx] is not None else None,
-                   "last": have[-1], "samples": len(have)}
+        rows[n] = {"first": have[0], "minute_1": vals[1] if len(vals) > 1 else None, "peak": max(have),
+                   "ref": vals[ref_idx] if len(vals) > ref_idx else None, "last": have[-1], "samples": len(have)}
     return rows
 
 
@@ -427,10 +428,12 @@ def main():
     }
     verdict["ok"] = (verdict["memory_levels_off"] and verdict["no_worker_died"] and master_exit == 0 and hostile_ok
                      and load_ok)
-    print(f"\n{'process':28s} {'first':>9s} {'peak':>9s} {'min ' + str(ref_minute):>9s} {'last':>9s}  (VmRSS, MiB)")
+    print(f"\n{'process':28s} {'start':>9s} {'min 1':>9s} {'peak':>9s} {'min ' + str(ref_minute):>9s} {'last':>9s}"
+          "  (VmRSS, MiB)")
     for n, r in rows.items():
         f = lambda v: "-" if v is None else f"{v / 1024:.1f}"  # noqa: E731
-        print(f"{n:28s} {f(r['first']):>9s} {f(r['peak']):>9s} {f(r['ref']):>9s} {f(r['last']):>9s}")
+        print(f"{n:28s} {f(r['first']):>9s} {f(r['minute_1']):>9s} {f(r['peak']):>9s} {f(r['ref']):>9s}"
+              f" {f(r['last']):>9s}")
     print("hostile rounds:", json.dumps(hostile_counts))
     print("load tools:", json.dumps({k: {"exit": v["exit"], "failures": v["failures"]} for k, v in results.items()}))
     print("server counters at the end:", json.dumps(final))
