@@ -240,8 +240,9 @@ def main():
     doc = {
         "command": ("BENCH_NICE=1 " if bench_common.NICE else "") + "scripts/bench-fanout.sh",
         "duration_s": float(DURATION), "size": SIZE,
-        "binaries": {"wsmill": bench_common.BIN, "wsmill-load": bench_common.LOAD,
-                     "wsmill-floor": bench_common.FLOOR},
+        "binaries": {"wsmill": bench_common.shown([bench_common.BIN]),
+                     "wsmill-load": bench_common.shown([bench_common.LOAD]),
+                     "wsmill-floor": bench_common.shown([bench_common.FLOOR])},
         "server_config": CONF.strip().split("\n") + ["publish_listen = 127.0.0.1:PORT (HTTP publisher)"],
         "setup": ("wsmill-load fanout: N subscribers on ws://.../ch/fan (or fan-0..fan-999), one HTTP "
                   "publisher (4 with channels) on the publish API, 64-byte stamped messages; 'one-core': server "

@@ -103,7 +103,8 @@ def main():
             pass
         srv.stop()
     out.update({"command": "scripts/bench-reload.sh", "config": CONF.strip(), "workers": "4 -> 2 -> 4 ...",
-                "binaries": {"wsmill": bench_common.BIN, "wsmill-load": bench_common.LOAD},
+                "binaries": {"wsmill": bench_common.shown([bench_common.BIN]),
+                             "wsmill-load": bench_common.shown([bench_common.LOAD])},
                 "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")})
     print("wrote", write_json("reload.json", out), file=sys.stderr)
 
