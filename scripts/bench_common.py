@@ -173,6 +173,26 @@ def load(args, quiet=True):
     return (json.loads(out[-1]) if out else {}), shown(cmd)
 
 
+def read_json(name):
+    """docs/bench/NAME as written by an earlier run ({} when absent or
+    unreadable), so a run of some groups keeps the others' results."""
+    try:
+        with open(os.path.join(ROOT, "docs", "bench", name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def pick_groups(only, groups):
+    """--only's comma-separated names (all groups without it); exits on an
+    unknown one."""
+    names = only.split(",") if only else list(groups)
+    for n in names:
+        if n not in groups:
+            sys.exit(f"unknown group {n}; --list shows them")
+    return names
+
+
 def write_json(name, data):
     path = os.path.join(ROOT, "docs", "bench", name)
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -163,22 +163,14 @@ def main():
                                              "failed", "verify", "user_bytes_per_conn",
                                              "user_anon_bytes_per_conn", "kernel_slab_bytes_per_conn")}),
               flush=True)
-    out = os.path.join(ROOT, "docs", "bench", "connections.json")
     # Merge with earlier runs (one entry per connection count), so the plot
     # covers every size measured, each with the command line that made it.
-    merged = {}
-    try:
-        with open(out) as f:
-            for r in json.load(f).get("results", []):
-                merged[r["connections"]] = r
-    except (OSError, ValueError):
-        pass
+    merged = {r["connections"]: r for r in bench_common.read_json("connections.json").get("results", [])}
     for r in results:
         r["hold_s"], r["rate"], r["netns"], r["ehash_buckets"] = HOLD, RATE, bench_common.NETNS, buckets
         merged[r["connections"]] = r
     allr = [merged[k] for k in sorted(merged)]
-    with open(out, "w") as f:
-        json.dump({"command": "scripts/bench-connections.sh N...", "results": allr}, f, indent=1)
+    bench_common.write_json("connections.json", {"command": "scripts/bench-connections.sh N...", "results": allr})
     plot(allr, os.path.join(ROOT, "docs", "bench", "connections.png"))
     return 0 if all(r["failed"] == 0 and r["opened"] == r["connections"] for r in results) else 1
 

@@ -9,7 +9,7 @@ import argparse, json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common  # noqa: E402
-from bench_common import Floor, ROOT, Wsmill, load, write_json  # noqa: E402
+from bench_common import Floor, Wsmill, load, write_json  # noqa: E402
 
 DURATION = os.environ.get("DURATION", "10")
 # The machine may be shared: before each run wait (at most QUIET_WAIT s) for
@@ -221,16 +221,8 @@ def main():
         for k, v in GROUPS.items():
             print(k, v)
         return
-    names = a.only.split(",") if a.only else list(GROUPS)
-    for name in names:
-        if name not in GROUPS:
-            sys.exit(f"unknown group {name}; --list shows them")
-    path = os.path.join(ROOT, "docs", "bench", "fanout.json")
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        doc = {}
+    names = bench_common.pick_groups(a.only, GROUPS)
+    doc = bench_common.read_json("fanout.json")
     groups = doc.get("groups", {})
     for name in names:
         groups[name] = run_group(name, a.perf, [int(r) for r in a.rates.split(",")] if a.rates else None)

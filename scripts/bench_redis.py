@@ -13,7 +13,7 @@ import argparse, json, os, selectors, signal, socket, subprocess, sys, tempfile,
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common  # noqa: E402
-from bench_common import LOAD, ROOT, Wsmill, free_port, in_netns, load, shown, write_json  # noqa: E402
+from bench_common import LOAD, Wsmill, free_port, in_netns, load, shown, write_json  # noqa: E402
 
 SUBS = int(os.environ.get("SUBS", "2000"))          # subscribers per node
 PUB_D = os.environ.get("DURATION", "5")             # s of publishing per rate
@@ -300,16 +300,8 @@ def main():
     if a.list:
         print("\n".join(GROUPS))
         return
-    names = a.only.split(",") if a.only else list(GROUPS)
-    for n in names:
-        if n not in GROUPS:
-            sys.exit(f"unknown group {n}; --list shows them")
-    path = os.path.join(ROOT, "docs", "bench", "redis.json")
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        doc = {}
+    names = bench_common.pick_groups(a.only, GROUPS)
+    doc = bench_common.read_json("redis.json")
     groups = doc.get("groups", {})
     for n in names:
         groups[n] = GROUPS[n]()

@@ -11,7 +11,7 @@ import json, os, signal, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common  # noqa: E402
-from bench_common import Wsmill, load, status, write_json  # noqa: E402
+from bench_common import Wsmill, load, write_json  # noqa: E402
 
 RELOADS = int(os.environ.get("RELOADS", "10"))
 UPGRADES = int(os.environ.get("UPGRADES", "3"))

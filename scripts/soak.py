@@ -186,37 +186,30 @@ def expect_code(c, code, timeout=20):
         return False
 
 
-def h_garbage_frames(srv):
-    """Random bytes after the upgrade (reserved bits set): close 1002."""
+def sent_after_upgrade(srv, data, code):
+    """Upgrades on /echo, sends data, and says whether close `code` came."""
     c = RawWS(srv.port, timeout=10)
     try:
         c.handshake("/echo")
-        c.send(b"\xff" + os.urandom(63))
-        return expect_code(c, 1002)
+        c.send(data)
+        return expect_code(c, code)
     finally:
         c.close()
+
+
+def h_garbage_frames(srv):
+    """Random bytes after the upgrade (reserved bits set): close 1002."""
+    return sent_after_upgrade(srv, b"\xff" + os.urandom(63), 1002)
 
 
 def h_huge_length(srv):
     """A 2 GiB length field: close 1009 at once."""
-    c = RawWS(srv.port, timeout=10)
-    try:
-        c.handshake("/echo")
-        c.send(b"\x82\xff" + struct.pack("!Q", 2 << 30) + os.urandom(4))
-        return expect_code(c, 1009)
-    finally:
-        c.close()
+    return sent_after_upgrade(srv, b"\x82\xff" + struct.pack("!Q", 2 << 30) + os.urandom(4), 1009)
 
 
 def h_oversized_frame(srv):
     """A 128 KiB frame over max_frame_size (64k): close 1009."""
-    c = RawWS(srv.port, timeout=10)
-    try:
-        c.handshake("/echo")
-        c.send(build_frame(0x2, os.urandom(128 * 1024)))
-        return expect_code(c, 1009)
-    finally:
-        c.close()
+    return sent_after_upgrade(srv, build_frame(0x2, os.urandom(128 * 1024)), 1009)
 
 
 def h_flood(srv):
