@@ -25,18 +25,16 @@ int hs_channel_name_valid(const char *name, size_t n)
 int hs_channel_list(const char *list, size_t n, int max, uint16_t *off, uint8_t *len)
 {
     int count = 0;
-    size_t start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && list[i] != ',')
-            continue;
-        if (!hs_channel_name_valid(list + start, i - start))
+    size_t pos = 0, nl;
+    const char *name;
+    while (hs_list_next(list, n, &pos, &name, &nl)) {
+        if (!hs_channel_name_valid(name, nl))
             return -1;
         if (count == max)
             return -2;
-        off[count] = (uint16_t)start;
-        len[count] = (uint8_t)(i - start);
+        off[count] = (uint16_t)(name - list);
+        len[count] = (uint8_t)nl;
         count++;
-        start = i + 1;
     }
     return count;
 }

@@ -4,6 +4,7 @@
 #ifndef WSMILL_HANDSHAKE_H
 #define WSMILL_HANDSHAKE_H
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include "config.h"
 
@@ -32,6 +33,21 @@ struct hs_request {
 /* 1 if name (n bytes) is a valid channel name: 1-128 bytes of
  * [A-Za-z0-9_.:-]. */
 int hs_channel_name_valid(const char *name, size_t n);
+
+/* Steps through a comma-separated list: the next name is [*name, *name +
+ * *n) and 1 is returned, or 0 at the end. *pos starts at 0. A list of
+ * length 0 holds one empty name. */
+static inline int hs_list_next(const char *list, size_t len, size_t *pos, const char **name, size_t *n)
+{
+    if (*pos > len)
+        return 0;
+    const char *comma = memchr(list + *pos, ',', len - *pos);
+    size_t end = comma ? (size_t)(comma - list) : len;
+    *name = list + *pos;
+    *n = end - *pos;
+    *pos = end + 1;
+    return 1;
+}
 
 /* Splits a comma-separated channel list (as in /ch/A,B,C) into at most max
  * names, written as offsets/lengths into off[]/len[]. Returns the count, or

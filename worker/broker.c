@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/handshake.h"
 #include "../common/log.h"
 #include "../common/redisurl.h"
 #include "internal.h"
@@ -381,12 +382,11 @@ int broker_publish(struct worker *w, const char *list, size_t list_len, unsigned
     memcpy(e + ENV_HEADER, list, list_len);
     memcpy(e + ENV_HEADER + list_len, payload, len);
     int sent = 0;
-    for (size_t i = 0, start = 0; i <= list_len; i++) {
-        if (i < list_len && list[i] != ',')
-            continue;
+    size_t pos = 0, nl;
+    const char *name;
+    while (hs_list_next(list, list_len, &pos, &name, &nl)) {
         char key[KEY_MAX];
-        size_t kl = make_key(b, list + start, i - start, key);
-        start = i + 1;
+        size_t kl = make_key(b, name, nl, key);
         const char *argv[3] = {"PUBLISH", key, (const char *)e};
         size_t argvlen[3] = {7, kl, el};
         size_t cost = kl + el + 64;

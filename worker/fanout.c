@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../common/handshake.h"
 #include "../common/log.h"
 #include "channel.h"
 
@@ -257,16 +258,19 @@ static struct shbuf *record_frame(struct worker *w, const struct ring_msg *m)
     return sb;
 }
 
-/* The channels of a comma-separated list that exist here; pinned, since a
+/* The channels of a comma-separated list that have subscribers here, up
+ * to (not including) `stop` when it is not NULL; pinned, since a
  * connection destroyed while we write may be the last subscriber of one. */
-static int listed_channels(struct worker *w, const char *list, size_t len, struct channel **out)
+static int listed_channels(struct worker *w, const char *list, size_t len, const char *stop, size_t stop_len,
+                           struct channel **out)
 {
     int n = 0;
-    for (size_t i = 0, start = 0; i <= len; i++) {
-        if (i < len && list[i] != ',')
-            continue;
-        struct channel *ch = channel_find(w, list + start, i - start);
-        start = i + 1;
+    size_t pos = 0, nl;
+    const char *name;
+    while (hs_list_next(list, len, &pos, &name, &nl)) {
+        if (stop && nl == stop_len && !memcmp(name, stop, nl))
+            break;
+        struct channel *ch = channel_find(w, name, nl);
         if (ch && ch->nsubs && !ch->pinned) { /* pinned already: listed twice */
             ch->pinned = 1;
             out[n++] = ch;
@@ -290,7 +294,7 @@ static void unpin(struct worker *w, struct channel **chs, int n)
 static void deliver_multi(struct worker *w, const struct ring_msg *m)
 {
     struct channel *chs[RING_CHANNEL_MAX / 2 + 1];
-    int n = listed_channels(w, m->chan, m->chan_len, chs);
+    int n = listed_channels(w, m->chan, m->chan_len, NULL, 0, chs);
     struct shbuf *sb = NULL;
     if (!n) {
         ring_commit(&w->reader, m, 0);
@@ -347,23 +351,13 @@ void channels_deliver(struct worker *w, const char *via, size_t via_len, const c
             shm_add(&w->slot->slow_drops, ch->nsubs);
         return;
     }
-    /* The channels of the list before `via` that exist here: their
-     * subscribers get the message through the first of them. */
-    struct channel *before[RING_CHANNEL_MAX / 2 + 1];
-    int n = 0;
-    for (size_t i = 0, start = 0; i <= list_len; i++) {
-        if (i < list_len && list[i] != ',')
-            continue;
-        if (i - start == via_len && !memcmp(list + start, via, via_len))
-            break;
-        struct channel *e = channel_find(w, list + start, i - start);
-        start = i + 1;
-        if (e && e->nsubs)
-            before[n++] = e;
-    }
+    ch->pinned = 1;            /* the drain may close its last subscriber */
     while (sweep(w, LONG_MAX)) /* what ch's log holds goes first */
         ;
-    ch->pinned = 1;
+    /* The channels of the list before `via` with subscribers here: those
+     * subscribers get the message through the first of them. */
+    struct channel *before[RING_CHANNEL_MAX / 2 + 1];
+    int n = listed_channels(w, list, list_len, via, via_len, before);
     struct iovec iov = {sb->data, sb->len};
     for (uint32_t k = ch->nsubs; k-- > 0;) {
         if (k >= ch->nsubs)
@@ -372,9 +366,9 @@ void channels_deliver(struct worker *w, const char *via, size_t via_len, const c
         if (!n || !subscribed_to_any(c, before, n))
             deliver(w, c, &sb, 1, &iov, sb->len);
     }
-    ch->pinned = 0;
     shbuf_unref(sb);
-    channel_maybe_free(w, ch);
+    unpin(w, before, n);
+    unpin(w, &ch, 1);
 }
 
 /* Moves what the ring holds (bounded) into the channels' logs. */

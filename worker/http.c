@@ -289,17 +289,15 @@ static int authorized(struct conn *c, struct hs_state *hs, const char *channels,
         reject(c, 401, HS_REJECT_UNAUTHORIZED, why);
         return 0;
     }
-    for (size_t i = 0, start = 0; channels && i <= clen; i++) {
-        if (i < clen && channels[i] != ',')
-            continue;
-        if (!jwt_channel_allowed(&claims, channels + start, i - start)) {
+    size_t pos = 0, nl;
+    const char *name;
+    while (channels && hs_list_next(channels, clen, &pos, &name, &nl)) {
+        if (!jwt_channel_allowed(&claims, name, nl)) {
             char why[200];
-            snprintf(why, sizeof(why), "the token does not allow channel %.*s", (int)(i - start),
-                     channels + start);
+            snprintf(why, sizeof(why), "the token does not allow channel %.*s", (int)nl, name);
             reject(c, 403, HS_REJECT_CHANNEL_DENIED, why);
             return 0;
         }
-        start = i + 1;
     }
     return 1;
 }
