@@ -334,32 +334,41 @@ def test_connections_per_ip_429(server_factory, clients):
 
 # -- rate limits ----------------------------------------------------------------
 
-def test_message_rate_flood_1008(server_factory):
-    srv = server_factory(max_messages_per_second=100)
-    st0 = srv.status()
+def flood_closed_1008(srv, st0, frames, low, what, burst, counted, not_counted):
+    """Sends 1000 frames at once: the server echoes at least `low` of them
+    (the burst), closes 1008, and counts it once in limits.counted."""
     with open_ws(srv.port, timeout=10) as c:
-        frames = b"".join(build_frame(OP_TEXT, f"m{i}") for i in range(1000))
         send_tolerant(c, frames)
         n, f = read_until_close(c)
         assert f.close_code == 1008, f"flood closed with {f.close_code} ({f.payload!r}), expected 1008"
-        assert 100 <= n < 1000, f"{n} of 1000 messages echoed before the close (burst is 100)"
+        assert low <= n < 1000, f"{n} of 1000 {what} echoed before the close (burst is {burst})"
         try:
             c.send_close(1008)
         except OSError:
             pass
         c.expect_eof(timeout=10)
-    wait_until(lambda: limit(srv, "message_rate") == limit(srv, "message_rate", st0) + 1, timeout=10,
-               what="limits.message_rate + 1")
+    wait_until(lambda: limit(srv, counted) == limit(srv, counted, st0) + 1, timeout=10,
+               what=f"limits.{counted} + 1")
     assert srv.closes(1008) == srv.closes(1008, st0) + 1
-    assert limit(srv, "byte_rate") == limit(srv, "byte_rate", st0)
+    assert limit(srv, not_counted) == limit(srv, not_counted, st0)
 
-    # half the rate for 3 s is fine
+
+def steady_stays_open(srv, count, per_s, opcode, payload):
+    """count echoes paced at per_s a second (under the limit): never closed."""
     with open_ws(srv.port, timeout=10) as c:
         t0 = time.monotonic()
-        for i in range(150):
-            c.echo(OP_TEXT, f"steady {i}")
-            time.sleep(max(0.0, t0 + (i + 1) * 0.02 - time.monotonic()))
+        for i in range(count):
+            c.echo(opcode, payload(i))
+            time.sleep(max(0.0, t0 + (i + 1) / per_s - time.monotonic()))
         c.echo(OP_TEXT, "still open")
+
+
+def test_message_rate_flood_1008(server_factory):
+    srv = server_factory(max_messages_per_second=100)
+    st0 = srv.status()
+    frames = b"".join(build_frame(OP_TEXT, f"m{i}") for i in range(1000))
+    flood_closed_1008(srv, st0, frames, 100, "messages", "100", "message_rate", "byte_rate")
+    steady_stays_open(srv, 150, 50, OP_TEXT, lambda i: f"steady {i}")  # half the rate for 3 s is fine
     assert limit(srv, "message_rate") == limit(srv, "message_rate", st0) + 1
 
 
@@ -367,29 +376,9 @@ def test_byte_rate_flood_1008(server_factory):
     srv = server_factory(max_bytes_per_second="64k")
     st0 = srv.status()
     payload = b"b" * 1024
-    with open_ws(srv.port, timeout=10) as c:
-        frames = b"".join(build_frame(OP_BINARY, payload) for _ in range(1000))  # 1000 KiB
-        send_tolerant(c, frames)
-        n, f = read_until_close(c)
-        assert f.close_code == 1008, f"flood closed with {f.close_code} ({f.payload!r}), expected 1008"
-        assert 64 <= n < 1000, f"{n} of 1000 x 1 KiB echoed before the close (burst is 64 KiB)"
-        try:
-            c.send_close(1008)
-        except OSError:
-            pass
-        c.expect_eof(timeout=10)
-    wait_until(lambda: limit(srv, "byte_rate") == limit(srv, "byte_rate", st0) + 1, timeout=10,
-               what="limits.byte_rate + 1")
-    assert srv.closes(1008) == srv.closes(1008, st0) + 1
-    assert limit(srv, "message_rate") == limit(srv, "message_rate", st0)
-
-    # 32 KiB/s for 3 s is fine
-    with open_ws(srv.port, timeout=10) as c:
-        t0 = time.monotonic()
-        for i in range(96):
-            c.echo(OP_BINARY, payload)
-            time.sleep(max(0.0, t0 + (i + 1) / 32 - time.monotonic()))
-        c.echo(OP_TEXT, "still open")
+    frames = b"".join(build_frame(OP_BINARY, payload) for _ in range(1000))  # 1000 KiB
+    flood_closed_1008(srv, st0, frames, 64, "x 1 KiB", "64 KiB", "byte_rate", "message_rate")
+    steady_stays_open(srv, 96, 32, OP_BINARY, lambda i: payload)  # 32 KiB/s for 3 s is fine
     assert limit(srv, "byte_rate") == limit(srv, "byte_rate", st0) + 1
 
 
