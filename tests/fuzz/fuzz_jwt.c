@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "common/jwt.h"
+#include "tests/unit/b64url.h"
 
 #define CHECK(c)                                                                                             \
     do {                                                                                                     \
@@ -30,29 +31,6 @@
 #define NOW 1700000000LL
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static size_t b64url(const uint8_t *s, size_t n, char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        out[o++] = a[v >> 18];
-        out[o++] = a[v >> 12 & 63];
-        out[o++] = a[v >> 6 & 63];
-        out[o++] = a[v & 63];
-    }
-    if (n - i == 1) {
-        out[o++] = a[s[i] >> 2];
-        out[o++] = a[(s[i] & 3) << 4];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)s[i] << 8 | s[i + 1];
-        out[o++] = a[v >> 10];
-        out[o++] = a[v >> 4 & 63];
-        out[o++] = a[(v & 15) << 2];
-    }
-    return o;
-}
 
 /* Writes base64url(HMAC-SHA256(secret, msg)) into out (44 bytes); returns its length. */
 static size_t sign(const uint8_t *secret, size_t sl, const char *msg, size_t n, char *out)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/jwt.h"
+#include "tests/unit/b64url.h"
 #include "tap.h"
 
 #define NOW     1700000000LL
@@ -17,32 +18,6 @@
 static const char jwt_io[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
                              ".eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
                              ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
-
-/* Unpadded base64url of n bytes into out, NUL-terminated; returns its length. */
-static size_t b64url(const void *src, size_t n, char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *s = src;
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        out[o++] = a[v >> 18];
-        out[o++] = a[v >> 12 & 63];
-        out[o++] = a[v >> 6 & 63];
-        out[o++] = a[v & 63];
-    }
-    if (n - i == 1) {
-        out[o++] = a[s[i] >> 2];
-        out[o++] = a[(s[i] & 3) << 4];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)s[i] << 8 | s[i + 1];
-        out[o++] = a[v >> 10];
-        out[o++] = a[v >> 4 & 63];
-        out[o++] = a[(v & 15) << 2];
-    }
-    out[o] = 0;
-    return o;
-}
 
 /* Writes b64url(header).b64url(payload).b64url(HMAC-md(secret, both)) into
  * out (TOK_CAP bytes); returns its length. */
