@@ -455,6 +455,22 @@ def read_raw_until_end(c, timeout):
                                  f"(read {len(frames)} frames, last {frames[-1:]})")
 
 
+async def flood_past_a_slow_subscriber(srv, clients, pids, n):
+    """A subscriber that never reads, good ones on both workers and a
+    publisher on /ch/flood; n flood messages go through while the workers'
+    RSS is sampled, and every good one gets them all. Returns (slow, good,
+    pub, rss)."""
+    slow = slow_subscriber(srv, "/ch/flood")
+    clients.append(slow)
+    good = await subs_on_both(srv, "/ch/flood", 2)
+    pub = await sub(srv, "/ch/flood")
+    with RssSampler(pids) as rss:
+        await windowed_flood(pub, good + [pub], n)
+    for s in good + [pub]:
+        check_flood(s, n)
+    return slow, good, pub, rss
+
+
 def test_slow_consumer_close(server_factory, clients):
     bp = 1 * MiB
     srv = chan_server(server_factory, slow_consumer="close", max_backpressure="1m", ring_size="4m",
@@ -463,14 +479,7 @@ def test_slow_consumer_close(server_factory, clients):
     N = 480  # 30 MiB
 
     async def run():
-        slow = slow_subscriber(srv, "/ch/flood")
-        clients.append(slow)
-        good = await subs_on_both(srv, "/ch/flood", 2)
-        pub = await sub(srv, "/ch/flood")
-        with RssSampler(pids) as rss:
-            await windowed_flood(pub, good + [pub], N)
-        for s in good + [pub]:
-            check_flood(s, N)
+        slow, good, pub, rss = await flood_past_a_slow_subscriber(srv, clients, pids, N)
         wait_until(lambda: srv.total("slow_closes") == 1, timeout=10,
                    what=f"slow_closes == 1 (have {srv.total('slow_closes')}, slow_drops {srv.total('slow_drops')})")
         frames, torn = await asyncio.to_thread(read_raw_until_end, slow, 30)
@@ -515,15 +524,8 @@ def test_slow_consumer_drop_memory_bounded(server_factory, clients):
     N = 1600  # 100 MiB
 
     async def run():
-        slow = slow_subscriber(srv, "/ch/flood")
-        clients.append(slow)
-        good = await subs_on_both(srv, "/ch/flood", 2)
-        pub = await sub(srv, "/ch/flood")
         st0 = status_snapshot(srv, ("publishes", "slow_drops", "slow_closes"))
-        with RssSampler(pids) as rss:
-            await windowed_flood(pub, good + [pub], N)
-        for s in good + [pub]:
-            check_flood(s, N)
+        slow, good, pub, rss = await flood_past_a_slow_subscriber(srv, clients, pids, N)
         st = status_snapshot(srv, ("publishes", "slow_drops", "slow_closes"))
         assert st["publishes"] - st0["publishes"] == N
         assert st["slow_drops"] > st0["slow_drops"], f"no slow_drops counted: {st}"
