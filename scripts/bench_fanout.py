@@ -19,7 +19,6 @@ QUIET_BUSY = float(os.environ.get("QUIET_BUSY", "30"))
 QUIET_WAIT = float(os.environ.get("QUIET_WAIT", "120"))
 SIZE = 64
 CONF = "client_publish = on\nmax_backpressure = 16M\nslow_consumer = drop\n"
-TICK = os.sysconf("SC_CLK_TCK")
 COUNTERS = ("deliveries", "slow_drops", "slow_closes", "ring_missed", "publishes", "publish_rejected")
 
 # name: (server, workers, server cpus, load --cpu, subscribers, channels, publish rates (messages/s))
@@ -51,18 +50,6 @@ def cpu_times():
 
 def busy_pct(a, b):
     return {c: round(100.0 * (b[c][0] - a[c][0]) / max(1, b[c][1] - a[c][1]), 1) for c in a}
-
-
-def proc_cpu_s(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            pass
-    return total / TICK
 
 
 def worker_counters(srv):
@@ -128,7 +115,7 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
         if max(bg.values()) < QUIET_BUSY or time.time() - t0 >= QUIET_WAIT:
             break
     waited = round(time.time() - t0 - 1, 1)
-    before, cpu_before = worker_counters(wsm), proc_cpu_s(pids)
+    before, cpu_before = worker_counters(wsm), bench_common.proc_cpu_s(pids)
     prof = None
     if perf:
         # wsmill-load in the background; profile one worker in the middle of the window
@@ -144,7 +131,7 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
     else:
         res, cmd = load(args)
     c2 = cpu_times()
-    after, cpu_after = worker_counters(wsm), proc_cpu_s(pids)
+    after, cpu_after = worker_counters(wsm), bench_common.proc_cpu_s(pids)
     d = res.get("deliveries", {})
     pub = res.get("publish", {})
     delay = res.get("delay_us", {})

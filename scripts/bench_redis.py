@@ -9,18 +9,17 @@ Groups:
   redis-connections  Redis alone: what one PUBLISH costs redis-server with 1, 2, 6 and
                      64 subscriber connections on the channel (the per-worker choice)
 Merges its rows into docs/bench/redis.json (rows of groups not run are kept)."""
-import argparse, json, os, selectors, signal, socket, subprocess, sys, tempfile, time
+import argparse, json, os, selectors, socket, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common  # noqa: E402
-from bench_common import LOAD, Wsmill, free_port, in_netns, load, shown, write_json  # noqa: E402
+from bench_common import LOAD, Wsmill, free_port, in_netns, load, proc_cpu_s, shown, write_json  # noqa: E402
 
 SUBS = int(os.environ.get("SUBS", "2000"))          # subscribers per node
 PUB_D = os.environ.get("DURATION", "5")             # s of publishing per rate
 RATES = [int(r) for r in os.environ.get("RATES", "25,100").split(",")]  # messages/s
 SIZE = 64
 CONF = "client_publish = on\nmax_backpressure = 16M\nslow_consumer = drop\n"
-TICK = os.sysconf("SC_CLK_TCK")
 REDIS_SERVER = "/usr/bin/redis-server"
 COST_RATE = int(os.environ.get("COST_RATE", "5000"))  # PUBLISH/s in redis-connections
 COST_CONNS = [1, 2, 6, 64]
@@ -29,18 +28,6 @@ COST_CONNS = [1, 2, 6, 64]
 def redis_version():
     out = subprocess.run([REDIS_SERVER, "--version"], capture_output=True, text=True).stdout
     return next((w.split("=", 1)[1] for w in out.split() if w.startswith("v=")), "?")
-
-
-def cpu_s(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / TICK
 
 
 def machine_busy(seconds=1.0):
@@ -91,13 +78,7 @@ class Redis:
         return int(r.rsplit(":", 1)[1]) if r and ":" in r else -1
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        bench_common.stop_process(self.proc, 10)
 
 
 # -- three nodes + Redis vs one node -----------------------------------------------
@@ -133,10 +114,10 @@ def run_rate(group, nodes, redis, rate):
             time.sleep(0.05)
     busy_before = machine_busy()
     pids = [w["pid"] for n in nodes for w in n.status()["workers"]]
-    before = {"nodes": cpu_s(pids), "redis": cpu_s([redis.proc.pid]) if redis else 0.0}
+    before = {"nodes": proc_cpu_s(pids), "redis": proc_cpu_s([redis.proc.pid]) if redis else 0.0}
     pub, pub_cmd = load(["publish", "--url", nodes[0].pub_url("/pub/fan"), "--rate", str(rate), "-d", PUB_D,
                          "-s", str(SIZE), "--pipeline", "1000", "--drain", "10"])
-    after = {"nodes": cpu_s(pids), "redis": cpu_s([redis.proc.pid]) if redis else 0.0}
+    after = {"nodes": proc_cpu_s(pids), "redis": proc_cpu_s([redis.proc.pid]) if redis else 0.0}
     results = []
     for p in procs:
         out, _ = p.communicate(timeout=sub_d + 60)
@@ -244,7 +225,7 @@ def run_cost():
             pub.setblocking(False)
             payload = b"x" * SIZE
             one = b"*3\r\n$7\r\nPUBLISH\r\n$11\r\nwsmill:cost\r\n$%d\r\n%s\r\n" % (SIZE, payload)
-            c0 = cpu_s([redis.proc.pid])
+            c0 = proc_cpu_s([redis.proc.pid])
             t0 = time.time()
             sent = 0
             while True:  # COST_RATE PUBLISH/s in 10 ms batches, answers read and dropped
@@ -265,7 +246,7 @@ def run_cost():
                 time.sleep(0.01)
             elapsed = time.time() - t0
             time.sleep(0.5)
-            c1 = cpu_s([redis.proc.pid])
+            c1 = proc_cpu_s([redis.proc.pid])
             pub.close()
             out = json.loads(rd.communicate(timeout=seconds + 30)[0].strip().splitlines()[-1])
         finally:
