@@ -16,8 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . scripts/deps.sh
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-matplotlib iproute2
-[ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+build_release
 # Host-wide settings only: the port range and the other per-namespace ones
 # are applied inside the benchmark's own network namespace, so that widening
 # the client port range cannot hand port 8080 to some unrelated client.

@@ -9,6 +9,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . scripts/deps.sh
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 util-linux
-[ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+build_release
 exec /usr/bin/python3 scripts/bench_echo.py "$@"

@@ -22,7 +22,6 @@ cd "$ROOT"
 . scripts/deps.sh
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 util-linux
 case " $* " in *" --perf "*) ensure_packages linux-perf ;; esac
-[ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+build_release
 scripts/tune-kernel.sh --connections 200000 --local-clients --apply >/dev/null
 exec /usr/bin/python3 scripts/bench_fanout.py "$@"

@@ -10,6 +10,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . scripts/deps.sh
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 util-linux iproute2
-[ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+build_release
 exec /usr/bin/python3 scripts/bench_handshakes.py "$@"

@@ -15,7 +15,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . scripts/deps.sh
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 redis-server
-[ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+build_release
 scripts/tune-kernel.sh --connections 20000 --local-clients --apply >/dev/null
 exec /usr/bin/python3 scripts/bench_redis.py "$@"
