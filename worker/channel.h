@@ -20,7 +20,7 @@ struct channel {
     uint32_t nsubs, cap;
     /* The log: frames not yet sent to every subscriber, seq in [tail, head),
      * frame s at log[s & (log_cap - 1)] with its iovec beside it so a
-     * subscriber's backlog is one contiguous slice for writev. Allocated
+     * subscriber's backlog is one contiguous slice for one send. Allocated
      * while the channel is active only. */
     struct shbuf **log;
     struct iovec *log_iov;

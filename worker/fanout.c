@@ -4,7 +4,7 @@
  * once) appended to its channel's log. A channel with frames some
  * subscriber has not had is "active", and the worker sweeps its active
  * channels continuously: a visit sends a subscriber everything it is owed
- * (its sequence number up to the log's head) in one writev, so however many
+ * (its sequence number up to the log's head) in one send, so however many
  * messages arrived, a pass over 10,000 subscribers costs 10,000 syscalls.
  *
  * The sweep runs in steps of STEP_WRITES writes and goes back to the event
@@ -130,7 +130,7 @@ static int log_append(struct worker *w, struct channel *ch, struct shbuf *sb)
 
 /* ---- sending ---------------------------------------------------------- */
 
-/* Sends frames (bufs, also laid out in iov) to one subscriber: one writev
+/* Sends frames (bufs, also laid out in iov) to one subscriber: one send
  * when nothing is queued for it, else behind what is. */
 static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n, const struct iovec *iov,
                     size_t total)
@@ -140,7 +140,7 @@ static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n
     size_t queued = conn_queued(c);
     size_t sent = 0;
     if (!queued) {
-        ssize_t wr = writev(conn_fd(c), iov, n);
+        ssize_t wr = conn_sendv(c, iov, n);
         if (wr == -1 && errno != EAGAIN && errno != EINTR) {
             conn_destroy(c, WS_CLOSE_ABNORMAL);
             return;

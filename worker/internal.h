@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "../common/config.h"
 #include "../common/ring.h"
@@ -158,6 +159,16 @@ struct worker {
 static inline int conn_fd(const struct conn *c)
 {
     return c->io.fd;
+}
+
+/* Gathers iov onto c's socket without blocking. sendmsg rather than writev:
+ * it goes straight to the socket layer and skips the file write path
+ * (fdget_pos, rw_verify_area, fsnotify), which the fan-out sweep pays once
+ * per subscriber; 7% less time per send there (docs/channels.md). */
+static inline ssize_t conn_sendv(const struct conn *c, const struct iovec *iov, int n)
+{
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+    return sendmsg(conn_fd(c), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 struct conn *worker_conn(struct worker *w, int fd);
 static inline struct worker *conn_worker(const struct conn *c)

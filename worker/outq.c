@@ -158,7 +158,7 @@ static int send_iov(struct conn *c, struct iovec *iov, int n, uint8_t *owned)
         total += iov[i].iov_len;
     size_t sent = 0;
     if (!conn_has_output(c)) {
-        ssize_t wr = writev(conn_fd(c), iov, n);
+        ssize_t wr = conn_sendv(c, iov, n);
         if (wr == -1) {
             if (errno != EAGAIN && errno != EINTR) {
                 free(owned);
@@ -209,7 +209,7 @@ int conn_flush(struct conn *c)
                 iov[n++] = (struct iovec){ch->ext + eoff, ch->ext_len - eoff};
             }
         }
-        ssize_t wr = writev(conn_fd(c), iov, n);
+        ssize_t wr = conn_sendv(c, iov, n);
         if (wr == -1) {
             if (errno == EAGAIN || errno == EINTR)
                 return 0;
