@@ -17,7 +17,7 @@
 #include "ring.h"
 
 #define SHM_MAGIC          0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
-#define SHM_LAYOUT_VERSION 2
+#define SHM_LAYOUT_VERSION 3
 #define SHM_MAX_WORKERS    256
 #define SHM_CACHELINE      64
 
@@ -94,15 +94,18 @@ struct worker_slot {
     shm_counter pings_sent, idle_closes;
     shm_counter closes[CLOSE_IDX_MAX]; /* by close code sent or received */
     /* channels */
-    shm_counter channels;         /* gauge: channels with local subscribers */
-    shm_counter subscriptions;    /* gauge: (connection, channel) pairs */
-    shm_counter publishes;        /* messages this worker put in the ring */
-    shm_counter publish_rejected; /* publish API errors and refused client publishes */
-    shm_counter deliveries;       /* frames queued or written to subscribers */
-    shm_counter slow_drops;       /* deliveries dropped (slow_consumer = drop) */
-    shm_counter slow_closes;      /* subscribers closed 1013 (slow_consumer = close) */
-    shm_counter ring_missed;      /* records lost because this worker fell a ring behind */
-    shm_counter ring_lag;         /* gauge: records published but not yet read */
+    shm_counter channels;            /* gauge: channels with local subscribers */
+    shm_counter subscriptions;       /* gauge: (connection, channel) pairs */
+    shm_counter publishes;           /* messages this worker put in the ring */
+    shm_counter publish_rejected;    /* publish API errors and refused client publishes */
+    shm_counter deliveries;          /* frames queued or written to subscribers */
+    shm_counter slow_drops;          /* deliveries dropped (slow_consumer = drop) */
+    shm_counter slow_closes;         /* subscribers closed 1013 (slow_consumer = close) */
+    shm_counter ring_missed;         /* records lost because this worker fell a ring behind */
+    shm_counter ring_lag;            /* gauge: records published but not yet read */
+    shm_counter fanout_passes;       /* passes over a channel's subscribers completed */
+    shm_counter fanout_pass_us;      /* their total length: a message waits at most one */
+    shm_counter fanout_pass_last_us; /* gauge: the length of the latest */
     /* limits hit, by reason (each also shows in closes or rejected) */
     shm_counter limit_frame_size;   /* frame over max_frame_size: 1009 */
     shm_counter limit_message_size; /* message over max_message_size: 1009 */

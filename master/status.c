@@ -111,10 +111,13 @@ static void json_channels(struct sbuf *b, struct worker_slot *s)
     sb_printf(b,
               "\"channels\":%" PRIu64 ",\"subscriptions\":%" PRIu64 ",\"publishes\":%" PRIu64
               ",\"publish_rejected\":%" PRIu64 ",\"deliveries\":%" PRIu64 ",\"slow_drops\":%" PRIu64
-              ",\"slow_closes\":%" PRIu64 ",\"ring_missed\":%" PRIu64 ",\"ring_lag\":%" PRIu64 ",",
+              ",\"slow_closes\":%" PRIu64 ",\"ring_missed\":%" PRIu64 ",\"ring_lag\":%" PRIu64
+              ",\"fanout_passes\":%" PRIu64 ",\"fanout_pass_us\":%" PRIu64 ",\"fanout_pass_last_us\":%" PRIu64
+              ",",
               shm_get(&s->channels), shm_get(&s->subscriptions), shm_get(&s->publishes),
               shm_get(&s->publish_rejected), shm_get(&s->deliveries), shm_get(&s->slow_drops),
-              shm_get(&s->slow_closes), shm_get(&s->ring_missed), shm_get(&s->ring_lag));
+              shm_get(&s->slow_closes), shm_get(&s->ring_missed), shm_get(&s->ring_lag),
+              shm_get(&s->fanout_passes), shm_get(&s->fanout_pass_us), shm_get(&s->fanout_pass_last_us));
 }
 
 static void json_limits(struct sbuf *b, struct worker_slot *s)

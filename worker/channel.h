@@ -29,6 +29,7 @@ struct channel {
     /* The sweep (fanout.c): subscribers [0, pos) are not yet visited in
      * this pass; pass_start is head when the pass began. */
     uint32_t pos, pass_start;
+    uint64_t pass_began; /* CLOCK_MONOTONIC ns: the pass's length goes to the status */
     struct channel *active_next;
     uint8_t active; /* in the worker's active list (pins it) */
     uint8_t pinned; /* in use by a multi-channel delivery (pins it) */

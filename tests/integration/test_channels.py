@@ -361,6 +361,7 @@ def test_exactly_once_in_order_across_workers(server_factory):
         pub = await sub(srv, "/ch/order")
         everyone = subs + [pub]
         st0 = status_snapshot(srv, ("publishes", "deliveries"))
+        passes0 = {w["id"]: (w["fanout_passes"], w["fanout_pass_us"]) for w in srv.status()["workers"]}
         for i in range(N):
             await pub.ws.send(msg(i))
         await pub.ws.send("end")
@@ -379,6 +380,12 @@ def test_exactly_once_in_order_across_workers(server_factory):
                    timeout=10, what=f"publishes + {N + 1}")
         wait_until(lambda: srv.total("deliveries") - st0["deliveries"] == want_deliveries, timeout=10,
                    what=f"deliveries + {want_deliveries} (have +{srv.total('deliveries') - st0['deliveries']})")
+        # Both workers have subscribers, so both swept: passes counted, with
+        # their length (each sent to a dozen sockets: well over 0 us).
+        for w in srv.status()["workers"]:
+            passes, us = passes0[w["id"]]
+            assert w["fanout_passes"] > passes and w["fanout_pass_us"] > us, (w["id"], passes0, w)
+            assert 0 <= w["fanout_pass_last_us"] <= w["fanout_pass_us"], w
         await close_all(everyone)
 
     arun(run)
