@@ -48,6 +48,10 @@ static const char usage[] =
     "                             answers and deliveries (10)\n"
     "  --token TOKEN              publish API: send Authorization: Bearer TOKEN\n"
     "  --pub-cpu LIST             fanout: pin the publisher process (default: --cpu)\n"
+    "  --recv epoll|sweep         subscribe/fanout: how subscribers wait for data (epoll);\n"
+    "                             sweep reads every subscriber socket in turn during the\n"
+    "                             run instead, so a server on this host never pays to wake\n"
+    "                             this process (its sockets leave the epoll set)\n"
     "  -q, --quiet                no progress lines on stderr\n"
     "  -h, --help\n";
 
@@ -73,7 +77,8 @@ enum {
     O_PIPELINE,
     O_DRAIN,
     O_TOKEN,
-    O_PUB_CPU
+    O_PUB_CPU,
+    O_RECV
 };
 
 static const struct option longopts[] = {
@@ -103,6 +108,7 @@ static const struct option longopts[] = {
     {"drain", required_argument, NULL, O_DRAIN},
     {"token", required_argument, NULL, O_TOKEN},
     {"pub-cpu", required_argument, NULL, O_PUB_CPU},
+    {"recv", required_argument, NULL, O_RECV},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -313,6 +319,13 @@ static int parse_one(struct load_opts *o, int c, const char *arg)
     case O_DRAIN: return parse_num("drain", arg, 86400, &o->drain);
     case O_TOKEN: o->token = arg; return 0;
     case O_PUB_CPU: return parse_cpus(o->pub_cpus, &o->pub_ncpus, "pub-cpu", arg);
+    case O_RECV:
+        if (strcmp(arg, "epoll") == 0 || strcmp(arg, "sweep") == 0) {
+            o->recv_sweep = arg[0] == 's';
+            return 0;
+        }
+        fprintf(stderr, "wsmill-load: --recv must be epoll or sweep, not '%s'\n", arg);
+        return -1;
     case 'q': o->quiet = 1; return 0;
     }
     fputs(usage, stderr);
@@ -401,6 +414,9 @@ static int validate(struct load_opts *o, int conns_given)
         if (o->channels || o->pub.url[0] || o->pub_conns || o->token || o->pub_ncpus)
             return bad("--channels, --pub-url, --publishers, --token and --pub-cpu apply to "
                        "subscribe/publish/fanout");
+    }
+    if (o->recv_sweep && o->mode != LOAD_SUBSCRIBE && o->mode != LOAD_FANOUT) {
+        return bad("--recv sweep applies to subscribe and fanout");
     }
     /* fanout's publishers take the source addresses after the subscribers' */
     uint64_t addrs = (o->conns + o->per_src - 1) / o->per_src;
