@@ -18,8 +18,13 @@ DURATION = os.environ.get("DURATION", "10")
 QUIET_BUSY = float(os.environ.get("QUIET_BUSY", "30"))
 QUIET_WAIT = float(os.environ.get("QUIET_WAIT", "120"))
 SIZE = 64
+# How wsmill-load's subscribers wait for data: "sweep" keeps the load tool
+# from sleeping in epoll and being woken from the server's core (see
+# tests/load/README.md); BENCH_RECV=epoll for the way of earlier runs.
+RECV = os.environ.get("BENCH_RECV", "sweep")
 CONF = "client_publish = on\nmax_backpressure = 16M\nslow_consumer = drop\n"
-COUNTERS = ("deliveries", "slow_drops", "slow_closes", "ring_missed", "publishes", "publish_rejected")
+COUNTERS = ("deliveries", "slow_drops", "slow_closes", "ring_missed", "publishes", "publish_rejected",
+            "fanout_passes", "fanout_pass_us")
 
 # name: (server, workers, server cpus, load --cpu, subscribers, channels, publish rates (messages/s))
 GROUPS = {
@@ -99,7 +104,7 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
     args = ["fanout", "--url", sub_url, "--pub-url", pub_url, "-n", str(n), "--pub-rate", str(rate),
             "-s", str(SIZE), "-d", DURATION, "--pipeline", "1000", "--rate", "10000", "--per-src", "25000",
             "--src-base", "127.9.0.2",
-            "--drain", "20"]
+            "--drain", "20", "--recv", RECV]
     if channels:
         args += ["--channels", str(channels), "--publishers", "4"]
     if load_cpu is not None:
@@ -137,7 +142,8 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
     delay = res.get("delay_us", {})
     server_cpu = round(cpu_after - cpu_before, 2)
     row = {
-        "group": group, "server": srv_kind, "subscribers": n, "channels": channels or 1, "pub_rate": rate,
+        "group": group, "server": srv_kind, "recv": RECV, "subscribers": n, "channels": channels or 1,
+        "pub_rate": rate,
         "asked_per_s": d.get("asked_per_s"), "deliveries_per_s": d.get("per_s"),
         "received": d.get("received"), "expected": d.get("expected"), "missing": d.get("missing"),
         "gaps": d.get("gaps"), "duplicates": d.get("duplicates"), "reordered": d.get("reordered"),
@@ -148,7 +154,7 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
                     "latency_ms_p99": round(pub.get("latency_us", {}).get("p99", 0) / 1000, 1)},
         "opened": res.get("connections", {}).get("opened"), "failures": res.get("failures"),
         "window_s": res.get("window_s"), "drain_s": pub.get("drain_s"),
-        "server_cpu_s": server_cpu,
+        "server_cpu_s": server_cpu, "pass_ms_avg": None,
         "server_cpu_ns_per_delivery": round(server_cpu * 1e9 / d["received"], 1) if d.get("received") else None,
         "load_cpu_s": round(sum(res.get("cpu", {}).values()), 2),
         "cpu_busy_pct_before": bg, "quiet_wait_s": waited, "cpu_busy_pct_during": busy_pct(c1, c2),
@@ -156,10 +162,15 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
     }
     if wsm:
         row["server_status"] = counter_delta(before, after)
+        t = row["server_status"]["total"]
+        # a message waits for its subscriber's turn at most one pass
+        if t["fanout_passes"]:
+            row["pass_ms_avg"] = round(t["fanout_pass_us"] / t["fanout_passes"] / 1000, 1)
     if prof:
         row["perf_worker0"] = prof
     print(json.dumps({k: row[k] for k in ("group", "server", "subscribers", "channels", "pub_rate", "asked_per_s",
-                                          "deliveries_per_s", "missing", "gaps", "delay_ms", "server_cpu_s",
+                                          "deliveries_per_s", "missing", "gaps", "delay_ms", "pass_ms_avg",
+                                          "server_cpu_s",
                                           "load_cpu_s", "cpu_busy_pct_before", "quiet_wait_s")}), flush=True)
     return row
 
@@ -181,6 +192,18 @@ def run_group(name, perf, only_rates=None):
         srv.stop()
     setup = {"server": kind, "workers": workers, "server_cpus": cpus or "any", "load_cpus": load_cpu or "any"}
     return {"setup": setup, "runs": rows}
+
+
+def kernel_settings():
+    """The sysctls that move these figures, as they were for this run."""
+    out = {}
+    for key in ("net.core.skb_defer_max", "net.ipv4.tcp_congestion_control", "net.core.default_qdisc"):
+        try:
+            with open("/proc/sys/" + key.replace(".", "/")) as f:
+                out[key] = f.read().strip()
+        except OSError:
+            out[key] = None
+    return out
 
 
 def targets(groups):
@@ -223,8 +246,10 @@ def main():
                      "wsmill-load": bench_common.shown([bench_common.LOAD]),
                      "wsmill-floor": bench_common.shown([bench_common.FLOOR])},
         "server_config": CONF.strip().split("\n") + ["publish_listen = 127.0.0.1:PORT (HTTP publisher)"],
+        "kernel": kernel_settings(),
         "setup": ("wsmill-load fanout: N subscribers on ws://.../ch/fan (or fan-0..fan-999), one HTTP "
-                  "publisher (4 with channels) on the publish API, 64-byte stamped messages; 'one-core': server "
+                  "publisher (4 with channels) on the publish API, 64-byte stamped messages, subscribers read with "
+                  "--recv RECV (row field recv; sweep unless BENCH_RECV says otherwise); 'one-core': server "
                   "under taskset -c 0, wsmill-load --cpu 1; 'all-workers': nothing pinned. 2 vCPUs shared with "
                   "other engineers' builds and tests: before each run the script waits up to QUIET_WAIT s for a second "
                   "with both CPUs under QUIET_BUSY % busy; cpu_busy_pct_before is that second's load (not ours) "
@@ -234,8 +259,10 @@ def main():
         "fields": ("deliveries_per_s: subscriber receipts inside the publishing window / window; delay_ms: "
                    "publisher's stamp (before the HTTP request) to the subscriber's read; missing: owed deliveries "
                    "not received when the drain ended (late or lost: server_status tells drops and ring_missed); "
-                   "server_cpu_s: the workers' (or floor's) utime+stime over the run incl. ramp and close, "
-                   "softirq time may be accounted elsewhere; load_cpu_s: wsmill-load's client processes."),
+                   "pass_ms_avg: the workers' mean pass over a channel's subscribers (status fanout_pass_us / "
+                   "fanout_passes) over the run; server_cpu_s: the workers' (or floor's) utime+stime over the run "
+                   "incl. ramp and close, softirq time may be accounted elsewhere; load_cpu_s: wsmill-load's client "
+                   "processes."),
         "targets": targets(groups),
         "findings": doc.get("findings", []),
         "groups": groups,
