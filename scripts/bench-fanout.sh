@@ -15,8 +15,8 @@
 # records one worker with perf at each group's top rate. --rates replaces a
 # group's publish rates, --no-write only prints. BENCH_NICE=1 runs the
 # measured processes at nice -20 (a machine shared with other work).
-# Subscribers read with wsmill-load --recv sweep (BENCH_RECV=epoll: the
-# load tool sleeps in epoll, as before 2026-11-29), and tune-kernel.sh
+# When wsmill-load has a core of its own its subscribers use --recv spin
+# (BENCH_RECV=epoll: they sleep in epoll, as before 2026-11-29), and tune-kernel.sh
 # --local-clients sets net.core.skb_defer_max=0; docs/channels.md has both
 # effects measured.
 # Takes ~15 minutes.

@@ -18,10 +18,12 @@ DURATION = os.environ.get("DURATION", "10")
 QUIET_BUSY = float(os.environ.get("QUIET_BUSY", "30"))
 QUIET_WAIT = float(os.environ.get("QUIET_WAIT", "120"))
 SIZE = 64
-# How wsmill-load's subscribers wait for data: "sweep" keeps the load tool
-# from sleeping in epoll and being woken from the server's core (see
-# tests/load/README.md); BENCH_RECV=epoll for the way of earlier runs.
-RECV = os.environ.get("BENCH_RECV", "sweep")
+# How wsmill-load's subscribers wait for data when it has a core of its own:
+# "spin" keeps it from sleeping in epoll and being woken from the server's
+# core (see tests/load/README.md); BENCH_RECV=epoll for the way of earlier
+# runs. Unpinned groups always use epoll: there a spinning load tool would
+# take the cores the workers need.
+RECV = os.environ.get("BENCH_RECV", "spin")
 CONF = "client_publish = on\nmax_backpressure = 16M\nslow_consumer = drop\n"
 COUNTERS = ("deliveries", "slow_drops", "slow_closes", "ring_missed", "publishes", "publish_rejected",
             "fanout_passes", "fanout_pass_us")
@@ -75,6 +77,10 @@ def counter_delta(before, after):
     return {"workers": out, "total": total}
 
 
+def recv_mode(load_cpu):
+    return RECV if load_cpu is not None else "epoll"
+
+
 def perf_top(pid, seconds, path):
     """perf record on one worker for a few seconds; the top symbols."""
     rec = subprocess.run(["perf", "record", "-g", "-o", path, "-p", str(pid), "--", "sleep", str(seconds)],
@@ -104,7 +110,7 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
     args = ["fanout", "--url", sub_url, "--pub-url", pub_url, "-n", str(n), "--pub-rate", str(rate),
             "-s", str(SIZE), "-d", DURATION, "--pipeline", "1000", "--rate", "10000", "--per-src", "25000",
             "--src-base", "127.9.0.2",
-            "--drain", "20", "--recv", RECV]
+            "--drain", "20", "--recv", recv_mode(load_cpu)]
     if channels:
         args += ["--channels", str(channels), "--publishers", "4"]
     if load_cpu is not None:
@@ -142,7 +148,8 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
     delay = res.get("delay_us", {})
     server_cpu = round(cpu_after - cpu_before, 2)
     row = {
-        "group": group, "server": srv_kind, "recv": RECV, "subscribers": n, "channels": channels or 1,
+        "group": group, "server": srv_kind, "recv": recv_mode(load_cpu), "subscribers": n,
+        "channels": channels or 1,
         "pub_rate": rate,
         "asked_per_s": d.get("asked_per_s"), "deliveries_per_s": d.get("per_s"),
         "received": d.get("received"), "expected": d.get("expected"), "missing": d.get("missing"),
@@ -249,7 +256,7 @@ def main():
         "kernel": kernel_settings(),
         "setup": ("wsmill-load fanout: N subscribers on ws://.../ch/fan (or fan-0..fan-999), one HTTP "
                   "publisher (4 with channels) on the publish API, 64-byte stamped messages, subscribers read with "
-                  "--recv RECV (row field recv; sweep unless BENCH_RECV says otherwise); 'one-core': server "
+                  "--recv spin when wsmill-load has its own CPU, else epoll (row field recv); 'one-core': server "
                   "under taskset -c 0, wsmill-load --cpu 1; 'all-workers': nothing pinned. 2 vCPUs shared with "
                   "other engineers' builds and tests: before each run the script waits up to QUIET_WAIT s for a second "
                   "with both CPUs under QUIET_BUSY % busy; cpu_busy_pct_before is that second's load (not ours) "

@@ -60,7 +60,6 @@ struct load_conn {
     uint8_t in_msg;        /* a fragmented data message is in progress */
     uint8_t cooldown;      /* churn: failed, restart on the next timer scan */
     uint8_t counted;       /* subscriber counted in its channel's open subscribers */
-    uint8_t swept;         /* --recv sweep: out of the epoll set, read in turn */
     uint8_t rx_op, rx_fin; /* frame being received */
     uint8_t hdr_len;
     uint8_t hdr[LOAD_WS_HDR_MAX];
@@ -100,7 +99,6 @@ struct load_client {
     uint32_t src_offset; /* source address index of global connection 0 */
     uint64_t total;      /* connections of this role over all processes */
     int ep;
-    int sweeping; /* --recv sweep in force (see load_client.c) */
     struct load_conn *conns;
     uint32_t n;
     uint64_t first;      /* global id of conns[0] */

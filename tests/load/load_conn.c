@@ -80,7 +80,6 @@ static void release(struct load_client *cl, struct load_conn *c, int clean)
     leave_state(cl, c);
     if (c->fd != -1)
         close(c->fd); /* a socket's close cannot fail in a way we could act on */
-    c->swept = 0;
     load_ps_release(cl, c);
     if (c->state == LOAD_CS_HANDSHAKE)
         free(c->aux.hs);
@@ -152,10 +151,6 @@ static int set_events(struct load_client *cl, struct load_conn *c, uint8_t event
 {
     if (c->events == events)
         return 0;
-    if (c->swept) { /* not in the epoll set: the sweep looks at c->events */
-        c->events = events;
-        return 0;
-    }
     struct epoll_event ev = {
         .events = (events & EV_IN ? EPOLLIN : 0) | (events & EV_OUT ? EPOLLOUT : 0),
         .data.ptr = c,

@@ -48,10 +48,9 @@ static const char usage[] =
     "                             answers and deliveries (10)\n"
     "  --token TOKEN              publish API: send Authorization: Bearer TOKEN\n"
     "  --pub-cpu LIST             fanout: pin the publisher process (default: --cpu)\n"
-    "  --recv epoll|sweep         subscribe/fanout: how subscribers wait for data (epoll);\n"
-    "                             sweep reads every subscriber socket in turn during the\n"
-    "                             run instead, so a server on this host never pays to wake\n"
-    "                             this process (its sockets leave the epoll set)\n"
+    "  --recv epoll|spin          subscribe/fanout: how subscribers wait for data (epoll);\n"
+    "                             spin polls without sleeping during the run, so a server\n"
+    "                             on this host never pays to wake this process\n"
     "  -q, --quiet                no progress lines on stderr\n"
     "  -h, --help\n";
 
@@ -320,11 +319,11 @@ static int parse_one(struct load_opts *o, int c, const char *arg)
     case O_TOKEN: o->token = arg; return 0;
     case O_PUB_CPU: return parse_cpus(o->pub_cpus, &o->pub_ncpus, "pub-cpu", arg);
     case O_RECV:
-        if (strcmp(arg, "epoll") == 0 || strcmp(arg, "sweep") == 0) {
-            o->recv_sweep = arg[0] == 's';
+        if (strcmp(arg, "epoll") == 0 || strcmp(arg, "spin") == 0) {
+            o->recv_spin = arg[0] == 's';
             return 0;
         }
-        fprintf(stderr, "wsmill-load: --recv must be epoll or sweep, not '%s'\n", arg);
+        fprintf(stderr, "wsmill-load: --recv must be epoll or spin, not '%s'\n", arg);
         return -1;
     case 'q': o->quiet = 1; return 0;
     }
@@ -415,8 +414,8 @@ static int validate(struct load_opts *o, int conns_given)
             return bad("--channels, --pub-url, --publishers, --token and --pub-cpu apply to "
                        "subscribe/publish/fanout");
     }
-    if (o->recv_sweep && o->mode != LOAD_SUBSCRIBE && o->mode != LOAD_FANOUT) {
-        return bad("--recv sweep applies to subscribe and fanout");
+    if (o->recv_spin && o->mode != LOAD_SUBSCRIBE && o->mode != LOAD_FANOUT) {
+        return bad("--recv spin applies to subscribe and fanout");
     }
     /* fanout's publishers take the source addresses after the subscribers' */
     uint64_t addrs = (o->conns + o->per_src - 1) / o->per_src;

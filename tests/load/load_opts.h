@@ -40,7 +40,7 @@ struct load_opts {
     uint32_t src_base;      /* first source address, host byte order */
     uint64_t per_src;       /* connections per source address */
     int raw;                /* plain TCP (floor server echo mode) */
-    int recv_sweep;         /* subscribers: read in turn during the run, not through epoll */
+    int recv_spin;          /* subscribers: poll epoll without sleeping during the run */
     int handshake_only;     /* churn/hold: no echo, no close frame */
     int quiet;              /* no progress lines */
     int ncpus;

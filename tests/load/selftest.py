@@ -172,9 +172,9 @@ def pubsub_cases():
         ("fanout ws publisher", "pubsub", fan, {}, 0, clean),
         ("fanout HTTP publishers, 4 channels", "pubsub",
          fan + ["--pub-url", "{http}/pub/x", "--channels", "4", "--publishers", "2"], {}, 0, http_clean),
-        ("fanout, subscribers read by sweeping", "pubsub", fan + ["--recv", "sweep"], {}, 0, clean),
+        ("fanout, subscribers spinning", "pubsub", fan + ["--recv", "spin"], {}, 0, clean),
         ("lost messages", "pubsub-drop", fan, {}, 1, drop),
-        ("lost messages, sweeping", "pubsub-drop", fan + ["--recv", "sweep"], {}, 1, drop),
+        ("lost messages, subscribers spinning", "pubsub-drop", fan + ["--recv", "spin"], {}, 1, drop),
         ("duplicated messages", "pubsub-dup", fan, {}, 1, dup),
         ("reordered messages", "pubsub-reorder", fan, {}, 1, reorder),
         ("corrupted messages", "pubsub-corrupt", fan, {"message:mismatch": n}, 1, None),
@@ -190,9 +190,9 @@ def pubsub_cases():
           "--publishers", "3", "--pub-rate", "1000", "-d", "1", "--pipeline", "8"], {}, 0,
          lambda j: (dl(j)["received"] == 20 * j["publish"]["acked"] and j["publish"]["acked"] >= 800 and
                     dl(j)["expected"] == dl(j)["received"] and j["publish"]["errors"] == {})),
-        ("floor fanout, HTTP, 10 channels, sweeping", "floor:fanout",
+        ("floor fanout, HTTP, 10 channels, spinning", "floor:fanout",
          ["fanout", "--url", "{ws}/ch/x", "-n", "200", "--channels", "10", "--pub-url", "{http}/pub/x",
-          "--publishers", "3", "--pub-rate", "1000", "-d", "1", "--pipeline", "8", "--recv", "sweep"], {}, 0,
+          "--publishers", "3", "--pub-rate", "1000", "-d", "1", "--pipeline", "8", "--recv", "spin"], {}, 0,
          lambda j: (dl(j)["received"] == 20 * j["publish"]["acked"] and j["publish"]["acked"] >= 800 and
                     dl(j)["expected"] == dl(j)["received"] and j["publish"]["errors"] == {})),
         ("floor fanout, HTTP pipelined 20000/s", "floor:fanout",
@@ -233,7 +233,7 @@ def bad_options(bindir):
                  ["fanout", "--url", "http://127.0.0.1:1/pub/x"],
                  ["publish", "--url", "ws://127.0.0.1:1/ch/x", "--channels", "2", "-n", "3"],
                  ["hold", "--channels", "2"],
-                 ["echo", "--recv", "sweep"],
+                 ["echo", "--recv", "spin"],
                  ["fanout", "--url", "ws://127.0.0.1:1/ch/x", "--recv", "poll"]):
         r = subprocess.run([os.path.join(bindir, "wsmill-load")] + args, capture_output=True, text=True,
                            timeout=10)
