@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-fanout.sh: channel fan-out throughput and delay.
-#   scripts/bench-fanout.sh [--only GROUP,...] [--rates R,...] [--no-write] [--perf] [--list]
+#   scripts/bench-fanout.sh [--only GROUP,...] [--rates R,...] [--repeat N] [--no-write] [--perf] [--list]
 # One HTTP publisher (the publish API) at increasing rates, 64-byte messages
 # stamped with the publisher's clock and a sequence number, to 10,000 and
 # 100,000 subscribers of one channel and to 1,000 channels x 100 subscribers:
@@ -13,7 +13,8 @@
 # slow_consumer = drop. Writes docs/bench/fanout.json (merging the groups
 # run into what is there). DURATION=seconds per run (default 10). --perf
 # records one worker with perf at each group's top rate. --rates replaces a
-# group's publish rates, --no-write only prints. BENCH_NICE=1 runs the
+# group's publish rates, --repeat runs each rate N times (the targets take
+# the median), --no-write only prints. BENCH_NICE=1 runs the
 # measured processes at nice -20 (a machine shared with other work).
 # When wsmill-load has a core of its own its subscribers use --recv spin
 # (BENCH_RECV=epoll: they sleep in epoll, as before 2026-11-29), and tune-kernel.sh

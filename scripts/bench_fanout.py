@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The measuring half of bench-fanout.sh (see there).
 
-usage: bench_fanout.py [--only GROUP[,GROUP...]] [--perf] [--list]
+usage: bench_fanout.py [--only GROUP[,GROUP...]] [--rates R,...] [--repeat N] [--no-write] [--perf] [--list]
 Each group starts its own server, runs wsmill-load fanout once per publish
 rate, reads the server's status before and after every run, and merges its
 rows into docs/bench/fanout.json (rows of groups not run are kept)."""
@@ -182,7 +182,7 @@ def run_rate(group, srv_kind, srv, load_cpu, n, channels, rate, perf=False):
     return row
 
 
-def run_group(name, perf, only_rates=None):
+def run_group(name, perf, only_rates=None, repeat=1):
     kind, workers, cpus, load_cpu, n, channels, rates = GROUPS[name]
     if only_rates:
         rates = [r for r in rates if r in only_rates] or only_rates
@@ -193,8 +193,10 @@ def run_group(name, perf, only_rates=None):
     rows = []
     try:
         for rate in rates:
-            do_perf = perf and rate == rates[-1] and kind == "wsmill"
-            rows.append(run_rate(name, kind, srv, load_cpu, n, channels, rate, do_perf))
+            for k in range(repeat):
+                do_perf = perf and rate == rates[-1] and kind == "wsmill" and k == 0
+                rows.append(run_rate(name, kind, srv, load_cpu, n, channels, rate, do_perf))
+                rows[-1]["repeat"] = k
     finally:
         srv.stop()
     setup = {"server": kind, "workers": workers, "server_cpus": cpus or "any", "load_cpus": load_cpu or "any"}
@@ -214,15 +216,23 @@ def kernel_settings():
 
 
 def targets(groups):
-    """The issue's targets, against the one-core 10,000-subscriber runs."""
-    rows = {r["pub_rate"]: r for r in groups.get("one-core-10k", {}).get("runs", [])}
+    """The issue's targets, against the one-core 10,000-subscriber runs (the
+    median where a rate was run more than once: the host is noisy)."""
+    rows = {}
+    for r in groups.get("one-core-10k", {}).get("runs", []):
+        rows.setdefault(r["pub_rate"], []).append(r)
     out = {}
+
+    def median_of(rate, get):
+        v = sorted(get(r) or 0 for r in rows[rate])
+        return v[len(v) // 2], v
+
     if 250 in rows:
-        v = rows[250]["deliveries_per_s"] or 0
-        out["deliveries_at_2.5M_asked"] = {"target": ">= 2400000", "measured": v, "met": v >= 2400000}
+        m, v = median_of(250, lambda r: r["deliveries_per_s"])
+        out["deliveries_at_2.5M_asked"] = {"target": ">= 2400000", "measured": m, "runs": v, "met": m >= 2400000}
     if 100 in rows:
-        v = rows[100]["delay_ms"]["p99"]
-        out["delay_p99_ms_at_1M"] = {"target": "< 100", "measured": v, "met": v < 100}
+        m, v = median_of(100, lambda r: r["delay_ms"]["p99"])
+        out["delay_p99_ms_at_1M"] = {"target": "< 100", "measured": m, "runs": v, "met": m < 100}
     return out
 
 
@@ -232,6 +242,7 @@ def main():
     ap.add_argument("--perf", action="store_true", help="perf record one worker at each group's top rate")
     ap.add_argument("--rates", help="comma-separated publish rates (messages/s) instead of the group's")
     ap.add_argument("--no-write", action="store_true", help="print the rows, leave docs/bench/fanout.json alone")
+    ap.add_argument("--repeat", type=int, default=1, help="run each rate this many times (one server per group)")
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
     if a.list:
@@ -242,7 +253,8 @@ def main():
     doc = bench_common.read_json("fanout.json")
     groups = doc.get("groups", {})
     for name in names:
-        groups[name] = run_group(name, a.perf, [int(r) for r in a.rates.split(",")] if a.rates else None)
+        groups[name] = run_group(name, a.perf, [int(r) for r in a.rates.split(",")] if a.rates else None,
+                                 max(1, a.repeat))
         groups[name]["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
     if a.no_write:
         return
