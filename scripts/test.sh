@@ -2,7 +2,8 @@
 # test.sh: README's second command. Installs what it needs (Debian packages),
 # builds a release build (build/) and a sanitizer build (build-asan/), runs
 # the unit tests under ASan+UBSan, the integration tests against the release
-# binary and again against the ASan+UBSan binary, each libFuzzer target for
+# binary and again against the ASan+UBSan binary, the load tool's selftest
+# (the benchmarks' figures rest on it), each libFuzzer target for
 # FUZZ_SMOKE_SECS (default 10) seconds, and ends with one line
 # "N passed, N failed".
 set -euo pipefail
@@ -51,6 +52,11 @@ WSMILL_BIN="$ROOT/build-asan/wsmill" ASAN_OPTIONS=detect_leaks=1:abort_on_error=
     UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
     $PY -m pytest -q -p no:cacheprovider tests/integration
 record "integration tests (ASan+UBSan build)" $?
+
+# wsmill-load and wsmill-floor against a fake server: every figure in
+# docs/bench/ is counted by them.
+$PY tests/load/selftest.py --bindir "$ROOT/build/tests/load"
+record "load tool selftest" $?
 
 FUZZ_RUN_DIR="$ROOT/build-fuzz/smoke" scripts/fuzz.sh "${FUZZ_SMOKE_SECS:-10}"
 record "fuzz smoke (${FUZZ_SMOKE_SECS:-10} s per target)" $?
