@@ -1,19 +1,9 @@
 /* redisurl.c: parsing redis_url (see redisurl.h). */
 #include "redisurl.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Copies s[0..n) into out (size REDISURL_FIELD_MAX), decoding %XX.
  * Returns 0, or -1 when too long or a % escape is malformed. */
@@ -25,7 +15,8 @@ static int decode(const char *s, size_t n, char *out)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = OPENSSL_hexchar2int((unsigned char)s[i + 1]),
+                lo = OPENSSL_hexchar2int((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             c = (char)(hi << 4 | lo);

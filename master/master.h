@@ -16,7 +16,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <time.h>
+#include "../common/clock.h"
 #include "../common/config.h"
 #include "../common/privs.h"
 #include "../common/shm.h"
@@ -127,9 +127,7 @@ void master_log_chown(const struct master *m);
 /* Monotonic milliseconds, for back-off and deadlines. */
 static inline int64_t master_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(mono_ns() / 1000000);
 }
 
 /* spawn.c: slots, starting, reaping, retiring and signalling workers. */

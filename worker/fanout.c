@@ -22,10 +22,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "../common/handshake.h"
 #include "../common/log.h"
 #include "channel.h"
@@ -96,19 +96,12 @@ static int log_reserve(struct channel *ch)
     return 0;
 }
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Puts ch at the end of the active list with a new pass over all its
  * subscribers. */
 static void activate(struct worker *w, struct channel *ch)
 {
     ch->active = 1;
-    ch->pass_began = monotonic_ns();
+    ch->pass_began = mono_ns();
     ch->pass_start = ch->head;
     ch->pos = ch->nsubs;
     ch->active_next = NULL;
@@ -206,7 +199,7 @@ static void pass_end(struct worker *w, struct channel *ch)
         w->active_tail = NULL;
     /* A pass's length bounds how long a message waits for its subscriber's
      * turn: operators see it in the status, the benchmark reports it. */
-    uint64_t us = (monotonic_ns() - ch->pass_began) / 1000;
+    uint64_t us = (mono_ns() - ch->pass_began) / 1000;
     shm_add(&w->slot->fanout_passes, 1);
     shm_add(&w->slot->fanout_pass_us, us);
     atomic_store_explicit(&w->slot->fanout_pass_last_us, us, memory_order_relaxed);
