@@ -179,7 +179,8 @@ static int held(struct history *h, const struct history_chan *ch, uint64_t o, in
     return h->data_head - e->pos <= h->data_size; /* not overwritten by newer payloads */
 }
 
-uint64_t history_first_locked(struct history *h, const struct history_chan *ch, int64_t now_ms, int64_t ttl_ms)
+uint64_t history_first_locked(struct history *h, const struct history_chan *ch, int64_t now_ms,
+                              int64_t ttl_ms)
 {
     /* Entries are written in offset order and expire in that order, so the
      * held ones are one run ending at top: search back from it. */
@@ -224,8 +225,8 @@ uint32_t history_each_locked(struct history *h, const struct history_chan *ch, u
 }
 
 /* Keeps one payload for offset o of ch (locked). */
-static void keep(struct history *h, struct history_chan *ch, uint64_t o, unsigned opcode, const uint8_t *payload,
-                 size_t len, int64_t now_ms)
+static void keep(struct history *h, struct history_chan *ch, uint64_t o, unsigned opcode,
+                 const uint8_t *payload, size_t len, int64_t now_ms)
 {
     struct history_entry *e = entry(h, ch, o);
     e->offset = 0; /* a death below leaves no half-written entry that matches */

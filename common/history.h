@@ -37,9 +37,9 @@
 #define HISTORY_NAME_MAX 128
 
 struct history_chan {
-    uint64_t epoch;   /* 0: slot unused */
-    uint64_t top;     /* last offset assigned; 0 = none yet */
-    int64_t last_ms;  /* last publish or creation (CLOCK_REALTIME ms): eviction order */
+    uint64_t epoch;  /* 0: slot unused */
+    uint64_t top;    /* last offset assigned; 0 = none yet */
+    int64_t last_ms; /* last publish or creation (CLOCK_REALTIME ms): eviction order */
     uint32_t name_len;
     char name[HISTORY_NAME_MAX];
 };
@@ -57,16 +57,16 @@ struct history_entry {
 struct history {
     uint64_t magic;
     uint32_t layout;
-    uint32_t nchan;     /* channel slots, a power of two */
-    uint32_t cap;       /* entries per channel (history_size) */
+    uint32_t nchan; /* channel slots, a power of two */
+    uint32_t cap;   /* entries per channel (history_size) */
     uint32_t pad;
     uint64_t data_size; /* bytes of the data log, a power of two (0 when cap is 0) */
     uint64_t total;     /* bytes of the whole mapping */
     uint64_t seed;      /* epochs are derived from it: different for every store */
     uint64_t epochs_made;
-    uint64_t data_head; /* bytes ever appended to the data log */
-    uint64_t evictions; /* channel slots reused for another channel */
-    uint64_t published; /* messages ever given an offset */
+    uint64_t data_head;                     /* bytes ever appended to the data log */
+    uint64_t evictions;                     /* channel slots reused for another channel */
+    uint64_t published;                     /* messages ever given an offset */
     uint64_t chan_off, entry_off, data_off; /* areas, from the start of the mapping */
     pthread_mutex_t lock;
 };
@@ -116,13 +116,15 @@ enum history_result history_check_locked(struct history *h, const struct history
 
 /* Called for each message: payload in two pieces (the log wraps). Returns
  * 0 to go on, -1 to stop. */
-typedef int (*history_fn)(void *arg, uint64_t offset, unsigned opcode, const struct iovec *piece, int npieces);
+typedef int (*history_fn)(void *arg, uint64_t offset, unsigned opcode, const struct iovec *piece,
+                          int npieces);
 /* Locked. Calls fn for the held messages of ch with offsets in (since, to]
  * in order, at most limit of them, starting at the first one still held.
  * Returns how many fn got. */
 uint32_t history_each_locked(struct history *h, const struct history_chan *ch, uint64_t since, uint64_t to,
                              uint32_t limit, int64_t now_ms, int64_t ttl_ms, history_fn fn, void *arg);
 /* Locked. The oldest offset of ch still served (top + 1 when none). */
-uint64_t history_first_locked(struct history *h, const struct history_chan *ch, int64_t now_ms, int64_t ttl_ms);
+uint64_t history_first_locked(struct history *h, const struct history_chan *ch, int64_t now_ms,
+                              int64_t ttl_ms);
 
 #endif

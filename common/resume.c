@@ -132,7 +132,8 @@ int resume_parse(const char *val, size_t len, char *buf, size_t bufcap, struct r
         if ((*why = item(buf, start, i, &out[n])))
             return -1;
         for (int k = 0; k < n; k++)
-            if (out[k].name_len == out[n].name_len && !memcmp(buf + out[k].name_off, buf + out[n].name_off, out[n].name_len)) {
+            if (out[k].name_len == out[n].name_len &&
+                !memcmp(buf + out[k].name_off, buf + out[n].name_off, out[n].name_len)) {
                 *why = "resume: a channel is named twice";
                 return -1;
             }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../common/alloc.h"
+#include "../common/histstore.h"
 #include "../common/log.h"
 #include "capacity.h"
 #include "listen.h"
@@ -177,8 +178,8 @@ static int setup_status(struct master *m, int inherited)
 static int master_init(struct master *m)
 {
     char err[768];
-    int inh[MAX_INHERIT], status_in;
-    int ninh = inherit_parse(inh, MAX_INHERIT, &status_in);
+    int inh[MAX_INHERIT], status_in, history_in;
+    int ninh = inherit_parse(inh, MAX_INHERIT, &status_in, &history_in);
     if (ninh == -1)
         return -1;
     if (config_load(&m->cfg, m->conf_path, err, sizeof err) == -1) {
@@ -195,6 +196,7 @@ static int master_init(struct master *m)
     if (setup_listeners(m, inh, ninh) == -1)
         return -2;
     setup_shm(m);
+    m->history = histstore_open(&m->cfg, history_in, &m->history_fd);
     if (m->cfg.status_socket[0] && setup_status(m, status_in) == -1)
         return -2;
     if (pidfile_write(m->cfg.pid_file) == -1)
@@ -371,7 +373,7 @@ int master_run(const char *conf_path, char **argv)
     }
     memset(m, 0, sizeof *m);
     m->conf_path = conf_path;
-    m->sig_fd = m->status_fd = -1;
+    m->sig_fd = m->status_fd = m->history_fd = -1;
     for (int i = 0; i < MASTER_MAX_SOCKETS; i++)
         m->socks[i].fd = -1;
     upgrade_init(m, argv);

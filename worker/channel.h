@@ -30,15 +30,19 @@ struct channel {
      * this pass; pass_start is head when the pass began. */
     uint32_t pos, pass_start;
     uint64_t pass_began; /* CLOCK_MONOTONIC ns: the pass's length goes to the status */
+    uint64_t last_rec;   /* v1 side: ring record number + 1 of its last frame ("a,a" gets one) */
     struct channel *active_next;
     uint8_t active; /* in the worker's active list (pins it) */
     uint8_t pinned; /* in use by a multi-channel delivery (pins it) */
     uint8_t name_len;
+    uint8_t env; /* the wsmill.v1 side: frames carry "NAME OFFSET\n" (histsub.c) */
     char name[];
 };
 
 /* channels.c */
 struct channel *channel_find(struct worker *w, const char *name, size_t n);
+/* The raw (env 0) or wsmill.v1 (env 1) side of a channel, or NULL. */
+struct channel *channel_find_kind(struct worker *w, const char *name, size_t n, int env);
 /* Frees ch if nobody is subscribed and nothing pins it. */
 void channel_maybe_free(struct worker *w, struct channel *ch);
 
@@ -46,5 +50,12 @@ void channel_maybe_free(struct worker *w, struct channel *ch);
 void fanout_init(struct worker *w);
 /* Frees ch's log (the channel is going away). */
 void fanout_channel_free(struct worker *w, struct channel *ch);
+/* Appends frame sb (the caller's reference) to ch's log. Returns 0, or -1
+ * (sb released) when the log cannot grow. */
+int fanout_log_append(struct worker *w, struct channel *ch, struct shbuf *sb);
+/* Reads ring records up to (not including) record number stop, whatever
+ * the usual per-turn bounds: a subscriber that read its position as of
+ * `stop` then joins each channel's log at its end. */
+void fanout_read_until(struct worker *w, uint64_t stop);
 
 #endif

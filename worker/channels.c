@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/clock.h"
 #include "../common/handshake.h"
+#include "../common/history.h"
 #include "../common/log.h"
 #include "broker.h"
 #include "channel.h"
@@ -24,17 +26,22 @@ static uint32_t hash_name(const char *s, size_t n)
     return h;
 }
 
-static struct channel **bucket(struct worker *w, const char *name, size_t n)
+static struct channel **bucket(struct worker *w, const char *name, size_t n, int env)
 {
-    return &w->buckets[hash_name(name, n) & (w->nbuckets - 1)];
+    return &w->buckets[(hash_name(name, n) ^ (uint32_t)env) & (w->nbuckets - 1)];
+}
+
+struct channel *channel_find_kind(struct worker *w, const char *name, size_t n, int env)
+{
+    for (struct channel *ch = *bucket(w, name, n, env); ch; ch = ch->next)
+        if (ch->name_len == n && ch->env == env && !memcmp(ch->name, name, n))
+            return ch;
+    return NULL;
 }
 
 struct channel *channel_find(struct worker *w, const char *name, size_t n)
 {
-    for (struct channel *ch = *bucket(w, name, n); ch; ch = ch->next)
-        if (ch->name_len == n && !memcmp(ch->name, name, n))
-            return ch;
-    return NULL;
+    return channel_find_kind(w, name, n, 0);
 }
 
 static void rehash(struct worker *w)
@@ -47,7 +54,7 @@ static void rehash(struct worker *w)
         struct channel *ch = w->buckets[i];
         while (ch) {
             struct channel *next = ch->next;
-            struct channel **b = &nbk[hash_name(ch->name, ch->name_len) & (nb - 1)];
+            struct channel **b = &nbk[(hash_name(ch->name, ch->name_len) ^ ch->env) & (nb - 1)];
             ch->next = *b;
             *b = ch;
             ch = next;
@@ -58,9 +65,9 @@ static void rehash(struct worker *w)
     w->nbuckets = nb;
 }
 
-static struct channel *channel_get(struct worker *w, const char *name, size_t n)
+static struct channel *channel_get(struct worker *w, const char *name, size_t n, int env)
 {
-    struct channel *ch = channel_find(w, name, n);
+    struct channel *ch = channel_find_kind(w, name, n, env);
     if (ch)
         return ch;
     ch = calloc(1, sizeof(*ch) + n);
@@ -68,14 +75,17 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n)
         return NULL;
     memcpy(ch->name, name, n);
     ch->name_len = (uint8_t)n;
+    ch->env = (uint8_t)env;
     if (w->nchannels >= w->nbuckets)
         rehash(w);
-    struct channel **b = bucket(w, name, n);
+    struct channel **b = bucket(w, name, n, env);
     ch->next = *b;
     *b = ch;
     w->nchannels++;
+    w->nenv += (uint32_t)env;
     shm_add(&w->slot->channels, 1);
-    if (w->broker)
+    /* One Redis subscription per name, whichever kinds of subscribers. */
+    if (w->broker && !channel_find_kind(w, name, n, !env))
         broker_subscribe(w, ch->name, n);
     return ch;
 }
@@ -84,13 +94,14 @@ void channel_maybe_free(struct worker *w, struct channel *ch)
 {
     if (ch->nsubs || ch->active || ch->pinned)
         return;
-    struct channel **pp = bucket(w, ch->name, ch->name_len);
+    struct channel **pp = bucket(w, ch->name, ch->name_len, ch->env);
     while (*pp != ch)
         pp = &(*pp)->next;
     *pp = ch->next;
     fanout_channel_free(w, ch);
-    if (w->broker)
+    if (w->broker && !channel_find_kind(w, ch->name, ch->name_len, !ch->env))
         broker_unsubscribe(w, ch->name, ch->name_len);
+    w->nenv -= ch->env;
     free(ch->subs);
     free(ch);
     w->nchannels--;
@@ -115,6 +126,11 @@ static int channel_add(struct channel *ch, uint32_t fd, uint32_t *idx)
 
 int channels_subscribe(struct conn *c, const char *list, size_t len)
 {
+    return channels_subscribe_kind(c, list, len, 0);
+}
+
+int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int env)
+{
     struct worker *w = conn_worker(c);
     uint16_t off[1024];
     uint8_t lens[1024];
@@ -132,7 +148,7 @@ int channels_subscribe(struct conn *c, const char *list, size_t len)
             dup = s->e[j].ch->name_len == lens[i] && !memcmp(s->e[j].ch->name, list + off[i], lens[i]);
         if (dup)
             continue;
-        struct channel *ch = channel_get(w, list + off[i], lens[i]);
+        struct channel *ch = channel_get(w, list + off[i], lens[i], env);
         if (!ch || channel_add(ch, (uint32_t)conn_fd(c), &s->e[s->n].idx) == -1) {
             if (ch)
                 channel_maybe_free(w, ch);
@@ -197,16 +213,25 @@ static void wake_sleepers(struct worker *w)
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len)
 {
+    static uint64_t offs[RING_OFFS_MAX];
+    return channels_publish_offs(w, chan, chan_len, opcode, payload, len, offs) < 0 ? -1 : 0;
+}
+
+int channels_publish_offs(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
+                          const uint8_t *payload, size_t len, uint64_t *offs)
+{
     if (w->broker) /* delivered when it comes back from Redis, here too */
-        return broker_publish(w, chan, chan_len, opcode, payload, len);
-    if (ring_publish(w->ring, chan, chan_len, opcode, payload, len) < 0) {
+        return broker_publish(w, chan, chan_len, opcode, payload, len) == -1 ? -1 : 0;
+    int n = history_publish(w->history, w->ring, chan, chan_len, opcode, payload, len,
+                            (int64_t)(mono_ns() / 1000000), offs);
+    if (n < 0) {
         shm_add(&w->slot->publish_rejected, 1);
         return -1;
     }
     shm_add(&w->slot->publishes, 1);
     wake_sleepers(w);
     ev_idle_start(w->loop, &w->ring_idle); /* deliver locally this iteration */
-    return 0;
+    return n;
 }
 
 void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len)
@@ -257,6 +282,6 @@ void channels_each(struct worker *w, void (*fn)(struct worker *w, const char *na
 {
     for (uint32_t i = 0; i < w->nbuckets; i++)
         for (struct channel *ch = w->buckets[i]; ch; ch = ch->next)
-            if (ch->nsubs)
+            if (ch->nsubs && (!ch->env || !channel_find_kind(w, ch->name, ch->name_len, 0)))
                 fn(w, ch->name, ch->name_len);
 }

@@ -112,9 +112,7 @@ static void activate(struct worker *w, struct channel *ch)
     w->active_tail = ch;
 }
 
-/* Appends frame sb (the caller's reference) to ch's log. Returns 0, or -1
- * (sb released) when the log cannot grow. */
-static int log_append(struct worker *w, struct channel *ch, struct shbuf *sb)
+int fanout_log_append(struct worker *w, struct channel *ch, struct shbuf *sb)
 {
     if (log_reserve(ch) == -1) {
         shbuf_unref(sb);
@@ -355,7 +353,7 @@ void channels_deliver(struct worker *w, const char *via, size_t via_len, const c
     }
     memcpy(p, payload, len);
     if (!memchr(list, ',', list_len)) { /* one channel: into its log like a ring record */
-        if (log_append(w, ch, sb) == -1)
+        if (fanout_log_append(w, ch, sb) == -1)
             shm_add(&w->slot->slow_drops, ch->nsubs);
         return;
     }
@@ -379,13 +377,16 @@ void channels_deliver(struct worker *w, const char *via, size_t via_len, const c
     unpin(w, &ch, 1);
 }
 
-/* Moves what the ring holds (bounded) into the channels' logs. */
-static void read_ring(struct worker *w)
+/* Moves what the ring holds into the channels' logs: up to record number
+ * stop, and, unless forced, READ_MAX_RECORDS and LOG_MAX_BYTES at most. */
+static void read_ring(struct worker *w, uint64_t stop, int forced)
 {
-    struct ring_msg m;
-    for (int n = 0; n < READ_MAX_RECORDS && w->log_bytes < LOG_MAX_BYTES; n++) {
-        if (!ring_peek(w->ring, &w->reader, &m))
+    static struct ring_msg m; /* 20 KB: not on the stack */
+    for (int n = 0; forced || (n < READ_MAX_RECORDS && w->log_bytes < LOG_MAX_BYTES); n++) {
+        if (!ring_peek(w->ring, &w->reader, &m) || m.seq >= stop)
             break;
+        if (w->nenv) /* wsmill.v1 subscribers: their envelope frames first */
+            histsub_ring_record(w, &m);
         if (memchr(m.chan, ',', m.chan_len)) {
             deliver_multi(w, &m);
             continue;
@@ -396,7 +397,7 @@ static void read_ring(struct worker *w)
             continue;
         }
         struct shbuf *sb = record_frame(w, &m);
-        if (sb && log_append(w, ch, sb) == -1)
+        if (sb && fanout_log_append(w, ch, sb) == -1)
             shm_add(&w->slot->slow_drops, ch->nsubs); /* no memory for the log: nobody gets it */
     }
     if (w->reader.missed != w->missed_logged) {
@@ -412,6 +413,11 @@ static void read_ring(struct worker *w)
     atomic_store_explicit(&w->slot->ring_lag, ring_lag(w->ring, &w->reader), memory_order_relaxed);
 }
 
+void fanout_read_until(struct worker *w, uint64_t stop)
+{
+    read_ring(w, stop, 1);
+}
+
 /* ---- the event loop's side -------------------------------------------- */
 
 static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -419,7 +425,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
     (void)revents;
     struct worker *w = container_of(p, struct worker, ring_prepare);
     if (ring_pending(w->ring, &w->reader))
-        read_ring(w);
+        read_ring(w, UINT64_MAX, 0);
     if (w->active)
         sweep(w, STEP_WRITES);
     if (w->active || ring_pending(w->ring, &w->reader)) {

@@ -10,9 +10,20 @@
 #include "../common/handshake.h"
 #include "../common/jwt.h"
 #include "../common/log.h"
+#include "../common/resume.h"
 #include "internal.h"
 
-enum hdr_id { HDR_OTHER, HDR_HOST, HDR_UPGRADE, HDR_CONNECTION, HDR_KEY, HDR_VERSION, HDR_ORIGIN, HDR_AUTH };
+enum hdr_id {
+    HDR_OTHER,
+    HDR_HOST,
+    HDR_UPGRADE,
+    HDR_CONNECTION,
+    HDR_KEY,
+    HDR_VERSION,
+    HDR_ORIGIN,
+    HDR_AUTH,
+    HDR_PROTOCOL
+};
 
 #define FIELD_MAX  32
 #define VALUE_MAX  HS_ORIGIN_MAX        /* longest value we keep (Origin); longer ones are truncated */
@@ -91,6 +102,7 @@ static enum hdr_id header_id(const struct hs_state *hs)
         {"sec-websocket-version", HDR_VERSION},
         {"origin", HDR_ORIGIN},
         {"authorization", HDR_AUTH},
+        {"sec-websocket-protocol", HDR_PROTOCOL},
     };
     if (hs->field_len >= FIELD_MAX)
         return HDR_OTHER;
@@ -110,6 +122,7 @@ static void header_done(struct hs_state *hs)
     case HDR_HOST: r->has_host = 1; break;
     case HDR_UPGRADE: r->upgrade_websocket |= hs_header_has_token(v, vl, "websocket"); break;
     case HDR_CONNECTION: r->connection_upgrade |= hs_header_has_token(v, vl, "upgrade"); break;
+    case HDR_PROTOCOL: r->wsmill_v1 |= hs_header_has_token(v, vl, HS_PROTOCOL_V1); break;
     case HDR_KEY:
         r->key_count++;
         r->key_len = (int)(hs->value_len > HS_KEY_LEN ? HS_KEY_LEN + 1 : hs->value_len);
@@ -339,6 +352,17 @@ static void decide(struct conn *c, struct hs_state *hs)
     }
     if (w->cfg.auth_secret[0] && !authorized(c, hs, is_channel ? path + 4 : NULL, plen - 4))
         return;
+    const char *resume = NULL;
+    size_t rl = 0;
+    int has_resume =
+        hs->url_len > plen ? resume_find(hs->url + plen + 1, hs->url_len - plen - 1, &resume, &rl) : 0;
+    if (has_resume == -1 || (has_resume && (!is_channel || !hs->req.wsmill_v1))) {
+        reject(c, 400, HS_REJECT_BAD_REQUEST,
+               has_resume == -1
+                   ? "resume given twice"
+                   : "resume needs a channel path and Sec-WebSocket-Protocol: wsmill.v1 (docs/history.md)");
+        return;
+    }
     if (!shm_admit(w->shm, w->cfg.max_connections)) {
         reject(c, 503, HS_REJECT_FULL, "server full (max_connections reached); retry later");
         return;
@@ -348,6 +372,11 @@ static void decide(struct conn *c, struct hs_state *hs)
     c->flags |= CF_UPGRADED;
     shm_add(&w->slot->connections, 1);
     shm_add(&w->slot->handshakes, 1);
+    if (is_channel && hs->req.wsmill_v1) {
+        n = hs_build_accept_proto(resp, sizeof(resp), hs->req.key, (size_t)hs->req.key_len, HS_PROTOCOL_V1);
+        histsub_open(c, resp, n, path + 4, plen - 4, has_resume ? resume : NULL, rl);
+        return;
+    }
     if (is_channel && channels_subscribe(c, path + 4, plen - 4) == -1) {
         /* Only out of memory gets here (the list was checked above). */
         conn_destroy(c, 0);

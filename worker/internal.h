@@ -150,8 +150,10 @@ struct worker {
     uint64_t missed_logged; /* reader.missed when we last logged it */
     uint32_t *marks;        /* per fd: last multi-channel record delivered (dedupe) */
     uint32_t mark_gen;
-    void *pubapi;          /* the publish API listener (pubapi.c) */
-    struct broker *broker; /* broker = redis (broker.c), else NULL */
+    struct history *history; /* the history store in shared memory (common/history.h) */
+    uint32_t nenv;           /* channels whose subscribers speak wsmill.v1 (histsub.c) */
+    void *pubapi;            /* the publish API listener (pubapi.c) */
+    struct broker *broker;   /* broker = redis (broker.c), else NULL */
 };
 
 /* The worker this process runs; signal and libev callbacks reach it through
@@ -220,6 +222,9 @@ void channels_init(struct worker *w);
 /* Joins c to every channel in list (validated: "A,B,C"). Returns 0, or -1
  * when out of memory. */
 int channels_subscribe(struct conn *c, const char *list, size_t len);
+/* The same; env = 1 joins the wsmill.v1 side of each channel, whose frames
+ * carry the channel and offset (histsub.c), at the current end of its log. */
+int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int env);
 /* Leaves every channel (on close). */
 void channels_unsubscribe_all(struct conn *c);
 /* Publishes one message to a channel, or to a comma-separated list of
@@ -231,6 +236,25 @@ void channels_unsubscribe_all(struct conn *c);
  * take it). */
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len);
+/* The same, writing each channel's offset to offs (room for RING_OFFS_MAX).
+ * Returns how many offsets (0 with broker = redis: Redis assigns them), or
+ * -1 as above. */
+int channels_publish_offs(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
+                          const uint8_t *payload, size_t len, uint64_t *offs);
+
+/* histsub.c: wsmill.v1 subscribers (docs/history.md). */
+/* Opens c (upgraded, 101 not yet sent) as a wsmill.v1 subscriber of list
+ * with the resume value from the query string (NULL when none): sends the
+ * 101 with the protocol, each channel's answer and catch-up, and joins the
+ * channels so that live messages follow with no gap and no duplicate. A bad
+ * resume value gets an error frame and close 1008. Returns 0, or -1 when c
+ * was destroyed (out of memory). */
+int histsub_open(struct conn *c, const char *resp, size_t resp_len, const char *list, size_t len,
+                 const char *resume, size_t resume_len);
+struct ring_msg;
+/* fanout.c hands each ring record here while wsmill.v1 channels exist: its
+ * envelope frame joins the log of each listed channel's v1 side. */
+void histsub_ring_record(struct worker *w, const struct ring_msg *m);
 /* A data message from a subscriber: published to its channels when
  * client_publish is on, else the connection is closed 1008. */
 void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len);

@@ -10,6 +10,7 @@
 #ifndef WSMILL_WORKER_H
 #define WSMILL_WORKER_H
 #include <stdint.h>
+#include "../common/history.h"
 #include "../common/privs.h"
 #include "../common/shm.h"
 
@@ -18,6 +19,7 @@ struct worker_spec {
     uint32_t generation; /* master's worker generation */
     int listen_fd;       /* non-blocking, listening, SO_REUSEPORT */
     struct shm *shm;
+    struct history *history;   /* the history store (common/history.h), shared by every worker */
     const struct privs *privs; /* the user to switch to once sockets are bound */
 };
 

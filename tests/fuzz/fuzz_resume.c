@@ -47,9 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(hs_channel_name_valid(buf + p[i].name_off, p[i].name_len));
         CHECK(p[i].epoch != 0 && p[i].offset < (1ULL << 63));
         for (int k = 0; k < i; k++)
-            CHECK(p[k].name_len != p[i].name_len || memcmp(buf + p[k].name_off, buf + p[i].name_off, p[i].name_len));
+            CHECK(p[k].name_len != p[i].name_len ||
+                  memcmp(buf + p[k].name_off, buf + p[i].name_off, p[i].name_len));
         used += (size_t)snprintf(out + used, cap - used, "%s%.*s:%llx:%llu", i ? "," : "", (int)p[i].name_len,
-                                 buf + p[i].name_off, (unsigned long long)p[i].epoch, (unsigned long long)p[i].offset);
+                                 buf + p[i].name_off, (unsigned long long)p[i].epoch,
+                                 (unsigned long long)p[i].offset);
     }
     char *buf2 = malloc(used + 1);
     CHECK(resume_parse(out, used, buf2, used + 1, q, MAXPOS, &why) == n);

@@ -66,7 +66,8 @@ static int collect(void *arg, uint64_t offset, unsigned opcode, const struct iov
 static uint64_t pub(struct history *h, struct ring *r, const char *list, const char *text, int64_t now)
 {
     uint64_t offs[RING_OFFS_MAX];
-    int n = history_publish(h, r, list, strlen(list), WS_OP_TEXT, (const uint8_t *)text, strlen(text), now, offs);
+    int n =
+        history_publish(h, r, list, strlen(list), WS_OP_TEXT, (const uint8_t *)text, strlen(text), now, offs);
     return n > 0 ? offs[0] : 0;
 }
 
@@ -124,12 +125,14 @@ static void test_lists(void)
     pub(h, r, "a", "x", 1);
     uint64_t offs[RING_OFFS_MAX];
     int n = history_publish(h, r, "a,b,a", 5, WS_OP_TEXT, (const uint8_t *)"y", 1, 2, offs);
-    ok(n == 3 && offs[0] == 2 && offs[1] == 1 && offs[2] == 2, "a list: each channel its own offset (%d: %llu %llu %llu)",
-       n, (unsigned long long)offs[0], (unsigned long long)offs[1], (unsigned long long)offs[2]);
+    ok(n == 3 && offs[0] == 2 && offs[1] == 1 && offs[2] == 2,
+       "a list: each channel its own offset (%d: %llu %llu %llu)", n, (unsigned long long)offs[0],
+       (unsigned long long)offs[1], (unsigned long long)offs[2]);
     struct ring_msg *m = malloc(sizeof(*m));
     ring_peek(r, &rd, m);
     ring_commit(&rd, m, 0);
-    ok(ring_peek(r, &rd, m) && m->noffs == 3 && m->offs[1] == 1 && m->len == 1, "one record with three offsets");
+    ok(ring_peek(r, &rd, m) && m->noffs == 3 && m->offs[1] == 1 && m->len == 1,
+       "one record with three offsets");
     uint8_t c;
     ok(ring_copy_payload(r, m, &c) == 0 && c == 'y', "payload after the offsets");
     free(m);
@@ -150,15 +153,18 @@ static void test_bytes_and_age(void)
     history_lock(h);
     uint64_t first = history_first_locked(h, ch, 5, 0);
     history_unlock(h);
-    ok(first == 7, "a 64 KiB log holds the last four 15,000-byte payloads (first %llu)", (unsigned long long)first);
+    ok(first == 7, "a 64 KiB log holds the last four 15,000-byte payloads (first %llu)",
+       (unsigned long long)first);
     struct history *t = store(64, 100, 64 * 1024);
     for (int i = 0; i < 5; i++)
         pub(t, r, "t", "old", 1000 + i);
     pub(t, r, "t", "new", 5000);
     ch = chan(t, "t", 5000);
     history_lock(t);
-    is_int(history_check_locked(t, ch, ch->epoch, 5, 5500, 1000), HISTORY_RECOVERED, "ttl: the young one is held");
-    is_int(history_check_locked(t, ch, ch->epoch, 4, 5500, 1000), HISTORY_TOO_OLD, "ttl: an expired one is not");
+    is_int(history_check_locked(t, ch, ch->epoch, 5, 5500, 1000), HISTORY_RECOVERED,
+           "ttl: the young one is held");
+    is_int(history_check_locked(t, ch, ch->epoch, 4, 5500, 1000), HISTORY_TOO_OLD,
+           "ttl: an expired one is not");
     is_int(history_check_locked(t, ch, ch->epoch, 4, 5500, 0), HISTORY_RECOVERED, "ttl 0: nothing expires");
     history_unlock(t);
     struct history *s = store(64, 100, 64 * 1024);
@@ -167,7 +173,8 @@ static void test_bytes_and_age(void)
     pub(s, r, "s", "after", 2);
     ch = chan(s, "s", 3);
     history_lock(s);
-    is_int(history_check_locked(s, ch, ch->epoch, 0, 3, 0), HISTORY_TOO_OLD, "a payload over a quarter of the log is not kept");
+    is_int(history_check_locked(s, ch, ch->epoch, 0, 3, 0), HISTORY_TOO_OLD,
+           "a payload over a quarter of the log is not kept");
     is_int(history_check_locked(s, ch, ch->epoch, 1, 3, 0), HISTORY_RECOVERED, "the one after it is");
     history_unlock(s);
     free(over);
