@@ -31,6 +31,7 @@ struct channel {
     uint32_t pos, pass_start;
     uint64_t pass_began; /* CLOCK_MONOTONIC ns: the pass's length goes to the status */
     uint64_t last_rec;   /* v1 side: ring record number + 1 of its last frame ("a,a" gets one) */
+    uint64_t last_off;   /* v1 side: offset of its last frame (a jump past it is filled from history) */
     struct channel *active_next;
     uint8_t active; /* in the worker's active list (pins it) */
     uint8_t pinned; /* in use by a multi-channel delivery (pins it) */

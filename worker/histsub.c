@@ -57,6 +57,41 @@ static struct shbuf *env_frame(unsigned opcode, const char *name, size_t nl, uin
     return sb;
 }
 
+struct fill {
+    struct worker *w;
+    struct channel *ch;
+};
+
+static int fill_one(void *arg, uint64_t offset, unsigned opcode, const struct iovec *piece, int npieces)
+{
+    struct fill *f = arg;
+    size_t len = piece[0].iov_len + (npieces > 1 ? piece[1].iov_len : 0);
+    uint8_t *p;
+    struct shbuf *sb = env_frame(opcode, f->ch->name, f->ch->name_len, offset, len, &p);
+    if (!sb)
+        return -1;
+    memcpy(p, piece[0].iov_base, piece[0].iov_len);
+    if (npieces > 1)
+        memcpy(p + piece[0].iov_len, piece[1].iov_base, piece[1].iov_len);
+    f->ch->last_off = offset;
+    return fanout_log_append(f->w, f->ch, sb);
+}
+
+/* Offsets (ch->last_off, upto] never came through this worker's ring: the
+ * ring lapped it, or another master's workers published them (the overlap
+ * of a binary upgrade). The store has them: they go first. */
+static void fill_gap(struct worker *w, struct channel *ch, uint64_t upto)
+{
+    struct history *h = w->history;
+    int64_t now = now_ms();
+    struct fill f = {w, ch};
+    history_lock(h);
+    struct history_chan *hc = history_chan_get_locked(h, ch->name, ch->name_len, now);
+    if (hc)
+        history_each_locked(h, hc, ch->last_off, upto, UINT32_MAX, now, w->cfg.history_ttl, fill_one, &f);
+    history_unlock(h);
+}
+
 void histsub_ring_record(struct worker *w, const struct ring_msg *m)
 {
     size_t pos = 0, nl;
@@ -65,6 +100,8 @@ void histsub_ring_record(struct worker *w, const struct ring_msg *m)
         struct channel *ch = channel_find_kind(w, name, nl, 1);
         if (!ch || !ch->nsubs || ch->last_rec == m->seq + 1)
             continue; /* nobody here, or listed twice ("a,a": one offset) */
+        if (ch->last_off && m->offs[i] > ch->last_off + 1)
+            fill_gap(w, ch, m->offs[i] - 1);
         uint8_t *p;
         struct shbuf *sb = env_frame(m->opcode, name, nl, m->offs[i], m->len, &p);
         if (!sb || ring_copy_payload(w->ring, m, p) == -1) {
@@ -72,6 +109,7 @@ void histsub_ring_record(struct worker *w, const struct ring_msg *m)
             continue;
         }
         ch->last_rec = m->seq + 1;
+        ch->last_off = m->offs[i];
         if (fanout_log_append(w, ch, sb) == -1)
             shm_add(&w->slot->slow_drops, ch->nsubs);
     }
@@ -144,9 +182,13 @@ static void answer(struct buf *b, const char *name, size_t nl, const struct hist
                    enum history_result r)
 {
     char js[HS_CHANNEL_MAX + 160];
-    int n = snprintf(js, sizeof js, "{\"type\":\"subscribed\",\"channel\":\"%.*s\",\"epoch\":\"%016" PRIx64
+    int n = snprintf(js, sizeof js,
+                     "{\"type\":\"subscribed\",\"channel\":\"%.*s\",\"epoch\":\"%016" PRIx64
                      "\",\"offset\":%" PRIu64 "%s%s%s%s}",
-                     (int)nl, name, hc->epoch, hc->top, !asked ? "" : r == HISTORY_RECOVERED ? ",\"recovered\":true" : ",\"recovered\":false",
+                     (int)nl, name, hc->epoch, hc->top,
+                     !asked                   ? ""
+                     : r == HISTORY_RECOVERED ? ",\"recovered\":true"
+                                              : ",\"recovered\":false",
                      asked && r != HISTORY_RECOVERED ? ",\"reason\":\"" : "",
                      asked && r != HISTORY_RECOVERED ? history_result_name(r) : "",
                      asked && r != HISTORY_RECOVERED ? "\"" : "");
@@ -156,8 +198,8 @@ static void answer(struct buf *b, const char *name, size_t nl, const struct hist
 
 /* The resume positions as an index per channel of the list (-1: none).
  * Returns NULL when fine, else why not. */
-static const char *match(const char *list, size_t len, const char *rbuf, const struct resume_pos *pos, int npos,
-                         int *which, int max)
+static const char *match(const char *list, size_t len, const char *rbuf, const struct resume_pos *pos,
+                         int npos, int *which, int max)
 {
     for (int k = 0; k < npos; k++) {
         size_t at = 0, nl;
@@ -201,7 +243,7 @@ static int listed_before(const char *list, const char *name, size_t nl)
 /* Under the lock: every channel's answer and catch-up into b; returns the
  * ring's record count at that moment. */
 static uint64_t snapshot(struct worker *w, const char *list, size_t len, const char *rbuf,
-                         const struct resume_pos *pos, const int *which, struct buf *b)
+                         const struct resume_pos *pos, const int *which, struct buf *b, uint64_t *tops)
 {
     struct history *h = w->history;
     int64_t now = now_ms(), ttl = w->cfg.history_ttl;
@@ -209,11 +251,14 @@ static uint64_t snapshot(struct worker *w, const char *list, size_t len, const c
     const char *name;
     history_lock(h);
     for (int i = 0; hs_list_next(list, len, &at, &name, &nl); i++) {
+        tops[i] = 0;
         if (listed_before(list, name, nl))
             continue; /* /ch/a,a: one answer */
         struct history_chan *hc = history_chan_get_locked(h, name, nl, now);
+        tops[i] = hc->top;
         const struct resume_pos *p = which[i] >= 0 ? &pos[which[i]] : NULL;
-        enum history_result r = p ? history_check_locked(h, hc, p->epoch, p->offset, now, ttl) : HISTORY_RECOVERED;
+        enum history_result r =
+            p ? history_check_locked(h, hc, p->epoch, p->offset, now, ttl) : HISTORY_RECOVERED;
         answer(b, name, nl, hc, p != NULL, r);
         if (p && r == HISTORY_RECOVERED && p->offset < hc->top) {
             struct catchup cu = {b, name, nl};
@@ -245,7 +290,8 @@ int histsub_open(struct conn *c, const char *resp, size_t resp_len, const char *
         return refuse(c, resp, resp_len, why);
     }
     struct buf b = {0};
-    uint64_t t = snapshot(w, list, len, rbuf, pos, which, &b);
+    static uint64_t tops[1024];
+    uint64_t t = snapshot(w, list, len, rbuf, pos, which, &b, tops);
     free(rbuf);
     /* Records before t: into the logs now, so that joining at their ends
      * means "from top + 1 on". */
@@ -254,6 +300,17 @@ int histsub_open(struct conn *c, const char *resp, size_t resp_len, const char *
         free(b.p);
         conn_destroy(c, 0);
         return -1;
+    }
+    /* A side made just now starts at the snapshot; an older one has read
+     * every record before t, so it is there already (unless offsets came
+     * through another master's ring: then this subscriber has them from
+     * the catch-up, and joining at top keeps them from coming twice). */
+    size_t at = 0, nl;
+    const char *name;
+    for (int i = 0; hs_list_next(list, len, &at, &name, &nl); i++) {
+        struct channel *ch = channel_find_kind(w, name, nl, 1);
+        if (ch && ch->last_off < tops[i])
+            ch->last_off = tops[i];
     }
     conn_set_state(c, CONN_OPEN); /* frees the request (list and resume with it) */
     int rc = conn_send_raw(c, resp, resp_len);

@@ -605,24 +605,51 @@ static int dedupe(const char *base, uint16_t *off, uint8_t *len, int n)
     return k;
 }
 
-static void answer_published(struct api_conn *ac, const char *base, const uint16_t *off, const uint8_t *len,
-                             int nchan, uint64_t msgs)
+/* The offsets a request's messages got (docs/history.md): per channel the
+ * first and last message's; none with broker = redis. */
+struct pub_offsets {
+    int have;
+    uint64_t first[CHAN_MAX], last[CHAN_MAX];
+};
+
+/* Appends ,"KEY":{"name":offset,...} to body. */
+static int offsets_json(char *body, size_t cap, int n, const char *key, const char *base, const uint16_t *off,
+                        const uint8_t *len, int nchan, const uint64_t *o)
 {
-    /* Names are at most the URL long, plus 3 bytes each of quotes and comma. */
-    char body[URL_MAX + 3 * CHAN_MAX + 128];
+    n += snprintf(body + n, cap - (size_t)n, ",\"%s\":{", key);
+    for (int i = 0; i < nchan && (size_t)n < cap; i++)
+        n += snprintf(body + n, cap - (size_t)n, "%s\"%.*s\":%llu", i ? "," : "", (int)len[i], base + off[i],
+                      (unsigned long long)o[i]);
+    return n + snprintf(body + n, cap - (size_t)n, "}");
+}
+
+static void answer_published(struct api_conn *ac, const char *base, const uint16_t *off, const uint8_t *len,
+                             int nchan, uint64_t msgs, const struct pub_offsets *po)
+{
+    /* Names are at most the URL long, plus 3 bytes each of quotes and
+     * comma, and twice more with 21 digits each for the offsets. */
+    static char body[3 * URL_MAX + 60 * CHAN_MAX + 128];
     int n = snprintf(body, sizeof(body), "{\"published\":%llu,\"messages\":%llu,\"channels\":[",
                      (unsigned long long)(msgs * (uint64_t)nchan), (unsigned long long)msgs);
     for (int i = 0; i < nchan; i++)
         n += snprintf(body + n, sizeof(body) - (size_t)n, "%s\"%.*s\"", i ? "," : "", (int)len[i],
                       base + off[i]);
-    n += snprintf(body + n, sizeof(body) - (size_t)n, "]}\n");
+    n += snprintf(body + n, sizeof(body) - (size_t)n, "]");
+    if (po->have) {
+        n = offsets_json(body, sizeof(body), n, "offsets", base, off, len, nchan, po->last);
+        if (msgs > 1)
+            n = offsets_json(body, sizeof(body), n, "first_offsets", base, off, len, nchan, po->first);
+    }
+    n += snprintf(body + n, sizeof(body) - (size_t)n, "}\n");
     respond(ac, 202, body, (size_t)n);
 }
 
 /* Publishes every message to every channel, message by message. Returns
  * 0, or -1 when channels_publish failed (answered). */
-static int publish_all(struct api_conn *ac, const uint16_t *off, const uint8_t *len, int nchan)
+static int publish_all(struct api_conn *ac, const uint16_t *off, const uint8_t *len, int nchan,
+                       struct pub_offsets *po)
 {
+    static uint64_t offs[RING_OFFS_MAX];
     struct worker *w = ac->api->w;
     const struct api_req *r = &ac->req;
     const char *base = r->url + 5;
@@ -639,7 +666,16 @@ static int publish_all(struct api_conn *ac, const uint16_t *off, const uint8_t *
     const uint8_t *m;
     size_t pos = 0, mlen;
     while (next_msg(r, &pos, &m, &mlen)) {
-        if (channels_publish(w, list, ll, r->opcode, m, mlen) == -1) {
+        int got = channels_publish_offs(w, list, ll, r->opcode, m, mlen, offs);
+        if (got >= nchan) {
+            for (int i = 0; i < nchan; i++) {
+                if (!po->have)
+                    po->first[i] = offs[i];
+                po->last[i] = offs[i];
+            }
+            po->have = 1;
+        }
+        if (got == -1) {
             /* The ring refuses only what is too large (sizes were checked);
              * the broker refuses when Redis is down. channels_publish
              * counted it. */
@@ -699,8 +735,10 @@ static void publish(struct api_conn *ac)
          * is lost with it. */
         shm_add(&w->slot->broker_lost, msgs - 1);
     }
-    if (publish_all(ac, off, len, nchan) == 0)
-        answer_published(ac, r->url + 5, off, len, nchan, msgs);
+    static struct pub_offsets po;
+    po.have = 0;
+    if (publish_all(ac, off, len, nchan, &po) == 0)
+        answer_published(ac, r->url + 5, off, len, nchan, msgs, &po);
 }
 
 static int on_message_complete(http_parser *p)
