@@ -1,17 +1,28 @@
 /* channel.h: a worker's channel, shared by channels.c (the table and
- * subscriptions) and fanout.c (the log and the sweep). Not for other files. */
+ * subscriptions) and fanout.c (the log and the sweep). Not for other rooms. */
 #ifndef WSMILL_CHANNEL_H
 #define WSMILL_CHANNEL_H
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "internal.h"
+#include "../conn/conn.h"
+#include "../shbuf.h"
+#include "../worker-t.h"
 
 /* One subscriber: its descriptor and the next frame of the channel's log it
  * is owed (a channel-local sequence number; wraps, compared by difference). */
 struct sub {
     uint32_t fd;
     uint32_t seq;
+};
+
+/* The channels a connection joined: its conn->ep. */
+struct conn_subs {
+    uint16_t n;
+    struct {
+        struct channel *ch;
+        uint32_t idx; /* position in ch's subscriber array */
+    } e[];
 };
 
 struct channel {
@@ -40,23 +51,19 @@ struct channel {
     char name[];
 };
 
+static inline struct conn_subs *channel_subs_of(const struct conn *c)
+{
+    return (struct conn_subs *)c->ep;
+}
+
 /* channels.c */
 struct channel *channel_find(struct worker *w, const char *name, size_t n);
 /* The raw (env 0) or wsmill.v1 (env 1) side of a channel, or NULL. */
 struct channel *channel_find_kind(struct worker *w, const char *name, size_t n, int env);
+/* Joins c to every channel of list (validated); env = 1 the wsmill.v1
+ * sides, at the current end of their logs. Returns 0, or -1 (memory). */
+int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int env);
 /* Frees ch if nobody is subscribed and nothing pins it. */
 void channel_maybe_free(struct worker *w, struct channel *ch);
-
-/* fanout.c */
-void fanout_init(struct worker *w);
-/* Frees ch's log (the channel is going away). */
-void fanout_channel_free(struct worker *w, struct channel *ch);
-/* Appends frame sb (the caller's reference) to ch's log. Returns 0, or -1
- * (sb released) when the log cannot grow. */
-int fanout_log_append(struct worker *w, struct channel *ch, struct shbuf *sb);
-/* Reads ring records up to (not including) record number stop, whatever
- * the usual per-turn bounds: a subscriber that read its position as of
- * `stop` then joins each channel's log at its end. */
-void fanout_read_until(struct worker *w, uint64_t stop);
 
 #endif

@@ -19,12 +19,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/clock.h"
-#include "../common/handshake.h"
-#include "../common/history.h"
-#include "../common/log.h"
-#include "../common/resume.h"
+#include "histsub.h"
+
+#include "../../common/clock.h"
+#include "../../common/handshake.h"
+#include "../../common/history.h"
+#include "../../common/log.h"
+#include "../../common/resume.h"
+#include "../conn/conn.h"
+#include "../conn/output.h"
 #include "channel.h"
+#include "fanout.h"
 
 #define LINE_MAX (HS_CHANNEL_MAX + 24) /* "NAME OFFSET\n" */
 
@@ -220,10 +225,10 @@ static int refuse(struct conn *c, const char *resp, size_t resp_len, const char 
 {
     char js[256];
     conn_set_state(c, CONN_OPEN);
-    if (conn_send_raw(c, resp, resp_len) == -1)
+    if (output_raw(c, resp, resp_len) == -1)
         return -1;
     int n = snprintf(js, sizeof js, "{\"type\":\"error\",\"error\":\"%s\"}", why);
-    if (conn_send_frame(c, WS_OP_TEXT, (const uint8_t *)js, (size_t)n, NULL) == -1)
+    if (output_frame(c, WS_OP_TEXT, (const uint8_t *)js, (size_t)n, NULL) == -1)
         return -1;
     conn_fail(c, WS_CLOSE_POLICY, why);
     return 0;
@@ -270,10 +275,31 @@ static uint64_t snapshot(struct worker *w, const char *list, size_t len, const c
     return t;
 }
 
-int histsub_open(struct conn *c, const char *resp, size_t resp_len, const char *list, size_t len,
-                 const char *resume, size_t resume_len)
+int histsub_check_query(struct worker *w, const char *query, size_t len, int offered, const char **why)
+{
+    (void)w;
+    const char *v;
+    size_t vl;
+    int has = resume_find(query, len, &v, &vl);
+    if (has == -1) {
+        *why = "resume given twice";
+        return 400;
+    }
+    if (has && !offered) {
+        *why = "resume needs Sec-WebSocket-Protocol: wsmill.v1 (docs/history.md)";
+        return 400;
+    }
+    return 0;
+}
+
+int histsub_open(struct conn *c, const char *list, size_t len, const char *query, size_t qlen,
+                 const char *resp, size_t resp_len)
 {
     struct worker *w = conn_worker(c);
+    const char *resume = NULL;
+    size_t resume_len = 0;
+    if (resume_find(query, qlen, &resume, &resume_len) != 1)
+        resume = NULL;
     int max = (int)w->cfg.max_channels_per_conn;
     struct resume_pos pos[1024];
     int which[1024], npos = 0;
@@ -298,7 +324,7 @@ int histsub_open(struct conn *c, const char *resp, size_t resp_len, const char *
     fanout_read_until(w, t);
     if (b.failed || channels_subscribe_kind(c, list, len, 1) == -1) {
         free(b.p);
-        conn_destroy(c, 0);
+        conn_drop(c, 0); /* its close leaves what was joined */
         return -1;
     }
     /* A side made just now starts at the snapshot; an older one has read
@@ -313,9 +339,9 @@ int histsub_open(struct conn *c, const char *resp, size_t resp_len, const char *
             ch->last_off = tops[i];
     }
     conn_set_state(c, CONN_OPEN); /* frees the request (list and resume with it) */
-    int rc = conn_send_raw(c, resp, resp_len);
+    int rc = output_raw(c, resp, resp_len);
     if (rc == 0)
-        rc = conn_send_raw(c, b.p, b.len);
+        rc = output_raw(c, b.p, b.len);
     free(b.p);
     return rc;
 }
