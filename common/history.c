@@ -2,6 +2,7 @@
 #include "history.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "handshake.h"
@@ -26,13 +27,15 @@ static size_t layout(struct history *h, uint32_t nchan, uint32_t cap, uint64_t d
     uint64_t ds = cap ? pow2_at_least(data, 64 * 1024) : 0;
     uint64_t chan_off = align64(sizeof(struct history));
     uint64_t entry_off = align64(chan_off + nc * sizeof(struct history_chan));
-    uint64_t data_off = align64(entry_off + nc * cap * sizeof(struct history_entry));
+    uint64_t subs_off = align64(entry_off + nc * cap * sizeof(struct history_entry));
+    uint64_t data_off = (subs_off + HISTORY_WORKERS * nc * sizeof(int32_t) + 4095) & ~(uint64_t)4095;
     if (h) {
         h->nchan = (uint32_t)nc;
         h->cap = cap;
         h->data_size = ds;
         h->chan_off = chan_off;
         h->entry_off = entry_off;
+        h->subs_off = subs_off;
         h->data_off = data_off;
         h->total = data_off + ds;
     }
@@ -164,6 +167,53 @@ struct history_chan *history_chan_get_locked(struct history *h, const char *name
     memcpy(victim->name, name, n);
     victim->epoch = epoch;
     return victim;
+}
+
+struct history_chan *history_chan_find_locked(struct history *h, const char *name, size_t n)
+{
+    struct history_chan *t = chans(h);
+    uint64_t at = hash_name(name, n);
+    for (int i = 0; i < HISTORY_PROBE && n <= HISTORY_NAME_MAX; i++) {
+        struct history_chan *ch = &t[(at + (uint64_t)i) & (h->nchan - 1)];
+        if (ch->epoch && ch->name_len == n && !memcmp(ch->name, name, n))
+            return ch;
+    }
+    return NULL;
+}
+
+uint32_t history_chan_index(const struct history *h, const struct history_chan *ch)
+{
+    return (uint32_t)(ch - (const struct history_chan *)((const char *)h + h->chan_off));
+}
+
+static _Atomic int32_t *subs_col(const struct history *h, int worker)
+{
+    return (_Atomic int32_t *)((char *)h + h->subs_off) + (size_t)worker * h->nchan;
+}
+
+void history_subs_set(struct history *h, int worker, uint32_t idx, int32_t n)
+{
+    if (worker >= 0 && worker < HISTORY_WORKERS && idx < h->nchan)
+        atomic_store_explicit(&subs_col(h, worker)[idx], n, memory_order_relaxed);
+}
+
+void history_subs_clear(struct history *h, int worker)
+{
+    if (worker < 0 || worker >= HISTORY_WORKERS)
+        return;
+    _Atomic int32_t *col = subs_col(h, worker);
+    for (uint32_t i = 0; i < h->nchan; i++)
+        if (atomic_load_explicit(&col[i], memory_order_relaxed)) /* untouched pages stay untouched */
+            atomic_store_explicit(&col[i], 0, memory_order_relaxed);
+}
+
+int64_t history_subs_sum(const struct history *h, uint32_t idx, const uint8_t *live)
+{
+    int64_t n = 0;
+    for (int w = 0; w < HISTORY_WORKERS && idx < h->nchan; w++)
+        if (live[w])
+            n += atomic_load_explicit(&subs_col(h, w)[idx], memory_order_relaxed);
+    return n;
 }
 
 /* 1 when the entry for offset o of ch can be served. */

@@ -8,7 +8,8 @@
  *
  * Layout (one mapping, fixed, no pointers; made by the master, inherited by
  * its workers and, as a memfd, by the next master of a binary upgrade):
- *     struct history | channel slots [nchan] | entries [nchan][cap] | data
+ *     struct history | channel slots [nchan] | entries [nchan][cap] |
+ *     subscriber counts [HISTORY_WORKERS][nchan] | data
  * A channel slot holds the name, epoch and last offset; its entries are an
  * index ring (offset o at entry (o - 1) % cap) pointing into one shared
  * byte log (data) where payloads are appended. An entry is served only
@@ -35,6 +36,7 @@
 #define HISTORY_LAYOUT   1
 #define HISTORY_PROBE    8
 #define HISTORY_NAME_MAX 128
+#define HISTORY_WORKERS  256 /* subscriber-count columns: one per worker slot (SHM_MAX_WORKERS) */
 
 struct history_chan {
     uint64_t epoch;  /* 0: slot unused */
@@ -64,10 +66,10 @@ struct history {
     uint64_t total;     /* bytes of the whole mapping */
     uint64_t seed;      /* epochs are derived from it: different for every store */
     uint64_t epochs_made;
-    uint64_t data_head;                     /* bytes ever appended to the data log */
-    uint64_t evictions;                     /* channel slots reused for another channel */
-    uint64_t published;                     /* messages ever given an offset */
-    uint64_t chan_off, entry_off, data_off; /* areas, from the start of the mapping */
+    uint64_t data_head;                               /* bytes ever appended to the data log */
+    uint64_t evictions;                               /* channel slots reused for another channel */
+    uint64_t published;                               /* messages ever given an offset */
+    uint64_t chan_off, entry_off, subs_off, data_off; /* areas, from the start of the mapping */
     pthread_mutex_t lock;
 };
 
@@ -123,6 +125,17 @@ typedef int (*history_fn)(void *arg, uint64_t offset, unsigned opcode, const str
  * Returns how many fn got. */
 uint32_t history_each_locked(struct history *h, const struct history_chan *ch, uint64_t since, uint64_t to,
                              uint32_t limit, int64_t now_ms, int64_t ttl_ms, history_fn fn, void *arg);
+/* Locked. The slot of name when the store has it (never makes one), or NULL. */
+struct history_chan *history_chan_find_locked(struct history *h, const char *name, size_t n);
+/* ch's index in the table, for the subscriber counts. */
+uint32_t history_chan_index(const struct history *h, const struct history_chan *ch);
+/* Subscriber counts per channel, one column per worker slot, each written
+ * by its worker only (no lock): set worker's count for channel idx; clear
+ * its whole column (a worker starting in the slot of a dead one); the sum
+ * over the workers whose live[w] is set. */
+void history_subs_set(struct history *h, int worker, uint32_t idx, int32_t n);
+void history_subs_clear(struct history *h, int worker);
+int64_t history_subs_sum(const struct history *h, uint32_t idx, const uint8_t *live);
 /* Locked. The oldest offset of ch still served (top + 1 when none). */
 uint64_t history_first_locked(struct history *h, const struct history_chan *ch, int64_t now_ms,
                               int64_t ttl_ms);

@@ -32,6 +32,7 @@
 #include "../common/ws_frame.h"
 #include "pubapi.h"
 #include "pubsub/channels.h"
+#include "pubsub/histapi.h"
 #include "worker-t.h"
 
 #define API_BACKLOG            4096
@@ -68,6 +69,7 @@ struct api_req {
     int status; /* refused at the headers, answered at the end */
     const char *why;
     int batch;
+    int get; /* GET /history/ or /channels/ (pubsub/histapi.c) */
     unsigned opcode;
     char url[URL_MAX];
     char field[FIELD_MAX];
@@ -130,6 +132,7 @@ static void out_append(struct api_conn *ac, const void *data, size_t n)
 static const char *status_text(int status)
 {
     switch (status) {
+    case 200: return "OK";
     case 202: return "Accepted";
     case 408: return "Request Timeout";
     case 411: return "Length Required";
@@ -478,6 +481,14 @@ static int check_headers(struct api_conn *ac, http_parser *p)
         return fail(r, 414, "request target longer than 4095 bytes");
     const char *q = memchr(r->url, '?', r->url_len);
     size_t plen = q ? (size_t)(q - r->url) : r->url_len;
+    if (histapi_route(r->url, plen)) {
+        if (p->method != HTTP_GET)
+            return fail(r, 405, "method not allowed: GET /history/NAME or /channels/NAME");
+        if (!authorized(r, cfg))
+            return fail(r, 401, "missing or wrong Authorization: Bearer token (publish_token is set)");
+        r->get = 1;
+        return 0;
+    }
     if (plen < 5 || memcmp(r->url, "/pub/", 5))
         return fail(r, 404, "no such endpoint: the publish API serves POST /pub/CHANNEL");
     if (p->method != HTTP_POST)
@@ -749,10 +760,20 @@ static int on_message_complete(http_parser *p)
     struct api_req *r = &ac->req;
     if (!http_should_keep_alive(p) || ac->api->stopped)
         ac->closing = 1;
-    if (r->status)
+    if (r->status) {
         refuse(ac, r->status, r->why, 0);
-    else
+    } else if (r->get) {
+        char *body = NULL;
+        size_t blen = 0;
+        int st = histapi_get(ac->api->w, r->url, r->url_len, &body, &blen);
+        if (st < 0)
+            refuse(ac, 503, "out of memory", 0);
+        else
+            respond(ac, st, body, blen);
+        free(body);
+    } else {
         publish(ac);
+    }
     free(r->body);
     r->body = NULL;
     r->body_len = r->body_cap = 0;

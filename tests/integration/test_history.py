@@ -381,3 +381,46 @@ def test_binary_upgrade_keeps_history(tmp_path):
         assert "kept the history store" in srv.log()
     finally:
         srv.stop_all()
+
+
+def http_get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        c.close()
+
+
+def test_history_and_channel_routes(server_factory):
+    srv = hist_server(server_factory, history_size=3)
+    port = pub_port(srv)
+
+    async def main():
+        subs = [await websockets.connect(srv.url("/ch/routes"), subprotocols=["wsmill.v1"] if i % 2 else None)
+                for i in range(6)]
+        st, ch = http_get(port, "/channels/routes")
+        assert st == 200 and ch["subscribers"] == 6 and ch["offset"] == 0, ch
+        for i in range(5):
+            publish(port, "routes", f"m{i}")
+        st, body = publish(port, "routes?type=binary", b"\x00\xff")
+        st, h = http_get(port, "/history/routes?since=2")
+        assert st == 200 and h["epoch"] == ch["epoch"] and h["offset"] == 6 and h["first"] == 4, h
+        assert h["complete"] is False, "offset 3 is gone (history_size 3)"
+        assert [(m["offset"], m.get("data"), m.get("data_base64")) for m in h["messages"]] == \
+            [(4, "m3", None), (5, "m4", None), (6, None, "AP8=")], h
+        st, h = http_get(port, "/history/routes?since=4&limit=1")
+        assert h["complete"] is True and [m["offset"] for m in h["messages"]] == [5], h
+        for s in subs[:4]:
+            await s.close()
+        await asyncio.sleep(0.2)
+        st, ch = http_get(port, "/channels/routes")
+        assert ch["subscribers"] == 2 and ch["offset"] == 6, ch
+        for path, word in [("/history/routes?limit=0", "limit"), ("/history/routes?x=1", "unknown"),
+                           ("/history/bad%20name", "invalid"), ("/channels/routes?since=1", "no query")]:
+            st, e = http_get(port, path)
+            assert st == 400 and word in e["error"], (path, e)
+        for s in subs[4:]:
+            await s.close()
+    asyncio.run(main())

@@ -47,7 +47,8 @@ struct channel {
     uint8_t active; /* in the worker's active list (pins it) */
     uint8_t pinned; /* in use by a multi-channel delivery (pins it) */
     uint8_t name_len;
-    uint8_t env; /* the wsmill.v1 side: frames carry "NAME OFFSET\n" (histsub.c) */
+    uint32_t hidx; /* its slot in the history store (subscriber counts) */
+    uint8_t env;   /* the wsmill.v1 side: frames carry "NAME OFFSET\n" (histsub.c) */
     char name[];
 };
 

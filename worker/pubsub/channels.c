@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/clock.h"
 #include "../../common/handshake.h"
+#include "../../common/history.h"
 #include "../../common/jwt.h"
 #include "../../common/log.h"
 #include "../conn/endpoint.h"
@@ -70,6 +72,25 @@ static void rehash(struct worker *w)
     w->nbuckets = nb;
 }
 
+/* The channel's slot in the history store (made now: its position exists
+ * from its first subscriber on), for the subscriber counts. */
+static uint32_t store_index(struct worker *w, const char *name, size_t n)
+{
+    history_lock(w->history);
+    struct history_chan *hc = history_chan_get_locked(w->history, name, n, (int64_t)(mono_ns() / 1000000));
+    uint32_t idx = history_chan_index(w->history, hc);
+    history_unlock(w->history);
+    return idx;
+}
+
+/* This worker's subscribers of ch's name (both sides) into the store, for
+ * GET /channels/NAME. */
+static void publish_count(struct worker *w, const struct channel *ch)
+{
+    const struct channel *other = channel_find_kind(w, ch->name, ch->name_len, !ch->env);
+    history_subs_set(w->history, w->id, ch->hidx, (int32_t)(ch->nsubs + (other ? other->nsubs : 0)));
+}
+
 static struct channel *channel_get(struct worker *w, const char *name, size_t n, int env)
 {
     struct channel *ch = channel_find_kind(w, name, n, env);
@@ -81,6 +102,7 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n,
     memcpy(ch->name, name, n);
     ch->name_len = (uint8_t)n;
     ch->env = (uint8_t)env;
+    ch->hidx = store_index(w, name, n);
     if (w->nchannels >= w->nbuckets)
         rehash(w);
     struct channel **b = bucket(w, name, n, env);
@@ -164,6 +186,7 @@ int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int en
         }
         s->e[s->n++].ch = ch;
         w->nsubscriptions++;
+        publish_count(w, ch);
         shm_add(&w->slot->subscriptions, 1);
     }
     return 0;
@@ -194,6 +217,7 @@ static void unsubscribe_all(struct conn *c)
         if (ch->pos > ch->nsubs)
             ch->pos = ch->nsubs;
         w->nsubscriptions--;
+        publish_count(w, ch);
         shm_sub(&w->slot->subscriptions, 1);
         channel_maybe_free(w, ch);
     }
@@ -327,6 +351,7 @@ int channels_init(struct worker *w)
     atomic_store(&w->slot->channels, 0);
     atomic_store(&w->slot->subscriptions, 0);
     atomic_store(&w->slot->ring_lag, 0);
+    history_subs_clear(w->history, w->id); /* a dead predecessor's counts */
     w->nbuckets = 64;
     w->buckets = calloc(w->nbuckets, sizeof(*w->buckets));
     if (!w->buckets) {

@@ -277,7 +277,6 @@ static uint64_t snapshot(struct worker *w, const char *list, size_t len, const c
 
 int histsub_check_query(struct worker *w, const char *query, size_t len, int offered, const char **why)
 {
-    (void)w;
     const char *v;
     size_t vl;
     int has = resume_find(query, len, &v, &vl);
@@ -288,6 +287,12 @@ int histsub_check_query(struct worker *w, const char *query, size_t len, int off
     if (has && !offered) {
         *why = "resume needs Sec-WebSocket-Protocol: wsmill.v1 (docs/history.md)";
         return 400;
+    }
+    if (offered && w->cfg.broker == BROKER_REDIS) {
+        /* Offsets would have to come from Redis (docs/history.md, "Not yet"):
+         * a clear refusal, never a stream without positions. */
+        *why = "wsmill.v1 (positions and resume) is not available with broker = redis yet";
+        return 501;
     }
     return 0;
 }

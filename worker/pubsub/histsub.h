@@ -17,8 +17,8 @@ int histsub_check_query(struct worker *w, const char *query, size_t len, int off
  * messages follow with no gap and no duplicate. A resume value it cannot
  * use gets an error frame and close 1008. Returns 0, or -1 when c was
  * dropped (out of memory). */
-int histsub_open(struct conn *c, const char *list, size_t len, const char *query, size_t qlen, const char *resp,
-                 size_t resp_len);
+int histsub_open(struct conn *c, const char *list, size_t len, const char *query, size_t qlen,
+                 const char *resp, size_t resp_len);
 /* The fan-out hands each ring record here while wsmill.v1 sides exist: its
  * envelope frame joins the log of each listed channel's v1 side. */
 void histsub_ring_record(struct worker *w, const struct ring_msg *m);
