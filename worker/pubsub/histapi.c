@@ -86,8 +86,9 @@ static int message_json(void *arg, uint64_t offset, unsigned opcode, const struc
         memcpy(flat + at, piece[i].iov_base, piece[i].iov_len);
     int text = opcode == WS_OP_TEXT;
     put(o, head,
-        (size_t)snprintf(head, sizeof head, "%s{\"offset\":%llu,\"type\":\"%s\",\"%s\":\"", o->len && o->p[o->len - 1] == '[' ? "" : ",",
-                         (unsigned long long)offset, text ? "text" : "binary", text ? "data" : "data_base64"));
+        (size_t)snprintf(head, sizeof head, "%s{\"offset\":%llu,\"type\":\"%s\",\"%s\":\"",
+                         o->len && o->p[o->len - 1] == '[' ? "" : ",", (unsigned long long)offset,
+                         text ? "text" : "binary", text ? "data" : "data_base64"));
     if (text) {
         put_escaped(o, flat, len);
     } else {
@@ -166,12 +167,14 @@ int histapi_get(struct worker *w, const char *url, size_t url_len, char **body, 
         struct history_chan *hc = history_chan_get_locked(h, name, nl, now);
         uint64_t first = history_first_locked(h, hc, now, ttl);
         put(&o, head,
-            (size_t)snprintf(head, sizeof head, "{\"channel\":\"%.*s\",\"epoch\":\"%016llx\",\"offset\":%llu,\"first\":%llu",
+            (size_t)snprintf(head, sizeof head,
+                             "{\"channel\":\"%.*s\",\"epoch\":\"%016llx\",\"offset\":%llu,\"first\":%llu",
                              (int)nl, name, (unsigned long long)hc->epoch, (unsigned long long)hc->top,
                              (unsigned long long)first));
         if (hist) {
-            put(&o, head, (size_t)snprintf(head, sizeof head, ",\"complete\":%s,\"messages\":[",
-                                           since + 1 >= first || since >= hc->top ? "true" : "false"));
+            put(&o, head,
+                (size_t)snprintf(head, sizeof head, ",\"complete\":%s,\"messages\":[",
+                                 since + 1 >= first || since >= hc->top ? "true" : "false"));
             history_each_locked(h, hc, since, hc->top, (uint32_t)limit, now, ttl, message_json, &o);
             puts_(&o, "]");
         } else {
