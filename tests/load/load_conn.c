@@ -667,7 +667,8 @@ static int connected(struct load_client *cl, struct load_conn *c)
     char path[sizeof(cl->target->path) + 24];
     int n = load_opts_chan_path(cl->o, cl->target, load_ps_channel(cl, c), path, sizeof(path));
     if (n != -1)
-        n = load_ws_request((char *)p, 1024, cl->target->host, path, cl->o->origin, key);
+        n = load_ws_request((char *)p, 1024, cl->target->host, path, cl->o->origin, key,
+                            cl->o->v1 && cl->role == LOAD_ROLE_SUB ? "wsmill.v1" : NULL);
     if (n == -1)
         return fail_errno(cl, c, ENAMETOOLONG); /* --url/--origin too long to send */
     cl->wlen += (size_t)n;

@@ -41,6 +41,7 @@ struct load_opts {
     uint64_t per_src;       /* connections per source address */
     int raw;                /* plain TCP (floor server echo mode) */
     int recv_spin;          /* subscribers: poll epoll without sleeping during the run */
+    int v1;                 /* subscribers offer wsmill.v1 and strip each message's "NAME OFFSET\n" */
     int handshake_only;     /* churn/hold: no echo, no close frame */
     int quiet;              /* no progress lines */
     int ncpus;
