@@ -289,8 +289,10 @@ static void keep(struct history *h, struct history_chan *ch, uint64_t o, unsigne
         uint8_t *data = (uint8_t *)h + h->data_off;
         uint64_t off = h->data_head & (h->data_size - 1);
         size_t first = len < h->data_size - off ? len : (size_t)(h->data_size - off);
-        memcpy(data + off, payload, first);
-        memcpy(data, payload + first, len - first);
+        if (first)
+            memcpy(data + off, payload, first);
+        if (len > first)
+            memcpy(data, payload + first, len - first);
         h->data_head += (len + 7) & ~(size_t)7;
     }
     e->offset = o;

@@ -164,7 +164,8 @@ static void buf_frame(struct buf *b, unsigned opcode, const char *line, size_t l
     memcpy(at + hl, line, ll);
     at += hl + ll;
     for (int i = 0; i < npieces; i++) {
-        memcpy(at, piece[i].iov_base, piece[i].iov_len);
+        if (piece[i].iov_len) /* an answer has none (NULL) */
+            memcpy(at, piece[i].iov_base, piece[i].iov_len);
         at += piece[i].iov_len;
     }
 }
