@@ -73,6 +73,7 @@ struct worker {
     uint32_t mark_gen;
     struct history *history;         /* the history store in shared memory (common/history.h) */
     uint32_t nenv;                   /* channels with a wsmill.v1 side here (histsub.c) */
+    void *hist_pending;              /* wsmill.v1 opens waiting for Redis (histsub_redis.c) */
     const struct broker_ops *broker; /* where publishes go: the shared ring or Redis */
     void *broker_state;              /* the broker's own (broker_redis.c), or NULL */
     /* the publish API (pubapi.c) */

@@ -19,6 +19,7 @@ import pytest
 import websockets
 
 from conftest import free_port
+from test_redis import redis  # noqa: F401 (a fixture: a redis-server of the test's own)
 from rawws import wait_until
 
 SUBS = int(os.environ.get("HIST_SUBS", "200"))
@@ -88,7 +89,7 @@ class Resumer:
     resumes with it; records every message and every answer."""
 
     def __init__(self, srv, chan):
-        self.srv, self.chan = srv, chan
+        self.srv, self.chan = srv, chan  # srv may be switched to another node between connections
         self.pos = None  # (epoch, offset)
         self.offsets, self.payloads, self.answers = [], [], []
         self.problems = []
@@ -166,7 +167,7 @@ async def wait_caught_up(subs, top, timeout):
     raise AssertionError(f"{len(lag)} subscribers short of offset {top}: {lag[:10]}")
 
 
-def run_stream(srv, chan, nsubs, event, settle=1.0):
+def run_stream(srv, chan, nsubs, event, settle=1.0, pub_node=None):
     """nsubs Resumers on chan and a Publisher; event(subs) runs mid-stream
     (in a thread, it may block); afterwards every subscriber must end at the
     last offset with every message exactly once. Returns the subscribers."""
@@ -175,7 +176,7 @@ def run_stream(srv, chan, nsubs, event, settle=1.0):
         for i in range(0, nsubs, 50):
             await asyncio.gather(*(s.connect() for s in subs[i:i + 50]))
         tasks = [asyncio.create_task(s.run()) for s in subs]
-        pub = Publisher(pub_port(srv), chan, RATE)
+        pub = Publisher(pub_port(pub_node or srv), chan, RATE)
         pub.start()
         await asyncio.sleep(settle)
         await event(subs)
@@ -423,4 +424,67 @@ def test_history_and_channel_routes(server_factory):
             assert st == 400 and word in e["error"], (path, e)
         for s in subs[4:]:
             await s.close()
+    asyncio.run(main())
+
+
+# -- broker = redis: positions in Redis, resume on another node ---------------------
+
+def test_redis_resume_on_another_node(server_factory, redis):
+    """The issue's target with broker = redis, scaled: every subscriber
+    leaves node A and comes back on node B (its own workers, the same
+    Redis) AWAY seconds later; each ends with every message once, in order,
+    and was told it recovered. A third node publishes."""
+    from test_redis import wait_connected
+    nodes = [hist_server(server_factory, broker="redis", redis_url=f"redis://127.0.0.1:{redis.port}")
+             for _ in range(3)]
+    for n in nodes:
+        wait_connected(n)
+
+    async def move(subs):
+        await asyncio.gather(*(s.pause() for s in subs))
+        await asyncio.sleep(AWAY)
+        for s in subs:
+            s.srv, s.want_up = nodes[1], True
+        for i in range(0, len(subs), 50):
+            await asyncio.gather(*(s.connect() for s in subs[i:i + 50]))
+        for s in subs:
+            asyncio.create_task(s.run())
+    subs, sent = run_stream(nodes[0], "across", SUBS // 2, move, pub_node=nodes[2])
+    assert all(len(s.answers) == 2 and s.answers[1]["recovered"] is True for s in subs), \
+        [s.answers for s in subs if len(s.answers) != 2 or s.answers[1].get("recovered") is not True][:3]
+    assert len({a["epoch"] for s in subs for a in s.answers}) == 1
+
+
+def test_redis_not_recovered_and_new_epoch(server_factory, redis):
+    from test_redis import wait_connected
+    a = hist_server(server_factory, broker="redis", redis_url=f"redis://127.0.0.1:{redis.port}", history_size=5)
+    wait_connected(a)
+
+    async def main():
+        s = Resumer(a, "rshort")
+        await s.connect()
+        epoch = s.pos[0]
+        await s.ws.close()
+        for i in range(10):
+            assert publish(pub_port(a), "rshort", f"m{i}")[0] == 202
+        top = 10
+        for ep, off, reason in [(epoch, 2, "too_old"), ("1234", 5, "epoch"), (epoch, 99, "ahead")]:
+            ws = await websockets.connect(a.url(f"/ch/rshort?resume=rshort:{ep}:{off}"), subprotocols=["wsmill.v1"])
+            ans = json.loads(await ws.recv())
+            assert ans["recovered"] is False and ans["reason"] == reason and ans["offset"] == top, ans
+            publish(pub_port(a), "rshort", "live")
+            top += 1
+            assert await ws.recv() == f"rshort {top}\nlive"
+            await ws.close()
+        ws = await websockets.connect(a.url(f"/ch/rshort?resume=rshort:{epoch}:{top - 2}"),
+                                      subprotocols=["wsmill.v1"])
+        ans = json.loads(await ws.recv())
+        assert ans["recovered"] is True and ans["offset"] == top, ans
+        assert [await ws.recv() for _ in range(2)] == [f"rshort {top - 1}\nlive", f"rshort {top}\nlive"]
+        await ws.close()
+        redis.cmd("DEL", "wsmill:rshort:e")  # the history is lost: a new epoch
+        ws = await websockets.connect(a.url(f"/ch/rshort?resume=rshort:{epoch}:{top}"), subprotocols=["wsmill.v1"])
+        ans = json.loads(await ws.recv())
+        assert ans["recovered"] is False and ans["reason"] == "epoch" and ans["epoch"] != epoch, ans
+        await ws.close()
     asyncio.run(main())

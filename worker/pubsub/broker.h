@@ -13,9 +13,15 @@ struct worker;
 /* How a broker hands messages back to this worker's subscribers. */
 struct broker_sink {
     /* A message for channel `via` whose publish named `list` ("a" or
-     * "a,b"): delivered to via's local subscribers, once each. */
+     * "a,b"): delivered to via's local subscribers, once each. offset is
+     * via's offset for it (docs/history.md), 0 when the broker has none. */
     void (*deliver)(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
-                    unsigned opcode, const uint8_t *payload, size_t len);
+                    unsigned opcode, const uint8_t *payload, size_t len, uint64_t offset);
+    /* The broker confirmed that messages for name now reach this worker
+     * (len 0: its own sync channel, for history reads). */
+    void (*subscribed)(struct worker *w, const char *name, size_t len);
+    /* A history read's marker came back (redis_hist.c). */
+    void (*synced)(struct worker *w, uint64_t token);
     /* Calls fn with every channel that has local subscribers. */
     void (*each_channel)(struct worker *w, void (*fn)(struct worker *w, const char *name, size_t len));
 };

@@ -103,6 +103,8 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n,
     ch->name_len = (uint8_t)n;
     ch->env = (uint8_t)env;
     ch->hidx = store_index(w, name, n);
+    struct channel *other = channel_find_kind(w, name, n, !env);
+    ch->live = other ? other->live : 0; /* Redis: one SUBSCRIBE per name */
     if (w->nchannels >= w->nbuckets)
         rehash(w);
     struct channel **b = bucket(w, name, n, env);
@@ -119,7 +121,7 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n,
 
 void channel_maybe_free(struct worker *w, struct channel *ch)
 {
-    if (ch->nsubs || ch->active || ch->pinned)
+    if (ch->nsubs || ch->active || ch->pinned || ch->holds)
         return;
     struct channel **pp = bucket(w, ch->name, ch->name_len, ch->env);
     while (*pp != ch)
@@ -171,6 +173,7 @@ int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int en
     if (!s)
         return -1;
     s->n = 0;
+    s->pending = NULL;
     c->ep = s;
     for (int i = 0; i < n; i++) {
         int dup = 0; /* /ch/A,A joins A once */
@@ -192,12 +195,39 @@ int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int en
     return 0;
 }
 
+struct channel *channels_hold(struct worker *w, const char *name, size_t n)
+{
+    struct channel *ch = channel_get(w, name, n, 1);
+    if (ch)
+        ch->holds++;
+    return ch;
+}
+
+void channels_release(struct worker *w, struct channel *ch)
+{
+    ch->holds--;
+    channel_maybe_free(w, ch);
+}
+
+/* The broker's confirmation that name is subscribed (Redis). */
+static void subscribed(struct worker *w, const char *name, size_t n)
+{
+    for (int env = 0; env < 2; env++) {
+        struct channel *ch = channel_find_kind(w, name, n, env);
+        if (ch)
+            ch->live = 1;
+    }
+    histsub_redis_subscribed(w);
+}
+
 /* The endpoint's close: leaves every channel. */
 static void unsubscribe_all(struct conn *c)
 {
     struct conn_subs *s = c->ep;
     if (!s)
         return;
+    if (s->pending)
+        histsub_redis_cancel(conn_worker(c), s->pending);
     struct worker *w = conn_worker(c);
     for (int i = 0; i < s->n; i++) {
         struct channel *ch = s->e[i].ch;
@@ -262,6 +292,8 @@ static void client_publish(struct conn *c, unsigned opcode, const uint8_t *paylo
     /* One record naming all its channels: a connection in several of them
      * gets the message once. */
     struct conn_subs *s = channel_subs_of(c);
+    if (!s->n)
+        return; /* a wsmill.v1 open still waiting for Redis: it has no channels yet */
     char list[RING_CHANNEL_MAX];
     size_t n = 0;
     for (int i = 0; i < s->n && n + s->e[i].ch->name_len + 1 <= sizeof(list); i++) {
@@ -342,6 +374,8 @@ const struct endpoint channels_endpoint = {
 
 static const struct broker_sink sink = {
     .deliver = fanout_deliver,
+    .subscribed = subscribed,
+    .synced = histsub_redis_synced,
     .each_channel = each_channel,
 };
 

@@ -50,6 +50,8 @@
 /* Frees frames older than `upto`. */
 static void log_trim(struct worker *w, struct channel *ch, uint32_t upto)
 {
+    if (ch->holds)
+        return; /* a wsmill.v1 client waits for Redis's answer: it may need these (histsub_redis.c) */
     while (ch->tail != upto) {
         struct shbuf *b = ch->log[ch->tail & (ch->log_cap - 1)];
         w->log_bytes -= b->len;
@@ -60,6 +62,8 @@ static void log_trim(struct worker *w, struct channel *ch, uint32_t upto)
 
 void fanout_channel_free(struct worker *w, struct channel *ch)
 {
+    if (ch->holds)
+        return;
     if (ch->log)
         log_trim(w, ch, ch->pass_start);
     free(ch->log);
@@ -344,8 +348,10 @@ static int subscribed_to_any(const struct conn *c, struct channel **chs, int n)
 }
 
 void fanout_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
-                    unsigned opcode, const uint8_t *payload, size_t len)
+                    unsigned opcode, const uint8_t *payload, size_t len, uint64_t offset)
 {
+    if (offset && w->nenv) /* the wsmill.v1 side: its own frame, with via's offset */
+        histsub_redis_frame(w, via, via_len, offset, opcode, payload, len);
     struct channel *ch = channel_find(w, via, via_len);
     if (!ch || !ch->nsubs)
         return;

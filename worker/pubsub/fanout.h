@@ -27,6 +27,6 @@ void fanout_read_until(struct worker *w, uint64_t stop);
  * (they get it through that one), so each gets it exactly once. A
  * single-channel message is swept like a ring record. */
 void fanout_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
-                    unsigned opcode, const uint8_t *payload, size_t len);
+                    unsigned opcode, const uint8_t *payload, size_t len, uint64_t offset);
 
 #endif

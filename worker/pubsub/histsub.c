@@ -31,24 +31,22 @@
 #include "channel.h"
 #include "fanout.h"
 
-#define LINE_MAX (HS_CHANNEL_MAX + 24) /* "NAME OFFSET\n" */
-
 static int64_t now_ms(void)
 {
     return (int64_t)(mono_ns() / 1000000);
 }
 
-static size_t env_line(char *line, const char *name, size_t nl, uint64_t off)
+size_t histsub_env_line(char *line, const char *name, size_t nl, uint64_t off)
 {
-    return (size_t)snprintf(line, LINE_MAX, "%.*s %" PRIu64 "\n", (int)nl, name, off);
+    return (size_t)snprintf(line, HISTSUB_LINE_MAX, "%.*s %" PRIu64 "\n", (int)nl, name, off);
 }
 
 /* A v1 frame for (name, off) with room for len payload bytes at *payload. */
-static struct shbuf *env_frame(unsigned opcode, const char *name, size_t nl, uint64_t off, size_t len,
-                               uint8_t **payload)
+struct shbuf *histsub_env_frame(unsigned opcode, const char *name, size_t nl, uint64_t off, size_t len,
+                                uint8_t **payload)
 {
-    char line[LINE_MAX];
-    size_t ll = env_line(line, name, nl, off);
+    char line[HISTSUB_LINE_MAX];
+    size_t ll = histsub_env_line(line, name, nl, off);
     uint8_t hdr[WS_MAX_HEADER];
     size_t hl = ws_build_header(hdr, opcode, 1, ll + len);
     struct shbuf *sb = malloc(sizeof(*sb) + hl + ll + len);
@@ -72,7 +70,7 @@ static int fill_one(void *arg, uint64_t offset, unsigned opcode, const struct io
     struct fill *f = arg;
     size_t len = piece[0].iov_len + (npieces > 1 ? piece[1].iov_len : 0);
     uint8_t *p;
-    struct shbuf *sb = env_frame(opcode, f->ch->name, f->ch->name_len, offset, len, &p);
+    struct shbuf *sb = histsub_env_frame(opcode, f->ch->name, f->ch->name_len, offset, len, &p);
     if (!sb)
         return -1;
     memcpy(p, piece[0].iov_base, piece[0].iov_len);
@@ -108,7 +106,7 @@ void histsub_ring_record(struct worker *w, const struct ring_msg *m)
         if (ch->last_off && m->offs[i] > ch->last_off + 1)
             fill_gap(w, ch, m->offs[i] - 1);
         uint8_t *p;
-        struct shbuf *sb = env_frame(m->opcode, name, nl, m->offs[i], m->len, &p);
+        struct shbuf *sb = histsub_env_frame(m->opcode, name, nl, m->offs[i], m->len, &p);
         if (!sb || ring_copy_payload(w->ring, m, p) == -1) {
             free(sb); /* lapped: the raw side counts it missed */
             continue;
@@ -122,13 +120,7 @@ void histsub_ring_record(struct worker *w, const struct ring_msg *m)
 
 /* ---- opening a subscriber -------------------------------------------------- */
 
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void *buf_room(struct buf *b, size_t n)
+static void *buf_room(struct hbuf *b, size_t n)
 {
     if (b->failed)
         return NULL;
@@ -149,8 +141,15 @@ static void *buf_room(struct buf *b, size_t n)
     return at;
 }
 
-static void buf_frame(struct buf *b, unsigned opcode, const char *line, size_t ll, const struct iovec *piece,
-                      int npieces)
+void histsub_buf_raw(struct hbuf *b, const void *data, size_t len)
+{
+    uint8_t *at = buf_room(b, len);
+    if (at && len)
+        memcpy(at, data, len);
+}
+
+void histsub_buf_frame(struct hbuf *b, unsigned opcode, const char *line, size_t ll,
+                       const struct iovec *piece, int npieces)
 {
     size_t len = ll;
     for (int i = 0; i < npieces; i++)
@@ -171,7 +170,7 @@ static void buf_frame(struct buf *b, unsigned opcode, const char *line, size_t l
 }
 
 struct catchup {
-    struct buf *b;
+    struct hbuf *b;
     const char *name;
     size_t nl;
 };
@@ -179,19 +178,25 @@ struct catchup {
 static int catchup_one(void *arg, uint64_t offset, unsigned opcode, const struct iovec *piece, int npieces)
 {
     struct catchup *cu = arg;
-    char line[LINE_MAX];
-    buf_frame(cu->b, opcode, line, env_line(line, cu->name, cu->nl, offset), piece, npieces);
+    char line[HISTSUB_LINE_MAX];
+    histsub_buf_frame(cu->b, opcode, line, histsub_env_line(line, cu->name, cu->nl, offset), piece, npieces);
     return cu->b->failed ? -1 : 0;
 }
 
-static void answer(struct buf *b, const char *name, size_t nl, const struct history_chan *hc, int asked,
+static void answer(struct hbuf *b, const char *name, size_t nl, const struct history_chan *hc, int asked,
                    enum history_result r)
+{
+    histsub_answer(b, name, nl, hc->epoch, hc->top, asked, (int)r);
+}
+
+void histsub_answer(struct hbuf *b, const char *name, size_t nl, uint64_t epoch, uint64_t top, int asked,
+                    int r)
 {
     char js[HS_CHANNEL_MAX + 160];
     int n = snprintf(js, sizeof js,
                      "{\"type\":\"subscribed\",\"channel\":\"%.*s\",\"epoch\":\"%016" PRIx64
                      "\",\"offset\":%" PRIu64 "%s%s%s%s}",
-                     (int)nl, name, hc->epoch, hc->top,
+                     (int)nl, name, epoch, top,
                      !asked                   ? ""
                      : r == HISTORY_RECOVERED ? ",\"recovered\":true"
                                               : ",\"recovered\":false",
@@ -199,7 +204,7 @@ static void answer(struct buf *b, const char *name, size_t nl, const struct hist
                      asked && r != HISTORY_RECOVERED ? history_result_name(r) : "",
                      asked && r != HISTORY_RECOVERED ? "\"" : "");
     struct iovec none = {NULL, 0};
-    buf_frame(b, WS_OP_TEXT, js, (size_t)n, &none, 1);
+    histsub_buf_frame(b, WS_OP_TEXT, js, (size_t)n, &none, 1);
 }
 
 /* The resume positions as an index per channel of the list (-1: none).
@@ -249,7 +254,7 @@ static int listed_before(const char *list, const char *name, size_t nl)
 /* Under the lock: every channel's answer and catch-up into b; returns the
  * ring's record count at that moment. */
 static uint64_t snapshot(struct worker *w, const char *list, size_t len, const char *rbuf,
-                         const struct resume_pos *pos, const int *which, struct buf *b, uint64_t *tops)
+                         const struct resume_pos *pos, const int *which, struct hbuf *b, uint64_t *tops)
 {
     struct history *h = w->history;
     int64_t now = now_ms(), ttl = w->cfg.history_ttl;
@@ -278,6 +283,7 @@ static uint64_t snapshot(struct worker *w, const char *list, size_t len, const c
 
 int histsub_check_query(struct worker *w, const char *query, size_t len, int offered, const char **why)
 {
+    (void)w;
     const char *v;
     size_t vl;
     int has = resume_find(query, len, &v, &vl);
@@ -288,12 +294,6 @@ int histsub_check_query(struct worker *w, const char *query, size_t len, int off
     if (has && !offered) {
         *why = "resume needs Sec-WebSocket-Protocol: wsmill.v1 (docs/history.md)";
         return 400;
-    }
-    if (offered && w->cfg.broker == BROKER_REDIS) {
-        /* Offsets would have to come from Redis (docs/history.md, "Not yet"):
-         * a clear refusal, never a stream without positions. */
-        *why = "wsmill.v1 (positions and resume) is not available with broker = redis yet";
-        return 501;
     }
     return 0;
 }
@@ -321,7 +321,12 @@ int histsub_open(struct conn *c, const char *list, size_t len, const char *query
         free(rbuf);
         return refuse(c, resp, resp_len, why);
     }
-    struct buf b = {0};
+    if (w->cfg.broker == BROKER_REDIS) {
+        int rc = histsub_redis_open(c, list, len, rbuf, pos, which, resp, resp_len);
+        free(rbuf);
+        return rc;
+    }
+    struct hbuf b = {0};
     static uint64_t tops[1024];
     uint64_t t = snapshot(w, list, len, rbuf, pos, which, &b, tops);
     free(rbuf);
