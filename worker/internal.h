@@ -64,6 +64,7 @@ struct conn {
 struct shbuf {
     uint32_t refs;
     uint32_t len;
+    uint64_t published_ns; /* mono_ns() at publish (ring), 0 when unknown (broker) */
     uint8_t data[];
 };
 
@@ -150,7 +151,7 @@ struct worker {
     uint64_t missed_logged; /* reader.missed when we last logged it */
     uint32_t *marks;        /* per fd: last multi-channel record delivered (dedupe) */
     uint32_t mark_gen;
-    void *pubapi;          /* the publish API listener (pubapi.c) */
+    void *pubapi;          /* the HTTP service on publish_listen (http/listener.c) */
     struct broker *broker; /* broker = redis (broker.c), else NULL */
 };
 
@@ -245,13 +246,6 @@ void channels_deliver(struct worker *w, const char *via, size_t via_len, const c
                       unsigned opcode, const uint8_t *payload, size_t len);
 /* Calls fn with the name of every channel that has local subscribers. */
 void channels_each(struct worker *w, void (*fn)(struct worker *w, const char *name, size_t len));
-
-/* pubapi.c: the HTTP publish API on publish_listen. */
-/* Binds its own SO_REUSEPORT listener when publish_listen is set. Returns 0
- * (also when turned off), -1 when the address cannot be bound (logged). */
-int pubapi_start(struct worker *w);
-/* Stops accepting and closes idle keep-alive connections (drain). */
-void pubapi_stop(struct worker *w);
 
 /* http.c: the upgrade request. */
 void *http_state_new(void);

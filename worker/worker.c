@@ -16,6 +16,8 @@
 
 #include "../common/log.h"
 #include "broker.h"
+#include "http/listener.h"
+#include "http/metrics.h"
 #include "internal.h"
 
 #define ACCEPTS_PER_WAKEUP 128 /* bound one wakeup's accept work */
@@ -105,11 +107,12 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     if (atomic_load_explicit(&w->shm->config_generation, memory_order_acquire) != w->cfg_generation)
         apply_config(w);
     wheel_advance(w, now_ticks(w));
+    metrics_tick(w);
 }
 
 static void stop_accepting(struct worker *w)
 {
-    pubapi_stop(w);
+    http_listener_stop(w);
     w->draining = 1;
     atomic_store(&w->slot->state, WORKER_DRAINING);
     ev_io_stop(w->loop, &w->accept_io);
@@ -264,7 +267,7 @@ static int setup(struct worker *w, const struct worker_spec *spec)
     channels_init(w);
     if (w->cfg.broker == BROKER_REDIS && broker_start(w) == -1)
         return -1;
-    if (pubapi_start(w) == -1)
+    if (http_listener_start(w) == -1)
         return -1;
     return drop_privileges(w, spec);
 }

@@ -1,0 +1,19 @@
+/* route_status.c: GET /status, the snapshot of snapshot.c as JSON (the
+ * same figures the dashboard charts; the status socket has more). */
+#include "hbuf.h"
+#include "http.h"
+#include "snapshot.h"
+
+static void done(struct http_conn *hc)
+{
+    struct hbuf b = {0};
+    snapshot_json(hc->svc->w, &b);
+    hbuf_printf(&b, "\n");
+    if (b.failed)
+        http_refuse(hc, 503, "out of memory for the status", 0);
+    else
+        http_respond(hc, 200, "application/json", "Cache-Control: no-store\r\n", b.p, b.len);
+    hbuf_free(&b);
+}
+
+const struct http_route route_status = {"/status", ROUTE_EXACT, "GET", auth_metrics_head, done};
