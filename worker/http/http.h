@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "../internal.h"
+#include "history.h"
 #include "request.h"
 
 enum http_conn_state {
@@ -28,9 +29,10 @@ struct http_service {
     int fd;
     ev_io accept_io;
     ev_timer accept_pause;
-    ev_timer stream_tick; /* once a second while event streams are open */
+    ev_timer tick; /* once a second: history sample, event streams (stream.c) */
     struct http_conn *conns;
     int nstreams;
+    struct history history;
     int stopped;
     char name[CONFIG_STR_MAX];
 };
@@ -107,7 +109,10 @@ const char *auth_why(const struct http_request *r, const char *key);
  * methods, 401 without metrics_token (when set). */
 int auth_metrics_head(struct http_conn *hc, const char **why);
 
-/* stream.c: Server-Sent Events of the status snapshot, once a second. */
+/* stream.c: the one-second tick (history, Server-Sent Events). */
+void stream_init(struct http_service *svc);
+void stream_stop(struct http_service *svc);
+/* Answers hc with an event stream: the history, then a snapshot a second. */
 void stream_start(struct http_conn *hc);
 void stream_end(struct http_conn *hc);
 

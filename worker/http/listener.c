@@ -84,6 +84,7 @@ int http_listener_start(struct worker *w)
     ev_io_start(w->loop, &svc->accept_io);
     ev_timer_init(&svc->accept_pause, accept_resume_cb, ACCEPT_PAUSE_S, 0);
     w->pubapi = svc;
+    stream_init(svc);
     log_debug("HTTP service listening on %s", svc->name);
     return 0;
 }
@@ -96,6 +97,7 @@ void http_listener_stop(struct worker *w)
     svc->stopped = 1;
     ev_io_stop(w->loop, &svc->accept_io);
     ev_timer_stop(w->loop, &svc->accept_pause);
+    stream_stop(svc);
     if (close(svc->fd) == -1)
         log_error("close(%d) of publish_listen %s failed: %s", svc->fd, svc->name, strerror(errno));
     svc->fd = -1;

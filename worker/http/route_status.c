@@ -1,5 +1,8 @@
 /* route_status.c: GET /status, the snapshot of snapshot.c as JSON (the
  * same figures the dashboard charts; the status socket has more). */
+#include <time.h>
+
+#include "collect.h"
 #include "hbuf.h"
 #include "http.h"
 #include "snapshot.h"
@@ -7,7 +10,13 @@
 static void done(struct http_conn *hc)
 {
     struct hbuf b = {0};
-    snapshot_json(hc->svc->w, &b);
+    struct collect c;
+    struct hist_sample now;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    collect_totals(hc->svc->w->shm, &c);
+    history_peek(&hc->svc->history, &c, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &now);
+    snapshot_json(hc->svc->w, &c, &now, &b);
     hbuf_printf(&b, "\n");
     if (b.failed)
         http_refuse(hc, 503, "out of memory for the status", 0);

@@ -2,18 +2,10 @@
 #include "snapshot.h"
 
 #include <inttypes.h>
-#include <time.h>
 
 #include "../internal.h"
 #include "collect.h"
-
-static void hist(struct hbuf *b, const char *name, struct shm_hist *h)
-{
-    hbuf_printf(b, ",\"%s\":{\"sum_us\":%" PRIu64 ",\"buckets\":[", name, shm_get(&h->sum_us));
-    for (int i = 0; i <= SHM_HIST_BUCKETS; i++)
-        hbuf_printf(b, "%s%" PRIu64, i ? "," : "", shm_get(&h->bucket[i]));
-    hbuf_printf(b, "]}");
-}
+#include "history.h"
 
 static void workers(struct hbuf *b, struct shm *s)
 {
@@ -54,42 +46,29 @@ static void closes_and_refusals(struct hbuf *b, struct worker_slot *t)
                 shm_get(&t->backpressure_closes), shm_get(&t->slow_drops), shm_get(&t->slow_closes));
 }
 
-void snapshot_json(struct worker *w, struct hbuf *b)
+void snapshot_json(struct worker *w, const struct collect *cp, const struct hist_sample *sample,
+                   struct hbuf *b)
 {
     struct shm *s = w->shm;
-    struct collect c;
-    collect_totals(s, &c);
-    struct worker_slot *t = &c.sum;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    struct collect *c = (struct collect *)cp; /* shm_get takes no const */
+    struct worker_slot *t = &c->sum;
+    hbuf_printf(b, "{");
+    history_sample_fields(sample, b);
     hbuf_printf(b,
-                "{\"time_ms\":%" PRId64 ",\"uptime\":%" PRId64 ",\"config_generation\":%" PRIu64
-                ",\"reloads\":%" PRIu64 ",\"worker_deaths\":%" PRIu64 ",\"connections\":%" PRIu64
-                ",\"max_connections\":%" PRId64 ",\"accepted\":%" PRIu64 ",\"handshakes\":%" PRIu64
-                ",\"messages_in\":%" PRIu64 ",\"messages_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64
-                ",\"bytes_out\":%" PRIu64 ",\"channels\":%" PRIu64 ",\"subscriptions\":%" PRIu64
-                ",\"publishes\":%" PRIu64 ",\"deliveries\":%" PRIu64 ",\"ring_missed\":%" PRIu64,
-                (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, (int64_t)now.tv_sec - s->start_time,
-                (uint64_t)atomic_load(&s->config_generation), shm_get(&s->reloads),
-                shm_get(&s->worker_deaths), c.connections, w->cfg.max_connections, shm_get(&t->accepted),
-                shm_get(&t->handshakes), shm_get(&t->messages_in), shm_get(&t->messages_out),
-                shm_get(&t->bytes_in), shm_get(&t->bytes_out), c.channels, c.subscriptions,
-                shm_get(&t->publishes), shm_get(&t->deliveries), shm_get(&t->ring_missed));
+                ",\"uptime\":%" PRId64 ",\"config_generation\":%" PRIu64 ",\"reloads\":%" PRIu64
+                ",\"worker_deaths\":%" PRIu64 ",\"max_connections\":%" PRId64 ",\"accepted\":%" PRIu64
+                ",\"channels\":%" PRIu64 ",\"subscriptions\":%" PRIu64 ",\"ring_missed\":%" PRIu64,
+                sample->time_ms / 1000 - s->start_time, (uint64_t)atomic_load(&s->config_generation),
+                shm_get(&s->reloads), shm_get(&s->worker_deaths), w->cfg.max_connections,
+                shm_get(&t->accepted), c->channels, c->subscriptions, shm_get(&t->ring_missed));
     hbuf_printf(
         b,
         ",\"broker\":{\"kind\":\"%s\",\"connected\":%d,\"down\":%d,\"connecting\":%d,\"reconnects\":%" PRIu64
         ",\"lost\":%" PRIu64 "}",
-        w->cfg.broker == BROKER_REDIS ? "redis" : "local", c.brokers[BROKER_STATE_CONNECTED],
-        c.brokers[BROKER_STATE_DOWN], c.brokers[BROKER_STATE_CONNECTING], shm_get(&t->broker_reconnects),
+        w->cfg.broker == BROKER_REDIS ? "redis" : "local", c->brokers[BROKER_STATE_CONNECTED],
+        c->brokers[BROKER_STATE_DOWN], c->brokers[BROKER_STATE_CONNECTING], shm_get(&t->broker_reconnects),
         shm_get(&t->broker_lost));
     workers(b, s);
     closes_and_refusals(b, t);
-    hbuf_printf(b, ",\"bounds_us\":[");
-    for (int i = 0; i < SHM_HIST_BUCKETS; i++)
-        hbuf_printf(b, "%s%u", i ? "," : "", shm_hist_bounds_us[i]);
-    hbuf_printf(b, "]");
-    hist(b, "delay", &t->hist_delay);
-    hist(b, "handshake", &t->hist_handshake);
-    hist(b, "pass", &t->hist_pass);
     hbuf_printf(b, "}");
 }

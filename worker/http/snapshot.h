@@ -6,8 +6,11 @@
 #include "hbuf.h"
 
 struct worker;
+struct collect;
+struct hist_sample;
 
-/* Appends the snapshot (one line of JSON, no newline) to b. */
-void snapshot_json(struct worker *w, struct hbuf *b);
+/* Appends the snapshot of c (collect_totals) and its sample s (the
+ * charted figures: history.h) to b as one line of JSON, no newline. */
+void snapshot_json(struct worker *w, const struct collect *c, const struct hist_sample *s, struct hbuf *b);
 
 #endif

@@ -12,9 +12,12 @@ const CHARTS = {
   connections: [['connections', 0]], handshakes: [['hs', 0], ['refused', 3]], messages: [['in', 0], ['out', 1]],
   deliveries: [['deliveries', 0], ['publishes', 2]], delay: [['delay50', 0], ['delay99', 3]], hstime: [['hs50', 0], ['hs99', 3]],
 };
+const CLOSE_NAMES = { 1000: 'normal', 1001: 'going away', 1002: 'protocol error', 1003: 'unsupported data',
+  1006: 'abnormal', 1007: 'invalid payload', 1008: 'policy', 1009: 'too big', 1011: 'server error', 1013: 'try again' };
 const hist = {};      /* series name -> [[t, v], ...] */
 const minute = [];    /* snapshots of the last minute, for "last minute" columns */
-let prev = null;
+let prev = null;       /* the last live snapshot */
+let lastSample = null; /* the newest history sample, until the first snapshot */
 
 function $(id) { return document.getElementById(id); }
 
@@ -31,7 +34,8 @@ function fmt(v, unit) {
 }
 
 function fmtSeconds(s) {
-  if (s === null || !isFinite(s)) return '-';
+  if (s === null || s === undefined || !isFinite(s)) return '-';
+  if (s === 0) return '0';
   if (s < 1e-3) return (s * 1e6).toFixed(0) + ' µs';
   if (s < 1) return (s * 1e3).toFixed(s < 0.01 ? 2 : 1) + ' ms';
   return s.toFixed(2) + ' s';
@@ -48,22 +52,6 @@ function push(name, t, v) {
   while (a.length && a[0][0] < t - WINDOW_S) a.shift();
 }
 
-/* Quantile q of the observations between two cumulative histograms, by
- * linear interpolation inside the bucket; null when there were none. */
-function quantile(bounds, now, before, q) {
-  const d = now.buckets.map((c, i) => c - (before ? before.buckets[i] : 0));
-  const total = d.reduce((x, y) => x + y, 0);
-  if (!total) return null;
-  let rank = q * total, lo = 0;
-  for (let i = 0; i < d.length; i++) {
-    const hi = i < bounds.length ? bounds[i] : bounds[bounds.length - 1] * 2;
-    if (rank <= d[i]) return (lo + (hi - lo) * (d[i] ? rank / d[i] : 0)) / 1e6;
-    rank -= d[i];
-    lo = hi;
-  }
-  return lo / 1e6;
-}
-
 function draw(canvas) {
   const def = CHARTS[canvas.dataset.chart], names = def.map(d => d[0]);
   const seconds = canvas.dataset.chart === 'delay' || canvas.dataset.chart === 'hstime';
@@ -73,19 +61,19 @@ function draw(canvas) {
   const g = canvas.getContext('2d');
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
-  const now = prev ? prev.time_ms / 1000 : 0;
+  const latest = prev || lastSample, now = latest ? latest.time_ms / 1000 : 0;
   let max = 0;
   for (const n of names) for (const [, v] of hist[n] || []) if (v !== null && v > max) max = v;
-  max = max > 0 ? niceCeil(max * 1.1) : 1;
+  max = max > 0 ? niceCeil(max * 1.05) : seconds ? 0.001 : 4;
   const left = 48, bottom = 16, top = 6, ph = h - bottom - top, pw = w - left - 4;
   g.font = '11px system-ui, sans-serif';
   g.fillStyle = '#7d8a98';
   g.strokeStyle = '#26303b';
   g.lineWidth = 1;
-  for (let i = 0; i <= 3; i++) {
-    const y = top + ph - ph * i / 3;
+  for (let i = 0; i <= 4; i++) {
+    const y = top + ph - ph * i / 4;
     g.beginPath(); g.moveTo(left, Math.round(y) + .5); g.lineTo(w - 4, Math.round(y) + .5); g.stroke();
-    const v = max * i / 3;
+    const v = max * i / 4;
     g.fillText(seconds ? fmtSeconds(v) : fmt(v), 2, y + 4);
   }
   g.fillText('-5 min', left, h - 3);
@@ -110,13 +98,15 @@ function draw(canvas) {
   });
 }
 
+/* A round ceiling that divides into 4 round steps. */
 function niceCeil(v) {
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 1.5, 2, 3, 5, 7.5, 10]) if (v <= m * p) return m * p;
+  for (const m of [1, 2, 4, 6, 8, 10]) if (v <= m * p) return m * p;
   return 10 * p;
 }
 
-function rows(tbody, items) {
+function rows(tbody, items, empty) {
+  if (!items.length) items = [[empty, '', '']];
   tbody.innerHTML = items.map(r => '<tr>' + r.map((c, i) => '<td' + (i ? ' class="num"' : '') + '>' + c + '</td>').join('') + '</tr>').join('');
 }
 
@@ -130,10 +120,13 @@ function tables(s) {
       cpu === null ? '-' : cpu.toFixed(1) + '%', w.broker];
   }));
   const lastMin = (get) => (old ? get(s) - get(old) : 0);
-  rows($('close-table').tBodies[0], Object.keys(s.closes).map(c => [c, fmt(s.closes[c]), fmt(lastMin(x => x.closes[c]))]));
-  const rej = Object.keys(s.refused).map(r => [r.replace(/_/g, ' '), fmt(s.refused[r]), fmt(lastMin(x => x.refused[r]))]);
-  const lim = Object.keys(s.limits).map(r => [r.replace(/_/g, ' '), fmt(s.limits[r]), fmt(lastMin(x => x.limits[r]))]);
-  rows($('reject-table').tBodies[0], rej.concat(lim));
+  /* only what happened: a quiet server shows a short table */
+  const closes = Object.keys(s.closes).filter(c => s.closes[c]);
+  rows($('close-table').tBodies[0], closes.map(c => [CLOSE_NAMES[c] ? c + ' <span class="dim">' + CLOSE_NAMES[c] + '</span>' : c,
+    fmt(s.closes[c]), fmt(lastMin(x => x.closes[c]))]), 'no connection closed yet');
+  const rej = Object.keys(s.refused).filter(r => s.refused[r]).map(r => ['handshake: ' + r.replace(/_/g, ' '), fmt(s.refused[r]), fmt(lastMin(x => x.refused[r]))]);
+  const lim = Object.keys(s.limits).filter(r => s.limits[r]).map(r => [r.replace(/_/g, ' '), fmt(s.limits[r]), fmt(lastMin(x => x.limits[r]))]);
+  rows($('reject-table').tBodies[0], rej.concat(lim), 'nothing refused, no limit hit');
 }
 
 function header(s) {
@@ -149,32 +142,44 @@ function header(s) {
   el.className = 'badge ' + (b.kind === 'local' || b.connected === live ? 'ok' : b.connected ? 'warn' : 'bad');
 }
 
-function onSnapshot(s) {
+/* The charted figures of sample s, with rates against the sample before
+ * it (p). History samples and live snapshots share these fields. */
+function addPoint(s, p) {
   const t = s.time_ms / 1000;
+  push('connections', t, s.connections);
+  if (!p || s.time_ms <= p.time_ms) return null;
+  const dt = (s.time_ms - p.time_ms) / 1000, r = k => Math.max(0, s[k] - p[k]) / dt;
+  const rates = { hs: r('handshakes'), refused: r('refused_total'), in: r('messages_in'), out: r('messages_out'),
+    bin: r('bytes_in'), bout: r('bytes_out'), deliveries: r('deliveries'), publishes: r('publishes') };
+  for (const k of ['hs', 'refused', 'in', 'out', 'deliveries', 'publishes']) push(k, t, rates[k]);
+  push('delay50', t, s.delay_p50); push('delay99', t, s.delay_p99);
+  push('hs50', t, s.handshake_p50); push('hs99', t, s.handshake_p99);
+  return rates;
+}
+
+function onHistory(samples) {
+  for (const k in hist) delete hist[k];
+  samples.forEach((s, i) => addPoint(s, samples[i - 1]));
+  lastSample = samples.length ? samples[samples.length - 1] : null;
+  prev = null;
+}
+
+function onSnapshot(s) {
   $('connections').textContent = fmt(s.connections);
   $('conn-max').textContent = 'of ' + fmt(s.max_connections) + ' max · ' + fmt(s.channels) + ' channels';
-  push('connections', t, s.connections);
-  if (prev && s.time_ms > prev.time_ms) {
-    const dt = (s.time_ms - prev.time_ms) / 1000, r = k => (s[k] - prev[k]) / dt;
-    const refused = Object.values(s.refused).reduce((a, b) => a + b, 0) - Object.values(prev.refused).reduce((a, b) => a + b, 0);
-    push('hs', t, r('handshakes')); push('refused', t, refused / dt);
-    push('in', t, r('messages_in')); push('out', t, r('messages_out'));
-    push('deliveries', t, r('deliveries')); push('publishes', t, r('publishes'));
-    const d50 = quantile(s.bounds_us, s.delay, prev.delay, 0.5), d99 = quantile(s.bounds_us, s.delay, prev.delay, 0.99);
-    push('delay50', t, d50); push('delay99', t, d99);
-    push('hs50', t, quantile(s.bounds_us, s.handshake, prev.handshake, 0.5));
-    push('hs99', t, quantile(s.bounds_us, s.handshake, prev.handshake, 0.99));
-    $('hs-rate').textContent = fmt(r('handshakes'));
-    $('hs-refused').textContent = fmt(refused / dt) + ' refused/s';
-    $('in-rate').textContent = fmt(r('messages_in'));
-    $('in-bytes').textContent = fmt(r('bytes_in'), 'B/s');
-    $('out-rate').textContent = fmt(r('messages_out'));
-    $('out-bytes').textContent = fmt(r('bytes_out'), 'B/s');
-    $('del-rate').textContent = fmt(r('deliveries'));
-    $('subs').textContent = fmt(s.subscriptions) + ' subscriptions';
-    $('p99').textContent = fmtSeconds(d99);
-    $('p50').textContent = 'p50 ' + fmtSeconds(d50);
+  const rates = addPoint(s, prev || lastSample);
+  if (rates) {
+    $('hs-rate').textContent = fmt(rates.hs);
+    $('hs-refused').textContent = fmt(rates.refused) + ' refused/s';
+    $('in-rate').textContent = fmt(rates.in);
+    $('in-bytes').textContent = fmt(rates.bin, 'B/s');
+    $('out-rate').textContent = fmt(rates.out);
+    $('out-bytes').textContent = fmt(rates.bout, 'B/s');
+    $('del-rate').textContent = fmt(rates.deliveries);
   }
+  $('subs').textContent = fmt(s.subscriptions) + ' subscriptions';
+  $('p99').textContent = fmtSeconds(s.delay_p99);
+  $('p50').textContent = 'p50 ' + fmtSeconds(s.delay_p50);
   header(s);
   tables(s);
   minute.push(s);
@@ -187,9 +192,11 @@ function connect() {
   const link = $('link');
   const es = new EventSource('/dashboard/events' + location.search);
   es.onopen = () => { link.textContent = 'live'; link.className = 'badge ok'; };
+  es.addEventListener('history', e => onHistory(JSON.parse(e.data)));
   es.onmessage = e => onSnapshot(JSON.parse(e.data));
   es.onerror = () => { link.textContent = 'reconnecting'; link.className = 'badge warn'; };
 }
 
+$('host').textContent = location.host;
 window.addEventListener('resize', () => document.querySelectorAll('canvas[data-chart]').forEach(draw));
 connect();
