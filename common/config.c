@@ -55,15 +55,11 @@ static const struct config_key keys[] = {
     {"log_level", CONFIG_LOGLEVEL, OFF(log_level), 0, 5, "info", 1,
      "debug, info, notice, warn, error or crit", NULL},
     {"publish_listen", CONFIG_STRING, OFF(publish_listen), 0, 0, "127.0.0.1:8081", RELOAD_GENERATION,
-     "HOST:PORT of the HTTP service: the publish API (POST /pub/CHANNEL), /metrics, /healthz, /status, "
-     "/dashboard; empty = none of them",
-     NULL},
+     "HOST:PORT of the HTTP service: /pub/, /metrics, /healthz, /status, /dashboard; empty = none", NULL},
     {"publish_token", CONFIG_STRING, OFF(publish_token), 0, 0, "", 1,
      "when set, the publish API requires `Authorization: Bearer <token>` (401 otherwise)", NULL},
     {"metrics_token", CONFIG_STRING, OFF(metrics_token), 0, 0, "", 1,
-     "when set, /metrics, /status and /dashboard require `Authorization: Bearer <token>` or ?token=<token> "
-     "(401 otherwise); /healthz stays open",
-     NULL},
+     "when set, /metrics, /status, /dashboard/events want it (Bearer or ?token=); /healthz stays open", NULL},
     {"client_publish", CONFIG_BOOL, OFF(client_publish), 0, 1, "off", 1,
      "on: a message a client sends on /ch/NAME is published to its channels; off: refused with 1008", NULL},
     {"max_channels_per_conn", CONFIG_INT, OFF(max_channels_per_conn), 1, 1024, "16", 1,

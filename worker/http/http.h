@@ -13,7 +13,7 @@
 #include <ev.h>
 #include <stddef.h>
 
-#include "../internal.h"
+#include "../worker-t.h"
 #include "history.h"
 #include "request.h"
 

@@ -4,7 +4,8 @@
 #include <sys/resource.h>
 
 #include "../../common/clock.h"
-#include "../internal.h"
+#include "../shbuf.h"
+#include "../worker-t.h"
 
 void metrics_observe_handshake(struct worker *w, uint64_t began_ns)
 {

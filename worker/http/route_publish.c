@@ -8,7 +8,8 @@
 
 #include "../../common/log.h"
 #include "../../common/utf8.h"
-#include "../broker.h"
+#include "../../common/ws_frame.h"
+#include "../pubsub/channels.h"
 #include "http.h"
 
 #define CHAN_MAX 1024 /* max_channels_per_conn's ceiling */
@@ -154,7 +155,7 @@ static void answer_failed(struct http_conn *hc, int err, const char *list, size_
     char body[512], why[320];
     int n;
     if (err == ENOTCONN || err == ENOBUFS) {
-        broker_why(hc->svc->w, why, sizeof(why));
+        channels_why(hc->svc->w, why, sizeof(why));
         n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"broker\":\"redis\"}\n", why);
         http_respond(hc, 503, "application/json", "", body,
                      (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1);
@@ -225,7 +226,7 @@ static void done(struct http_conn *hc)
         }
         msgs++;
     }
-    if (w->broker && !broker_can_publish(w) && msgs > 1) {
+    if (!channels_can_publish(w) && msgs > 1) {
         /* Redis is down: publish_all's first channels_publish fails and
          * answers 503 (never 202 for a message that went nowhere), and
          * broker_publish counts that message lost; the rest of the batch

@@ -3,7 +3,7 @@
 
 #include <inttypes.h>
 
-#include "../internal.h"
+#include "../worker-t.h"
 #include "collect.h"
 #include "history.h"
 
