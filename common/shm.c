@@ -174,6 +174,8 @@ void shm_slot_fold(struct worker_slot *g, struct worker_slot *s)
     add(&g->redis_received, &s->redis_received);
     add(&g->cpu_us, &s->cpu_us);
     add(&g->http_requests, &s->http_requests);
+    add(&g->http_sends, &s->http_sends);
+    add(&g->sends, &s->sends);
     hist_add(&g->hist_pass, &s->hist_pass);
     hist_add(&g->hist_delay, &s->hist_delay);
     hist_add(&g->hist_handshake, &s->hist_handshake);

@@ -132,6 +132,7 @@ struct worker_slot {
     /* for /metrics and the dashboard (worker/http/metrics.c) */
     shm_counter cpu_us;             /* user + system CPU time of the worker, updated every tick */
     shm_counter http_requests;      /* requests answered by the HTTP service (every route) */
+    shm_counter http_sends;         /* send calls of the HTTP service (a pipelined batch: one) */
     struct shm_hist hist_pass;      /* fan-out pass length */
     struct shm_hist hist_delay;     /* publish (ring) to the end of the pass that sent it */
     struct shm_hist hist_handshake; /* accept to 101 */

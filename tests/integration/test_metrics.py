@@ -299,3 +299,23 @@ def test_pipelined_requests_on_several_routes_answer_in_order(server_factory, cl
         length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
         data = rest[length:]
     assert statuses == [200, 202, 200, 404, 200], statuses
+
+
+def test_a_pipelined_batch_is_answered_in_one_send(server_factory, clients):
+    srv = server_factory(workers=1)
+    before = samples(metrics(srv))
+    sock = socket.create_connection(("127.0.0.1", pub_port(srv)), timeout=10)
+    clients.append(sock)
+    batch = b"".join(b"POST /pub/one HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n%d" % (i % 10) for i in range(20))
+    sock.sendall(batch + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    assert data.count(b"HTTP/1.1 202 Accepted") == 20 and data.count(b"HTTP/1.1 200 OK") == 1, data[-200:]
+    after = samples(metrics(srv))
+    # the /metrics answer that took `before` was sent after it was counted
+    assert after["wsmill_http_requests_total"] - before["wsmill_http_requests_total"] == 22
+    assert after["wsmill_http_sends_total"] - before["wsmill_http_sends_total"] == 2, (before, after)

@@ -63,6 +63,7 @@ static int flush(struct http_conn *hc)
 {
     while (hc->out_off < hc->out_len) {
         ssize_t n = send(hc->io.fd, hc->out + hc->out_off, hc->out_len - hc->out_off, MSG_NOSIGNAL);
+        shm_add(&hc->svc->w->slot->http_sends, 1);
         if (n == -1) {
             if (errno == EINTR)
                 continue;

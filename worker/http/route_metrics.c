@@ -159,6 +159,11 @@ static void node(struct hbuf *b, struct shm *s, const struct collect *c, struct 
             shm_get(&s->worker_deaths));
     gauge(b, "start_time_seconds", "Unix time the master started", (double)s->start_time);
     counter(b, "http_requests_total", "Requests answered by this HTTP service", shm_get(&t->http_requests));
+    counter(b, "http_sends_total",
+            "Send calls of this HTTP service (answers to a pipelined batch leave in one)",
+            shm_get(&t->http_sends));
+    counter(b, "sends_total", "sendmsg calls on WebSocket connections (one per read: corked output)",
+            shm_get(&t->sends));
     head(b, "build_info", "gauge", "Always 1; the labels say which build runs");
     hbuf_printf(b, P "build_info{version=\"%s\",shm_layout=\"%d\"} 1\n", WSMILL_VERSION, SHM_LAYOUT_VERSION);
 }
