@@ -2,6 +2,7 @@
  * defaults, parsing (libinih), validation, formatting, diffing. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -131,8 +132,22 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* Parses an integer with an optional unit suffix. For sizes the suffixes
- * are k, m, g (powers of 1024); for durations ms, s, m, h (result in ms,
+/* One rule for sizes: k, m or g, alone or followed by b or ib, in any
+ * case, are powers of 1024 (16M = 16MB = 16MiB = 16 mib); a bare number
+ * or "b" is bytes. Returns the multiplier, or 0 for anything else. */
+static long long size_multiplier(const char *s)
+{
+    const char *units = "kmg";
+    const char *u = *s ? strchr(units, tolower((unsigned char)*s)) : NULL;
+    if (!*s || !strcasecmp(s, "b"))
+        return 1;
+    if (!u || (s[1] && strcasecmp(s + 1, "b") && strcasecmp(s + 1, "ib")))
+        return 0;
+    return (long long)1 << (10 * (u - units + 1));
+}
+
+/* Parses an integer with an optional unit suffix. For sizes see
+ * size_multiplier; for durations ms, s, m, h (result in ms,
  * plain numbers are seconds). Returns 0 or -1 when malformed/overflowing. */
 static int parse_number(const char *v, enum config_type type, int64_t *out)
 {
@@ -145,13 +160,8 @@ static int parse_number(const char *v, enum config_type type, int64_t *out)
         end++;
     long long mul = 1;
     if (type == CONFIG_SIZE) {
-        if (!strcasecmp(end, "k") || !strcasecmp(end, "kb"))
-            mul = KiB;
-        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb"))
-            mul = MiB;
-        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb"))
-            mul = GiB;
-        else if (*end && strcasecmp(end, "b"))
+        mul = size_multiplier(end);
+        if (!mul)
             return -1;
     } else if (type == CONFIG_DURATION) {
         if (!*end || !strcmp(end, "s"))
@@ -176,7 +186,7 @@ static int parse_number(const char *v, enum config_type type, int64_t *out)
 static const char *unit_hint(enum config_type type)
 {
     switch (type) {
-    case CONFIG_SIZE: return " (bytes; suffixes k, m, g)";
+    case CONFIG_SIZE: return " (bytes; suffixes k, m, g, also as kB/KiB, powers of 1024)";
     case CONFIG_DURATION: return " (seconds; suffixes ms, s, m, h)";
     default: return "";
     }
@@ -472,7 +482,7 @@ int config_origin_allowed(const struct config *c, const char *origin, size_t n)
 static const char *type_unit(enum config_type type)
 {
     switch (type) {
-    case CONFIG_SIZE: return "bytes (k/m/g suffixes)";
+    case CONFIG_SIZE: return "bytes (k/m/g, see sizes above)";
     case CONFIG_DURATION: return "seconds (ms/s/m/h suffixes)";
     case CONFIG_LISTEN: return "HOST:PORT";
     case CONFIG_WORKERS: return "count or auto";

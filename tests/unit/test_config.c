@@ -271,6 +271,39 @@ static void test_units(void)
     }
 }
 
+/* Issue 18: one rule for size suffixes. Every spelling of 16 MiB means the
+ * same bytes; what is not k/m/g (+ b or ib) is refused. */
+static void test_size_suffixes(void)
+{
+    static const char *same[] = {"16M", "16m", "16MB", "16mb", "16 M", "16MiB", "16mib", "16 MiB", "16Mib"};
+    static const char *kib[] = {"4k", "4K", "4kB", "4KB", "4KiB", "4 kib"};
+    static const char *bad[] = {"16Mi", "16MiBs", "16 MB B", "16iB", "16Bi", "16T", "16TiB", "16 bytes"};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        int rc;
+        int64_t got = set_get("max_message_size", same[i], &rc);
+        ok(rc == 0 && got == 16 << 20, "max_message_size = '%s' -> 16 MiB (got %lld, rc %d)", same[i],
+           (long long)got, rc);
+    }
+    for (size_t i = 0; i < sizeof(kib) / sizeof(kib[0]); i++) {
+        int rc;
+        int64_t got = set_get("max_header_size", kib[i], &rc);
+        ok(rc == 0 && got == 4096, "max_header_size = '%s' -> 4096 (got %lld, rc %d)", kib[i], (long long)got,
+           rc);
+    }
+    int rc;
+    int64_t got = set_get("ring_size", "1GiB", &rc);
+    ok(rc == 0 && got == 1LL << 30, "ring_size = 1GiB -> 2^30 (got %lld)", (long long)got);
+    got = set_get("max_message_size", "100b", &rc);
+    ok(rc == 0 && got == 100, "max_message_size = 100b -> 100 bytes (got %lld)", (long long)got);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        refuse("max_message_size", bad[i], "not one of k/m/g (+b or ib)");
+    struct config c;
+    char err[512] = "";
+    config_defaults(&c);
+    config_set(&c, "max_message_size", "16Mi", err, sizeof(err));
+    ok(strstr(err, "KiB") != NULL, "the refusal names the accepted suffixes: '%s'", err);
+}
+
 static void test_refusals(void)
 {
     size_t n;
@@ -612,6 +645,7 @@ int main(void)
     test_round_trips();
     test_units();
     test_refusals();
+    test_size_suffixes();
     test_load();
     test_validate();
     test_diff();
