@@ -19,6 +19,7 @@
 #include "../common/log.h"
 #include "capacity.h"
 #include "listen.h"
+#include "portowner.h"
 #include "status.h"
 
 #define FAST_STOP_MS    2000 /* SIGQUIT: how long workers get before SIGKILL */
@@ -52,11 +53,14 @@ static int block_signals(struct master *m)
 }
 
 /* Two masters on one port would split its traffic (SO_REUSEPORT lets the
- * second bind), so a live pid file or status socket stops us. A master
- * started by a binary upgrade finds the pid file moved aside and its
- * parent still answering on the status socket it hands us. */
+ * second bind), so a live pid file or status socket stops us, and so does
+ * anyone else listening on one of our addresses (portowner.h). A master
+ * started by a binary upgrade finds the pid file moved aside, its parent
+ * still answering on the status socket it hands us, and its parent's
+ * sockets on the addresses. */
 static int refuse_if_running(const struct config *cfg, int upgrading)
 {
+    char err[512];
     pid_t pid = pidfile_live(cfg->pid_file);
     if (pid) {
         fprintf(stderr, "wsmill: already running as pid %d (pid file %s)\n", (int)pid, cfg->pid_file);
@@ -64,6 +68,10 @@ static int refuse_if_running(const struct config *cfg, int upgrading)
     }
     if (!upgrading && cfg->status_socket[0] && status_probe(cfg->status_socket)) {
         fprintf(stderr, "wsmill: already running: %s answers\n", cfg->status_socket);
+        return -1;
+    }
+    if (portowner_check_config(cfg, NULL, upgrading ? getppid() : getpid(), err, sizeof err) == -1) {
+        fprintf(stderr, "wsmill: not starting: %s\n", err);
         return -1;
     }
     return 0;

@@ -20,6 +20,7 @@
 #include "../common/log.h"
 #include "capacity.h"
 #include "listen.h"
+#include "portowner.h"
 #include "status.h"
 
 /* Keys the master applies itself: nothing for the workers to do. */
@@ -193,6 +194,10 @@ static int prepare(struct master *m, struct config *nc, const struct plan *p, in
                  "the new generation needs %d worker slots and %d of %d are free (older generations"
                  " still draining hold the rest)",
                  p->nworkers, spawn_free_slots(m), SHM_MAX_WORKERS);
+        refuse(m, err);
+        return -1;
+    }
+    if (portowner_check_config(nc, &m->cfg, getpid(), err, sizeof err) == -1) {
         refuse(m, err);
         return -1;
     }
