@@ -27,10 +27,12 @@
 static const struct config_key keys[] = {
     {"listen", CONFIG_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080", RELOAD_GENERATION,
      "address and port to accept WebSocket connections on (HOST:PORT, [IPv6]:PORT, *:PORT)", NULL},
-    {"workers", CONFIG_WORKERS, OFF(workers), 0, 256, "auto", RELOAD_GENERATION,
+    {"workers", CONFIG_AUTO_COUNT, OFF(workers), 0, 256, "auto", RELOAD_GENERATION,
      "worker processes; auto = one per CPU core", NULL},
-    {"max_connections", CONFIG_INT, OFF(max_connections), 1, 100000000, "100000", 1,
-     "upgraded connections across all workers; past it handshakes get 503", NULL},
+    {"max_connections", CONFIG_AUTO_COUNT, OFF(max_connections), 1, 100000000, "auto", 1,
+     "upgraded connections across all workers; past it handshakes get 503; auto = what the open-file limit "
+     "and memory allow (printed at start, docs/tuning.md)",
+     NULL},
     {"max_message_size", CONFIG_SIZE, OFF(max_message_size), 0, 1 * GiB, "16M", 1,
      "largest message (all fragments together) a client may send; past it close 1009", NULL},
     {"max_header_size", CONFIG_SIZE, OFF(max_header_size), 256, 1 * MiB, "8k", 1,
@@ -144,6 +146,19 @@ static long long size_multiplier(const char *s)
     if (!u || (s[1] && strcasecmp(s + 1, "b") && strcasecmp(s + 1, "ib")))
         return 0;
     return (long long)1 << (10 * (u - units + 1));
+}
+
+int config_parse_size(const char *text, int64_t *bytes)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10), mul;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (end == text || errno || n < 0 || !(mul = size_multiplier(end)) || n > LLONG_MAX / mul)
+        return -1;
+    *bytes = n * mul;
+    return 0;
 }
 
 /* Parses an integer with an optional unit suffix. For sizes see
@@ -288,12 +303,12 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
             return fail(err, errlen, "%s: '%s' is not one of %s", key, value, k->choices);
         *(int64_t *)field = n;
         return 0;
-    case CONFIG_WORKERS:
+    case CONFIG_AUTO_COUNT:
         if (!strcasecmp(value, "auto")) {
             *(int64_t *)field = 0;
             return 0;
         }
-        if (parse_number(value, CONFIG_INT, &n) || n < 1 || n > k->max)
+        if (parse_number(value, CONFIG_INT, &n) || n < (k->min > 1 ? k->min : 1) || n > k->max)
             return fail(err, errlen, "%s: '%s' is not auto or a number from 1 to %" PRId64, key, value,
                         k->max);
         *(int64_t *)field = n;
@@ -403,7 +418,7 @@ void config_format(const struct config *c, const struct config_key *k, char *buf
     case CONFIG_LOGLEVEL: snprintf(buf, len, "%s", log_level_name((int)n)); break;
     case CONFIG_BOOL: snprintf(buf, len, "%s", n ? "on" : "off"); break;
     case CONFIG_CHOICE: choice_word(k->choices, n, buf, len); break;
-    case CONFIG_WORKERS:
+    case CONFIG_AUTO_COUNT:
         if (n == 0)
             snprintf(buf, len, "auto");
         else
@@ -485,7 +500,7 @@ static const char *type_unit(enum config_type type)
     case CONFIG_SIZE: return "bytes (k/m/g, see sizes above)";
     case CONFIG_DURATION: return "seconds (ms/s/m/h suffixes)";
     case CONFIG_LISTEN: return "HOST:PORT";
-    case CONFIG_WORKERS: return "count or auto";
+    case CONFIG_AUTO_COUNT: return "count or auto";
     case CONFIG_LOGLEVEL: return "level";
     case CONFIG_BOOL: return "on/off";
     case CONFIG_CHOICE: return "choice";

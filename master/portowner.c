@@ -73,8 +73,8 @@ static int all_zero(const unsigned char *b, size_t n)
 int portowner_conflicts(const struct portowner_entry *e, const union sockaddr_any *a)
 {
     int fam = a->sa.sa_family;
-    const unsigned char *want = fam == AF_INET ? (const unsigned char *)&a->in4.sin_addr
-                                               : (const unsigned char *)&a->in6.sin6_addr;
+    const unsigned char *want =
+        fam == AF_INET ? (const unsigned char *)&a->in4.sin_addr : (const unsigned char *)&a->in6.sin6_addr;
     size_t wlen = fam == AF_INET ? 4 : 16, elen = e->family == AF_INET ? 4 : 16;
     unsigned port = ntohs(fam == AF_INET ? a->in4.sin_port : a->in6.sin6_port);
     if (!e->listening || e->port != port)

@@ -20,5 +20,6 @@ build_release
 # Host-wide settings only: the port range and the other per-namespace ones
 # are applied inside the benchmark's own network namespace, so that widening
 # the client port range cannot hand port 8080 to some unrelated client.
-scripts/tune-kernel.sh --connections "$((2 * ${MAX_N:-1000000}))" --apply >/dev/null
+# Say what this run changes on the host (a setting is never lowered).
+scripts/tune-kernel.sh --connections "$((2 * ${MAX_N:-1000000}))" --apply | grep -E '^(changed|# could not)' || true
 exec /usr/bin/python3 scripts/bench_connections.py "$@"

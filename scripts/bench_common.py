@@ -43,8 +43,11 @@ def netns_setup(name, sockets):
         f.write("0")
     subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
     tune = os.path.join(ROOT, "scripts", "tune-kernel.sh")
-    subprocess.run(["ip", "netns", "exec", name, tune, "--connections", str(sockets // 2), "--local-clients",
-                    "--apply"], stdout=subprocess.DEVNULL, check=False)
+    out = subprocess.run(["ip", "netns", "exec", name, tune, "--connections", str(sockets // 2), "--local-clients",
+                          "--apply"], stdout=subprocess.PIPE, text=True, check=False).stdout
+    for line in out.splitlines():  # what the run changed (inside its namespace)
+        if line.startswith(("changed", "# could not")):
+            print(f"netns {name}: {line}", flush=True)
     return buckets
 
 

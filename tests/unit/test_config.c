@@ -125,7 +125,7 @@ static void test_defaults(void)
         int r = config_set(&d, keys[i].name, keys[i].dflt, err, sizeof(err));
         ok(r == 0 && same_value(&c, &d, &keys[i]), "default %s = '%s' sets and matches", keys[i].name,
            keys[i].dflt);
-        if (is_numeric(&keys[i]) && keys[i].type != CONFIG_WORKERS)
+        if (is_numeric(&keys[i]) && keys[i].type != CONFIG_AUTO_COUNT)
             ok(*num(&c, &keys[i]) >= keys[i].min && *num(&c, &keys[i]) <= keys[i].max,
                "default %s within [%lld, %lld]", keys[i].name, (long long)keys[i].min,
                (long long)keys[i].max);
@@ -149,7 +149,7 @@ static void test_round_trips(void)
             round_trip(k, "[::1]:8080");
             round_trip(k, "0.0.0.0:65535");
             break;
-        case CONFIG_WORKERS:
+        case CONFIG_AUTO_COUNT:
             round_trip(k, "auto");
             round_trip(k, "1");
             write_stored(k, k->max, v, sizeof(v));
@@ -508,7 +508,7 @@ static void other_value(const struct config_key *k, const struct config *d, char
 {
     switch (k->type) {
     case CONFIG_LISTEN: snprintf(v, len, "127.0.0.9:9999"); break;
-    case CONFIG_WORKERS: snprintf(v, len, "%s", *num((struct config *)d, k) == 2 ? "3" : "2"); break;
+    case CONFIG_AUTO_COUNT: snprintf(v, len, "%s", *num((struct config *)d, k) == 2 ? "3" : "2"); break;
     case CONFIG_LOGLEVEL: snprintf(v, len, "%s", *num((struct config *)d, k) == 0 ? "crit" : "debug"); break;
     case CONFIG_BOOL: snprintf(v, len, "%s", *num((struct config *)d, k) ? "off" : "on"); break;
     case CONFIG_CHOICE: choice_word(k, *num((struct config *)d, k) == 0 ? 1 : 0, v, len); break;
