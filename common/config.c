@@ -148,19 +148,6 @@ static long long size_multiplier(const char *s)
     return (long long)1 << (10 * (u - units + 1));
 }
 
-int config_parse_size(const char *text, int64_t *bytes)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(text, &end, 10), mul;
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (end == text || errno || n < 0 || !(mul = size_multiplier(end)) || n > LLONG_MAX / mul)
-        return -1;
-    *bytes = n * mul;
-    return 0;
-}
-
 /* Parses an integer with an optional unit suffix. For sizes see
  * size_multiplier; for durations ms, s, m, h (result in ms,
  * plain numbers are seconds). Returns 0 or -1 when malformed/overflowing. */
@@ -196,6 +183,11 @@ static int parse_number(const char *v, enum config_type type, int64_t *out)
         return -1;
     *out = n * mul;
     return 0;
+}
+
+int config_parse_size(const char *text, int64_t *bytes)
+{
+    return parse_number(text, CONFIG_SIZE, bytes);
 }
 
 static const char *unit_hint(enum config_type type)
@@ -492,40 +484,4 @@ int config_origin_allowed(const struct config *c, const char *origin, size_t n)
         p = end;
     }
     return 0;
-}
-
-static const char *type_unit(enum config_type type)
-{
-    switch (type) {
-    case CONFIG_SIZE: return "bytes (k/m/g, see sizes above)";
-    case CONFIG_DURATION: return "seconds (ms/s/m/h suffixes)";
-    case CONFIG_LISTEN: return "HOST:PORT";
-    case CONFIG_AUTO_COUNT: return "count or auto";
-    case CONFIG_LOGLEVEL: return "level";
-    case CONFIG_BOOL: return "on/off";
-    case CONFIG_CHOICE: return "choice";
-    case CONFIG_STRING: return "text";
-    default: return "count";
-    }
-}
-
-static const char *reload_text(int r)
-{
-    switch (r) {
-    case RELOAD_HOT: return "yes";
-    case RELOAD_GENERATION: return "yes, new worker generation";
-    case RELOAD_MASTER: return "yes, by the master";
-    default: return "restart or upgrade";
-    }
-}
-
-void config_write_doc(FILE *out)
-{
-    fprintf(out, "| key | default | unit | reload | meaning |\n| --- | --- | --- | --- | --- |\n");
-    for (size_t i = 0; i < NKEYS; i++) {
-        const struct config_key *k = &keys[i];
-        fprintf(out, "| `%s` | `%s` | %s%s%s | %s | %s |\n", k->name, *k->dflt ? k->dflt : "(empty)",
-                type_unit(k->type), k->choices ? ": " : "", k->choices ? k->choices : "",
-                reload_text(k->reloadable), k->doc);
-    }
 }

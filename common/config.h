@@ -46,7 +46,7 @@ struct config {
     int64_t max_handshakes_per_ip;    /* unfinished, across workers; 0 = off */
     char auth_secret[CONFIG_STR_MAX]; /* HS256 key for connection tokens; empty = no auth */
     char user[CONFIG_STR_MAX];        /* workers switch to this user; empty = stay */
-    /* past one machine (worker/broker.c) */
+    /* past one machine (worker/pubsub/broker_redis.c) */
     int64_t broker;                    /* enum broker_kind */
     char redis_url[CONFIG_STR_MAX];    /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] */
     char redis_prefix[CONFIG_STR_MAX]; /* prepended to a channel's name in Redis */
@@ -121,7 +121,7 @@ int config_parse_size(const char *text, int64_t *bytes);
 void config_format(const struct config *c, const struct config_key *k, char *buf, size_t len);
 
 /* Writes the key table as Markdown (docs/config.md embeds it). */
-void config_write_doc(FILE *out);
+void config_doc_write(FILE *out); /* config_doc.c */
 
 /* 1 if origin (not NUL-terminated, length n) is allowed by the list. */
 int config_origin_allowed(const struct config *c, const char *origin, size_t n);

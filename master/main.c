@@ -244,7 +244,7 @@ int main(int argc, char **argv)
         return sysctls_tune(a.conns, a.local, a.apply, stdout);
     }
     if (!strcmp(a.cmd, "config-doc")) {
-        config_write_doc(stdout);
+        config_doc_write(stdout);
         return 0;
     }
     fprintf(stderr, "wsmill: unknown command \"%s\"\n", a.cmd);

@@ -42,7 +42,8 @@ int notify_send(const char *fmt, ...)
     if (alen == 0)
         return 0;
     if (alen == (socklen_t)-1) {
-        log_warn("NOTIFY_SOCKET=%s is neither an absolute path nor @name: not notifying", getenv("NOTIFY_SOCKET"));
+        log_warn("NOTIFY_SOCKET=%s is neither an absolute path nor @name: not notifying",
+                 getenv("NOTIFY_SOCKET"));
         return -1;
     }
     va_start(ap, fmt);

@@ -8,9 +8,9 @@
 #include "capacity.h"
 #include "sysctls.h"
 
-#define EHASH_BYTES_PER_BUCKET (128 * 1024) /* the kernel: one bucket per 128 KiB of RAM */
-#define EHASH_DEFAULT_MAX      (512 * 1024) /* ... at most, unless thash_entries says more */
-#define WIRE_HEADERS           66  /* Ethernet + IPv4 + TCP with timestamps */
+#define EHASH_BYTES_PER_BUCKET (128 * 1024)               /* the kernel: one bucket per 128 KiB of RAM */
+#define EHASH_DEFAULT_MAX      (512 * 1024)               /* ... at most, unless thash_entries says more */
+#define WIRE_HEADERS           66                         /* Ethernet + IPv4 + TCP with timestamps */
 #define PING_ROUND_BYTES       (2 + 6 + 4 * WIRE_HEADERS) /* ping, its ACK, pong (masked), its ACK */
 
 static int64_t pow2_at_least(int64_t n)
@@ -83,8 +83,8 @@ static void print_sysctls(const struct plan_box *box, FILE *out)
             box->conns, box->local_clients ? " --local-clients" : "");
     for (int i = 0; i < n; i++) {
         sysctls_format(w[i].v, w[i].n, val, sizeof val);
-        fprintf(out, "sysctl -w %s=\"%s\"   # %s%s\n", w[i].key, val, strchr(w[i].dir, '-') ? "at most: " : "",
-                w[i].reason);
+        fprintf(out, "sysctl -w %s=\"%s\"   # %s%s\n", w[i].key, val,
+                strchr(w[i].dir, '-') ? "at most: " : "", w[i].reason);
     }
 }
 
@@ -111,10 +111,10 @@ static void print_memory(const struct plan_box *box, const struct config *cfg, c
     char a[32], b[32], c[32], d[32];
     int64_t sockets = box->local_clients ? 2 * box->conns : box->conns;
     fprintf(out, "\n## memory\n");
-    fprintf(out, "# kernel: %" PRId64 " sockets x ~%d B idle = %s\n", sockets, CAPACITY_KERNEL_BYTES_PER_SOCKET,
-            gib(r->kernel_bytes, a, sizeof a));
-    fprintf(out, "# wsmill: %" PRId64 " connections x ~%d B (110 B measured, docs/tuning.md) = %s\n", box->conns,
-            CAPACITY_WSMILL_BYTES_PER_CONN, gib(r->wsmill_bytes, b, sizeof b));
+    fprintf(out, "# kernel: %" PRId64 " sockets x ~%d B idle = %s\n", sockets,
+            CAPACITY_KERNEL_BYTES_PER_SOCKET, gib(r->kernel_bytes, a, sizeof a));
+    fprintf(out, "# wsmill: %" PRId64 " connections x ~%d B (110 B measured, docs/tuning.md) = %s\n",
+            box->conns, CAPACITY_WSMILL_BYTES_PER_CONN, gib(r->wsmill_bytes, b, sizeof b));
     fprintf(out, "# idle total %s of %s; %s left for messages in flight and everything else\n",
             gib(r->kernel_bytes + r->wsmill_bytes, c, sizeof c), gib(box->memory, d, sizeof d),
             gib(r->spare > 0 ? r->spare : 0, a, sizeof a));
@@ -126,17 +126,16 @@ static void print_memory(const struct plan_box *box, const struct config *cfg, c
             " connection stopped reading with %s queued, that is %.1f TiB.\n",
             mb, mb, worst);
     fprintf(out,
-            "#   What fits: %" PRId64 " connections slow at once at %s each, or all %" PRId64
-            " at %" PRId64 " B each.\n",
+            "#   What fits: %" PRId64 " connections slow at once at %s each, or all %" PRId64 " at %" PRId64
+            " B each.\n",
             r->spare > 0 ? r->spare / cfg->max_backpressure : 0, mb, box->conns, r->backpressure_ok);
     if (r->backpressure_ok >= 1024)
         fprintf(out,
                 "max_backpressure = %" PRId64 "k   # only if every connection may fall behind at once;"
                 " else keep it and count on few slow consumers\n",
                 r->backpressure_ok / 1024);
-    fprintf(out,
-            "#   Queued output is also capped by net.ipv4.tcp_mem (kernel side); slow_consumer = close"
-            " ends a connection past the bound (1013).\n");
+    fprintf(out, "#   Queued output is also capped by net.ipv4.tcp_mem (kernel side); slow_consumer = close"
+                 " ends a connection past the bound (1013).\n");
 }
 
 static void print_keepalive(const struct plan_box *box, const struct config *cfg, const struct plan_result *r,

@@ -93,7 +93,8 @@ static int64_t total_in(json_t *st, const char *obj, const char *key)
 static void print_head(json_t *st, FILE *out)
 {
     int64_t up = num(st, "uptime");
-    fprintf(out, "wsmill master pid %lld, up %lldh%02lldm%02llds, config %s (configuration generation %lld)\n",
+    fprintf(out,
+            "wsmill master pid %lld, up %lldh%02lldm%02llds, config %s (configuration generation %lld)\n",
             (long long)num(st, "master_pid"), (long long)(up / 3600), (long long)(up / 60 % 60),
             (long long)(up % 60), str(st, "config_file"), (long long)num(st, "config_generation"));
     fprintf(out, "serving  ws://%s", str(st, "listen"));
@@ -114,7 +115,8 @@ static void print_workers(json_t *st, FILE *out)
             (long long)num(st, "max_connections"), num(st, "max_connections_auto") ? " (auto)" : "");
     if (num(st, "draining_connections"))
         fprintf(out, ", %lld of them on draining workers", (long long)num(st, "draining_connections"));
-    fprintf(out, "\nworkers  %lld active (generation %lld)", (long long)count[0], (long long)num(st, "generation"));
+    fprintf(out, "\nworkers  %lld active (generation %lld)", (long long)count[0],
+            (long long)num(st, "generation"));
     for (int s = 1; s < 4; s++)
         if (count[s])
             fprintf(out, ", %lld %s", (long long)count[s], states[s]);
@@ -125,9 +127,9 @@ static void print_rates(json_t *a, json_t *b, double secs, FILE *out)
 {
     static const struct {
         const char *key, *label;
-    } r[] = {{"accepted", "accepts"},         {"handshakes", "handshakes"},   {"messages_in", "msgs in"},
-             {"messages_out", "msgs out"},    {"publishes", "publishes"},     {"deliveries", "deliveries"},
-             {"bytes_in", "bytes in"},        {"bytes_out", "bytes out"},     {"pings_sent", "pings"}};
+    } r[] = {{"accepted", "accepts"},      {"handshakes", "handshakes"}, {"messages_in", "msgs in"},
+             {"messages_out", "msgs out"}, {"publishes", "publishes"},   {"deliveries", "deliveries"},
+             {"bytes_in", "bytes in"},     {"bytes_out", "bytes out"},   {"pings_sent", "pings"}};
     fprintf(out, "rates over the last %.1f s:", secs);
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
         double d = (double)(total(b, r[i].key) - total(a, r[i].key)) / secs;
@@ -170,7 +172,8 @@ static void print_tail(json_t *st, FILE *out)
     }
     fprintf(out, "reload   %lld s ago, %s", (long long)((int64_t)time(NULL) - num(lr, "at")),
             num(lr, "ok") ? "applied" : "REFUSED, the old configuration runs: ");
-    fprintf(out, "%s%s\n", num(lr, "ok") ? "changed: " : "", num(lr, "ok") ? str(lr, "changed") : str(lr, "error"));
+    fprintf(out, "%s%s\n", num(lr, "ok") ? "changed: " : "",
+            num(lr, "ok") ? str(lr, "changed") : str(lr, "error"));
 }
 
 int statusfmt_summary(const char *sock, double interval, FILE *out)

@@ -24,12 +24,15 @@ int sysctls_for(int64_t conns, int local_clients, struct sysctl_want *out, int m
     int64_t s = local_clients ? 2 * conns : conns; /* sockets on this host */
     struct sysctl_want w[SYSCTLS_MAX];
     int n = 0;
-    w[n++] = one("fs.file-max", s + s / 10 + 65536, '+', "system-wide open files: one per socket, plus 10% headroom");
+    w[n++] = one("fs.file-max", s + s / 10 + 65536, '+',
+                 "system-wide open files: one per socket, plus 10% headroom");
     w[n++] = one("fs.nr_open", max64(conns + 1024, 1048576), '+',
                  "ceiling for a process's RLIMIT_NOFILE (LimitNOFILE= may not exceed it)");
-    w[n++] = one("net.core.somaxconn", 65535, '+', "accept queue per listening socket: absorbs connect bursts");
+    w[n++] =
+        one("net.core.somaxconn", 65535, '+', "accept queue per listening socket: absorbs connect bursts");
     w[n++] = one("net.ipv4.tcp_max_syn_backlog", 65535, '+', "half-open (SYN_RECV) connections per listener");
-    w[n++] = one("net.core.netdev_max_backlog", 65536, '+', "packets queued on the NIC/loopback backlog in bursts");
+    w[n++] = one("net.core.netdev_max_backlog", 65536, '+',
+                 "packets queued on the NIC/loopback backlog in bursts");
     w[n++] = one("net.ipv4.tcp_max_orphans", max64(s / 4, 131072), '+',
                  "closing sockets no process owns (mass disconnects)");
     w[n] = one("net.netfilter.nf_conntrack_max", s + s / 4, '+',
@@ -37,11 +40,12 @@ int sysctls_for(int64_t conns, int local_clients, struct sysctl_want *out, int m
     w[n++].optional = 1;
     /* Pages: idle sockets hold no buffers, but a burst of messages to many
      * clients does; allow ~4 KiB per socket in flight. */
-    struct sysctl_want mem = {.key = "net.ipv4.tcp_mem",
-                              .n = 3,
-                              .v = {s / 2, s * 3 / 4, s},
-                              .dir = "+++",
-                              .reason = "pages TCP may use for buffers (min, pressure, max); each value only raised"};
+    struct sysctl_want mem = {
+        .key = "net.ipv4.tcp_mem",
+        .n = 3,
+        .v = {s / 2, s * 3 / 4, s},
+        .dir = "+++",
+        .reason = "pages TCP may use for buffers (min, pressure, max); each value only raised"};
     w[n++] = mem;
     if (local_clients) {
         struct sysctl_want range = {
@@ -185,8 +189,8 @@ int sysctls_tune(int64_t conns, int local_clients, int apply, FILE *out)
 {
     struct sysctl_want w[SYSCTLS_MAX];
     int n = sysctls_for(conns, local_clients, w, SYSCTLS_MAX), short_ = 0;
-    fprintf(out, "# kernel settings for %" PRId64 " connections (%" PRId64 " sockets on this host)%s\n", conns,
-            local_clients ? 2 * conns : conns, apply ? ", applying" : "");
+    fprintf(out, "# kernel settings for %" PRId64 " connections (%" PRId64 " sockets on this host)%s\n",
+            conns, local_clients ? 2 * conns : conns, apply ? ", applying" : "");
     for (int i = 0; i < n; i++)
         short_ += tune_one(&w[i], apply, out);
     return short_ ? 1 : 0;

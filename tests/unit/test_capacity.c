@@ -17,7 +17,8 @@ static struct config conf(const char *workers, const char *max)
     struct config c;
     char err[256];
     config_defaults(&c);
-    if (config_set(&c, "workers", workers, err, sizeof err) || config_set(&c, "max_connections", max, err, sizeof err))
+    if (config_set(&c, "workers", workers, err, sizeof err) ||
+        config_set(&c, "max_connections", max, err, sizeof err))
         diag("config_set: %s", err);
     return c;
 }
@@ -37,8 +38,8 @@ static void test_workers(void)
     is_int(capacity_workers(&c), 5, "workers = 5 -> 5");
     c = conf("auto", "1000");
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    is_int(capacity_workers(&c), cpus > SHM_MAX_WORKERS ? SHM_MAX_WORKERS : cpus, "workers = auto -> online CPUs (%ld)",
-           cpus);
+    is_int(capacity_workers(&c), cpus > SHM_MAX_WORKERS ? SHM_MAX_WORKERS : cpus,
+           "workers = auto -> online CPUs (%ld)", cpus);
     c.workers = SHM_MAX_WORKERS + 10; /* the table caps at 256; the arithmetic caps at the slots */
     is_int(capacity_workers(&c), SHM_MAX_WORKERS, "more workers than slots -> SHM_MAX_WORKERS");
 }
@@ -54,7 +55,8 @@ static void test_compute(void)
     is_int(cap.per_worker, per, "a worker holds soft - %d reserved", CAPACITY_RESERVE_FDS);
     is_int(cap.total, 3 * per, "total = workers x per worker");
     is_int(cap.workers_needed, (10000 + per - 1) / per, "workers needed = ceil(max / per worker)");
-    is_int(cap.nofile_needed, (10000 + 2) / 3 + CAPACITY_RESERVE_FDS, "nofile needed = ceil(max / workers) + reserve");
+    is_int(cap.nofile_needed, (10000 + 2) / 3 + CAPACITY_RESERVE_FDS,
+           "nofile needed = ceil(max / workers) + reserve");
     ok(!capacity_warn(&cap), "10000 > 3 x %lld does not fit", (long long)per);
     c = conf("3", "2904");
     capacity_compute(&c, &cap);
@@ -74,7 +76,8 @@ static void test_auto(void)
     int64_t by_mem = (int64_t)((double)gib * CAPACITY_AUTO_MEMORY_SHARE / (double)per_conn);
     is_int(capacity_auto(4, 1048576, gib), by_mem, "memory bounds it: 1 GiB x %.2f / %lld B",
            CAPACITY_AUTO_MEMORY_SHARE, (long long)per_conn);
-    is_int(capacity_auto(4, 1048576, -1), 4 * (1048576 - CAPACITY_RESERVE_FDS), "unknown memory: descriptors only");
+    is_int(capacity_auto(4, 1048576, -1), 4 * (1048576 - CAPACITY_RESERVE_FDS),
+           "unknown memory: descriptors only");
     is_int(capacity_auto(1, 10, gib), 1, "never below one connection");
 
     char why[256];

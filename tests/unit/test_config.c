@@ -599,18 +599,18 @@ static void test_doc(void)
     char *doc = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&doc, &len);
-    config_write_doc(f);
+    config_doc_write(f);
     fclose(f);
     size_t n;
     const struct config_key *keys = config_keys(&n);
     int missing = 0;
     for (size_t i = 0; i < n; i++) {
         if (!strstr(doc, keys[i].name) || !strstr(doc, keys[i].doc)) {
-            diag("config_write_doc lacks %s or its doc line", keys[i].name);
+            diag("config_doc_write lacks %s or its doc line", keys[i].name);
             missing++;
         }
     }
-    ok(len > 0 && missing == 0, "config_write_doc names every key with its doc (%zu bytes)", len);
+    ok(len > 0 && missing == 0, "config_doc_write names every key with its doc (%zu bytes)", len);
     free(doc);
 }
 

@@ -26,14 +26,16 @@ static void test_seed_box(void)
     is_int(r.kernel_bytes, 1000000LL * CAPACITY_KERNEL_BYTES_PER_SOCKET, "kernel memory per socket");
     is_int(r.spare, 16 * GiB - r.kernel_bytes - r.wsmill_bytes, "spare = RAM - idle cost");
     is_int(r.backpressure_ok, r.spare / 1000000, "every connection may queue spare / N");
-    ok(r.pings_per_sec > 33333 && r.pings_per_sec < 33334, "30 s pings: N / 30 per second (%.1f)", r.pings_per_sec);
+    ok(r.pings_per_sec > 33333 && r.pings_per_sec < 33334, "30 s pings: N / 30 per second (%.1f)",
+       r.pings_per_sec);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     int rc = plan_print(&box, &c, "x.conf", f);
     fclose(f);
     is_int(rc, 0, "fits");
-    ok(strstr(text, "workers = 4") && strstr(text, "LimitNOFILE=250032") && strstr(text, "thash_entries=1048576"),
+    ok(strstr(text, "workers = 4") && strstr(text, "LimitNOFILE=250032") &&
+           strstr(text, "thash_entries=1048576"),
        "prints workers, LimitNOFILE and thash_entries");
     ok(strstr(text, "sysctl -w net.ipv4.tcp_mem=\"500000 750000 1000000\"") != NULL, "prints tcp_mem for 1M");
     ok(strstr(text, "max_backpressure") && strstr(text, "TiB"), "says the backpressure worst case plainly");
@@ -51,7 +53,8 @@ static void test_fixed_limit_and_small_box(void)
     int64_t need = (1000000 + 20000 - CAPACITY_RESERVE_FDS - 1) / (20000 - CAPACITY_RESERVE_FDS);
     is_int(r.workers, need, "a fixed limit of 20000 needs ceil(N / 19968) workers");
     ok(r.nofile <= 20000, "and each stays under it (%lld)", (long long)r.nofile);
-    is_int(r.kernel_bytes, 2000000LL * CAPACITY_KERNEL_BYTES_PER_SOCKET, "clients on the host: two sockets each");
+    is_int(r.kernel_bytes, 2000000LL * CAPACITY_KERNEL_BYTES_PER_SOCKET,
+           "clients on the host: two sockets each");
     is_int(r.ehash_default, 256 * 1024, "24 GiB: 196608 buckets, rounded up to a power of two");
     struct plan_box big = {1000000, 128 * GiB, 2, 0, 0};
     plan_compute(&big, &c, &r);

@@ -26,7 +26,8 @@ static void merged(const struct sysctl_want *w, const char *current, const char 
     int n = sysctls_parse(current, cur, SYSCTLS_MAX_VALUES);
     sysctls_merge(w, cur, n, out);
     sysctls_format(out, w->n, got, sizeof got);
-    ok(!strcmp(got, want), "%s: %s now \"%s\" -> writes \"%s\" (want \"%s\")", what, w->key, current, got, want);
+    ok(!strcmp(got, want), "%s: %s now \"%s\" -> writes \"%s\" (want \"%s\")", what, w->key, current, got,
+       want);
 }
 
 static int enough(const struct sysctl_want *w, const char *current)
@@ -73,8 +74,8 @@ static void test_targets(void)
     ok(fm2 && fm2->v[0] >= 2000000, "both ends on the host: two per connection (%lld)", (long long)fm2->v[0]);
     ok(find(w, n, "net.netfilter.nf_conntrack_max")->optional, "conntrack only where loaded");
     for (int i = 0; i < n; i++)
-        ok(w[i].reason && strlen(w[i].reason) > 10 && (int)strlen(w[i].dir) == w[i].n, "%s has a reason and a direction per value",
-           w[i].key);
+        ok(w[i].reason && strlen(w[i].reason) > 10 && (int)strlen(w[i].dir) == w[i].n,
+           "%s has a reason and a direction per value", w[i].key);
 }
 
 static void test_parse(void)
