@@ -216,8 +216,11 @@ static int master_init(struct master *m)
     m->generation = 1;
     m->ready_due = 1;
     spawn_generation(m, m->generation, m->nworkers, m->cur_socks);
-    log_notice("started: pid %d, %d workers, listen %s, max_connections %" PRId64 ", config %s",
-               (int)getpid(), m->nworkers, m->cfg.listen, m->cfg.max_connections, m->conf_path);
+    log_notice(
+        "started: pid %d, %d workers, WebSocket ws://%s, publish API %s%s, max_connections %" PRId64
+        ", config %s",
+        (int)getpid(), m->nworkers, m->socks[m->cur_socks[0]].addr, m->cfg.publish_listen[0] ? "http://" : "",
+        m->cfg.publish_listen[0] ? m->cfg.publish_listen : "off", m->cfg.max_connections, m->conf_real);
     return 0;
 }
 

@@ -38,7 +38,9 @@ usage: $(basename "$0") COMMAND [-c FILE]
           reload); --json: the status socket's JSON; -s SOCKET: ask that
           socket, no config needed; works while FILE has an error
   check   build if needed, validate FILE and report whether max_connections fits
-          (and, with broker = redis, whether Redis answers: exit 3 if not)
+          (and, with broker = redis, whether Redis answers: exit 3 if not);
+          check --plan N --memory SIZE --cores C [--nofile H] [--local-clients]:
+          what another box needs for N connections (docs/tuning.md)
 FILE defaults to conf/wsmill.conf in the repository ($ROOT).
 Reload and upgrade in detail: docs/reload.md.
 EOF
@@ -341,13 +343,14 @@ cmd_status() {
 
 cmd_check() {
     ensure_built
-    exec "$BIN" check -c "$CONF"
+    exec "$BIN" check -c "$CONF" "${CHECK_ARGS[@]}"
 }
 
 main() {
     local cmd="" conf=""
     STATUS_ARGS=()
     STATUS_SOCK=""
+    CHECK_ARGS=()
     while (($#)); do
         case $1 in
         -s)
@@ -357,6 +360,15 @@ main() {
             ;;
         --json)
             STATUS_ARGS+=("$1")
+            shift
+            ;;
+        --plan | --memory | --cores | --nofile)
+            (($# >= 2)) || die "$1 needs a value"
+            CHECK_ARGS+=("$1" "$2")
+            shift 2
+            ;;
+        --local-clients)
+            CHECK_ARGS+=("$1")
             shift
             ;;
         --interval)
@@ -387,6 +399,9 @@ main() {
     [[ -n $cmd ]] || { usage >&2; exit 1; }
     if [[ $cmd != status && (-n $STATUS_SOCK || ${#STATUS_ARGS[@]} -gt 0) ]]; then
         die "-s, --json and --interval are options of status"
+    fi
+    if [[ $cmd != check && ${#CHECK_ARGS[@]} -gt 0 ]]; then
+        die "--plan, --memory, --cores, --nofile and --local-clients are options of check"
     fi
     if [[ -n $conf ]]; then
         [[ $conf == /* ]] || conf=$PWD/$conf

@@ -87,6 +87,10 @@ def test_check_plan_for_the_seed_box():
     for line in out.splitlines():
         if line.startswith("sysctl -w"):
             assert re.search(r'" +# \S', line), line
+    script = run(SCRIPT, "check", "--plan", "1000000", "--memory", "16G", "--cores", "4", timeout=300)
+    assert script.returncode == 0 and script.stdout == out.replace("settings from " + SHIPPED,
+                                                                   "settings from " + os.path.realpath(SHIPPED)), \
+        script.stdout + script.stderr
     p = run(BIN, "check", "--plan", "1000000", "--memory", "16MiB", "--cores", "4", "-c", SHIPPED)
     assert p.returncode == 2 and "need more than" in p.stdout, p.stdout
     p = run(BIN, "check", "--plan", "1000000", "--cores", "4", "-c", SHIPPED)
