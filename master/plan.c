@@ -26,18 +26,33 @@ static int64_t ceil_div(int64_t a, int64_t b)
     return (a + b - 1) / b;
 }
 
+static int64_t isqrt(int64_t n)
+{
+    int64_t x = n, y = (n + 1) / 2;
+    while (y < x) {
+        x = y;
+        y = (x + n / x) / 2;
+    }
+    return x;
+}
+
+int64_t plan_worker_share(int64_t conns, int workers)
+{
+    int64_t mean = ceil_div(conns, workers);
+    return mean + PLAN_SPREAD_SIGMAS * (isqrt(mean) + 1);
+}
+
 void plan_compute(const struct plan_box *box, const struct config *cfg, struct plan_result *r)
 {
     int64_t sockets = box->local_clients ? 2 * box->conns : box->conns;
     memset(r, 0, sizeof *r);
     r->workers = box->cores;
-    /* A hard limit that cannot be raised: more workers than cores. */
-    if (box->nofile > CAPACITY_RESERVE_FDS) {
-        int64_t need = ceil_div(box->conns, box->nofile - CAPACITY_RESERVE_FDS);
-        if (need > r->workers)
-            r->workers = need > SHM_MAX_WORKERS ? SHM_MAX_WORKERS : (int)need;
-    }
-    r->nofile = ceil_div(box->conns, r->workers) + CAPACITY_RESERVE_FDS;
+    /* A hard limit that cannot be raised: more workers than cores, enough
+     * that the fullest one stays under it. */
+    while (box->nofile > CAPACITY_RESERVE_FDS && r->workers < SHM_MAX_WORKERS &&
+           plan_worker_share(box->conns, r->workers) > box->nofile - CAPACITY_RESERVE_FDS)
+        r->workers++;
+    r->nofile = plan_worker_share(box->conns, r->workers) + CAPACITY_RESERVE_FDS;
     r->kernel_bytes = sockets * CAPACITY_KERNEL_BYTES_PER_SOCKET;
     r->wsmill_bytes = box->conns * CAPACITY_WSMILL_BYTES_PER_CONN;
     r->ehash_default = pow2_at_least(box->memory / EHASH_BYTES_PER_BUCKET);
@@ -58,18 +73,36 @@ static const char *gib(int64_t bytes, char *buf, size_t len)
     return buf;
 }
 
+/* Lines meant to be pasted are bare (neither inih nor systemd take a
+ * comment after a value); what they mean is on the line before. */
 static void print_process(const struct plan_box *box, const struct plan_result *r, FILE *out)
 {
-    fprintf(out, "\n## process model: in the config file and the systemd unit\n");
-    fprintf(out, "workers = %d%s\n", r->workers,
-            r->workers == box->cores ? "                    # one per core"
-                                     : "                    # more than cores: the open-file limit is fixed");
-    fprintf(out, "max_connections = %" PRId64 "      # or auto: the master derives it from the limits\n",
-            box->conns);
-    fprintf(out,
-            "LimitNOFILE=%" PRId64 "               # per process: %" PRId64 " / %d workers + %d reserved"
-            " (or ulimit -n before start)\n",
-            r->nofile, box->conns, r->workers, CAPACITY_RESERVE_FDS);
+    fprintf(out, "\n## in the config file\n");
+    fprintf(out, "# %s\n",
+            r->workers == box->cores ? "one worker per core"
+                                     : "more workers than cores: the open-file limit is fixed");
+    fprintf(out, "workers = %d\n", r->workers);
+    fprintf(out, "# or max_connections = auto: the master derives it from the limit below and memory\n");
+    fprintf(out, "max_connections = %" PRId64 "\n", box->conns);
+    if (box->local_clients) {
+        /* A test box: the clients are a load tool on the same cores, from
+         * a few loopback addresses. */
+        fprintf(out,
+                "# the clients share a few loopback addresses (16,000 each) and ramp up from them at once\n");
+        fprintf(out, "max_connections_per_ip = 0\nmax_handshakes_per_ip = 0\n");
+        fprintf(
+            out,
+            "# a ramp on cores shared with its clients queues handshakes, and keepalive competes for them\n");
+        fprintf(out, "handshake_timeout = 30s\nping_interval = 120s\nidle_timeout = 300s\n");
+    }
+    fprintf(
+        out,
+        "\n## in the systemd unit (or ulimit -n before start): per process, %" PRId64
+        " / %d workers + %" PRId64 " for an uneven spread (the kernel hashes each connection to a worker's"
+        " socket) + %d reserved\n",
+        box->conns, r->workers, plan_worker_share(box->conns, r->workers) - ceil_div(box->conns, r->workers),
+        CAPACITY_RESERVE_FDS);
+    fprintf(out, "LimitNOFILE=%" PRId64 "\n", r->nofile);
 }
 
 static void print_sysctls(const struct plan_box *box, FILE *out)
@@ -97,8 +130,8 @@ static void print_ehash(const struct plan_box *box, const struct plan_result *r,
             " sockets make chains of %" PRId64 " (at 1M connections here the lookups cost 12%% of CPU)\n",
             r->ehash_default, (int)(box->memory >> 30), sockets, ceil_div(sockets, r->ehash_default));
     fprintf(out, "# check: dmesg | grep 'TCP established hash table'\n");
-    fprintf(out, "thash_entries=%" PRId64 "   # kernel boot parameter (GRUB_CMDLINE_LINUX), then reboot\n",
-            r->ehash_want);
+    fprintf(out, "# kernel boot parameter (GRUB_CMDLINE_LINUX in /etc/default/grub), then reboot:\n");
+    fprintf(out, "thash_entries=%" PRId64 "\n", r->ehash_want);
     fprintf(out,
             "# or, in a network namespace: sysctl -w net.ipv4.tcp_child_ehash_entries=%" PRId64
             " before `ip netns add`\n",
@@ -131,8 +164,8 @@ static void print_memory(const struct plan_box *box, const struct config *cfg, c
             r->spare > 0 ? r->spare / cfg->max_backpressure : 0, mb, box->conns, r->backpressure_ok);
     if (r->backpressure_ok >= 1024)
         fprintf(out,
-                "max_backpressure = %" PRId64 "k   # only if every connection may fall behind at once;"
-                " else keep it and count on few slow consumers\n",
+                "#   Only if every connection may fall behind at once (else keep it and count on few):\n"
+                "max_backpressure = %" PRId64 "k\n",
                 r->backpressure_ok / 1024);
     fprintf(out, "#   Queued output is also capped by net.ipv4.tcp_mem (kernel side); slow_consumer = close"
                  " ends a connection past the bound (1013).\n");

@@ -30,6 +30,16 @@ struct plan_result {
     double pings_per_sec;    /* whole box; 0 when ping_interval is 0 */
 };
 
+/* SO_REUSEPORT spreads connections over the workers' sockets by a hash of
+ * each connection: the counts are multinomial, so a worker gets its mean
+ * give or take about sqrt(mean). Descriptors are planned for this many
+ * standard deviations above the mean. */
+#define PLAN_SPREAD_SIGMAS 4
+
+/* Connections the fullest of workers workers should be ready for when
+ * they share conns: the mean plus PLAN_SPREAD_SIGMAS standard deviations. */
+int64_t plan_worker_share(int64_t conns, int workers);
+
 /* Fills r for box with cfg's ping_interval and max_backpressure. */
 void plan_compute(const struct plan_box *box, const struct config *cfg, struct plan_result *r);
 

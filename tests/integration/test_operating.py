@@ -79,7 +79,7 @@ def test_check_plan_for_the_seed_box():
     p = run(BIN, "check", "--plan", "1000000", "--memory", "16G", "--cores", "4", "-c", SHIPPED)
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    for want in ("workers = 4", "max_connections = 1000000", "LimitNOFILE=250032", "thash_entries=1048576",
+    for want in ("workers = 4", "max_connections = 1000000", "LimitNOFILE=252036", "thash_entries=1048576",
                  "tcp_child_ehash_entries", 'sysctl -w fs.file-max=', 'net.ipv4.tcp_mem="500000 750000 1000000"',
                  "## memory", "max_backpressure", "TiB", "## keepalive", "pings and as many pongs"):
         assert want in out, (want, out)
@@ -97,6 +97,22 @@ def test_check_plan_for_the_seed_box():
     assert p.returncode == 1 and "--memory" in p.stderr
     p = run(BIN, "check", "--plan", "1000000", "--memory", "16 bananas", "--cores", "4")
     assert p.returncode == 1 and "--memory needs a size" in p.stderr
+
+
+def test_plan_config_lines_paste_into_a_config(tmp_path):
+    """Every `key = value` line the plan prints is accepted by the config
+    parser as it is (no trailing comment inih would take as the value)."""
+    p = run(BIN, "check", "--plan", "1000000", "--memory", "24G", "--cores", "2", "--nofile", "20000",
+            "--local-clients", "-c", SHIPPED)
+    lines = [ln for ln in p.stdout.splitlines() if re.match(r"^[a-z_]+ = ", ln)]
+    assert {ln.split(" = ")[0] for ln in lines} >= {"workers", "max_connections", "max_connections_per_ip",
+                                                  "ping_interval", "idle_timeout"}, p.stdout
+    conf = tmp_path / "plan.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    g = run(BIN, "get", "workers", "max_connections", "-c", str(conf))
+    assert g.returncode == 0, g.stderr
+    assert g.stdout.split()[1] == "1000000" and int(g.stdout.split()[0]) * 19968 > 1000000, g.stdout
+    assert re.search(r"^LimitNOFILE=\d+$", p.stdout, re.M), p.stdout
 
 
 def test_shipped_config_passes_check_here():

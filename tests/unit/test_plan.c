@@ -20,7 +20,11 @@ static void test_seed_box(void)
     struct plan_box box = {1000000, 16 * GiB, 4, 0, 0};
     plan_compute(&box, &c, &r);
     is_int(r.workers, 4, "one worker per core");
-    is_int(r.nofile, 1000000 / 4 + CAPACITY_RESERVE_FDS, "LimitNOFILE = connections / workers + reserve");
+    is_int(r.nofile, 250000 + PLAN_SPREAD_SIGMAS * (500 + 1) + CAPACITY_RESERVE_FDS,
+           "LimitNOFILE = mean per worker + %d sigma (sqrt 250000 = 500, rounded up) + reserve",
+           PLAN_SPREAD_SIGMAS);
+    ok(4 * (r.nofile - CAPACITY_RESERVE_FDS) >= 1000000,
+       "max_connections = auto at that limit reaches the million");
     is_int(r.ehash_default, 16 * GiB / (128 * 1024), "the kernel's hash: a bucket per 128 KiB");
     is_int(r.ehash_want, 1 << 20, "wanted: the power of two at or above the sockets");
     is_int(r.kernel_bytes, 1000000LL * CAPACITY_KERNEL_BYTES_PER_SOCKET, "kernel memory per socket");
@@ -34,7 +38,7 @@ static void test_seed_box(void)
     int rc = plan_print(&box, &c, "x.conf", f);
     fclose(f);
     is_int(rc, 0, "fits");
-    ok(strstr(text, "workers = 4") && strstr(text, "LimitNOFILE=250032") &&
+    ok(strstr(text, "workers = 4") && strstr(text, "LimitNOFILE=252036") &&
            strstr(text, "thash_entries=1048576"),
        "prints workers, LimitNOFILE and thash_entries");
     ok(strstr(text, "sysctl -w net.ipv4.tcp_mem=\"500000 750000 1000000\"") != NULL, "prints tcp_mem for 1M");
@@ -50,8 +54,11 @@ static void test_fixed_limit_and_small_box(void)
     /* This machine: 2 cores, a hard limit of 20000 it cannot raise. */
     struct plan_box here = {1000000, 24 * GiB, 2, 20000, 1};
     plan_compute(&here, &c, &r);
-    int64_t need = (1000000 + 20000 - CAPACITY_RESERVE_FDS - 1) / (20000 - CAPACITY_RESERVE_FDS);
-    is_int(r.workers, need, "a fixed limit of 20000 needs ceil(N / 19968) workers");
+    ok(plan_worker_share(1000000, r.workers) <= 20000 - CAPACITY_RESERVE_FDS &&
+           plan_worker_share(1000000, r.workers - 1) > 20000 - CAPACITY_RESERVE_FDS,
+       "a fixed limit of 20000: the fewest workers (%d) whose fullest stays under it", r.workers);
+    ok(r.workers > (1000000 + 19967) / 19968, "more than an even split would need (%d)",
+       (1000000 + 19967) / 19968);
     ok(r.nofile <= 20000, "and each stays under it (%lld)", (long long)r.nofile);
     is_int(r.kernel_bytes, 2000000LL * CAPACITY_KERNEL_BYTES_PER_SOCKET,
            "clients on the host: two sockets each");
