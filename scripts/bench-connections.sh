@@ -11,6 +11,9 @@
 # the network namespace it runs in (NETNS=name, default wsmill-bench; see
 # docs/tuning.md). Knobs: HOLD, RATE, PER_SRC, TIMEOUT, CONN_TIMEOUT,
 # MAX_PENDING, EXTRA_CONF="key = value;key = value" (added to the server config).
+# PLAN=1: the server runs on the shipped conf/wsmill.conf plus only the lines
+# `wsmill check --plan N --memory MEM --cores C --nofile HARD --local-clients`
+# prints for this box (workers, limits, keepalive); the result records both.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
