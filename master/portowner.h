@@ -11,6 +11,10 @@
 #include "../common/config.h"
 #include "../common/net.h"
 
+/* Not closed: two masters started in the same instant could both pass the
+ * probe before either listens; the pid file (same files) narrows that
+ * further. A start a moment later is refused. */
+
 #define PORTOWNER_MAX_PIDS 8
 
 /* One line of /proc/net/tcp or /proc/net/tcp6. */

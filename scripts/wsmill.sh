@@ -176,6 +176,8 @@ started_message() {
         echo "  publish API  off (publish_listen is empty)"
     fi
     echo "  log          ${log:-$1}"
+    echo "  capacity     max_connections $(json_int max_connections <<<"$ST")$(
+        [[ $(json_int max_connections_auto <<<"$ST") == 1 ]] && echo " (auto: what the open-file limit and memory allow)")"
     echo "  status       $0 status -c $CONF"
 }
 
