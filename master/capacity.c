@@ -176,14 +176,19 @@ int64_t capacity_resolve(struct config *cfg, char *why, size_t whylen)
     int workers = capacity_workers(cfg);
     int64_t soft = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > ((rlim_t)1 << 40) ? (int64_t)1 << 40
                                                                                    : (int64_t)rl.rlim_cur;
-    int64_t mem = mem_total();
+    /* A share of MemTotal, and never more than is available now (a box
+     * busy with other work, or the clients of a benchmark, holds less). */
+    int64_t mem = mem_total(), avail = mem_available();
+    if (avail > 0 && mem > 0 && (double)mem * CAPACITY_AUTO_MEMORY_SHARE > (double)avail)
+        mem = (int64_t)((double)avail / CAPACITY_AUTO_MEMORY_SHARE);
     int64_t by_fds = capacity_auto(workers, soft, -1), by_mem = capacity_auto(1, (int64_t)1 << 40, mem);
     cfg->max_connections = capacity_auto(workers, soft, mem);
     snprintf(why, whylen,
              "max_connections = auto: %" PRId64 " (descriptors allow %d workers x %" PRId64 " = %" PRId64
-             ", memory %" PRId64 " MiB allows %" PRId64 " at %d B per connection)",
-             cfg->max_connections, workers, soft - CAPACITY_RESERVE_FDS, by_fds, mem >> 20, by_mem,
-             KERNEL_BYTES_PER_SOCKET + CAPACITY_WSMILL_BYTES_PER_CONN);
+             ", %.0f%% of memory, %" PRId64 " MiB, allows %" PRId64 " at %d B per connection)",
+             cfg->max_connections, workers, soft - CAPACITY_RESERVE_FDS, by_fds,
+             CAPACITY_AUTO_MEMORY_SHARE * 100, (int64_t)((double)mem * CAPACITY_AUTO_MEMORY_SHARE) >> 20,
+             by_mem, KERNEL_BYTES_PER_SOCKET + CAPACITY_WSMILL_BYTES_PER_CONN);
     return cfg->max_connections;
 }
 

@@ -15,7 +15,8 @@
  * rounded up). */
 #define CAPACITY_KERNEL_BYTES_PER_SOCKET 5120
 #define CAPACITY_WSMILL_BYTES_PER_CONN   128
-/* max_connections = auto leaves a quarter of RAM to everything else. */
+/* max_connections = auto leaves a quarter of RAM to everything else (and
+ * takes no more than MemAvailable). */
 #define CAPACITY_AUTO_MEMORY_SHARE 0.75
 
 struct capacity {
@@ -44,7 +45,8 @@ int capacity_raise_nofile(const struct config *cfg, char *err, size_t errlen);
 int64_t capacity_auto(int workers, int64_t nofile_soft, int64_t memory);
 
 /* When cfg says max_connections = auto, sets it to capacity_auto for the
- * current RLIMIT_NOFILE and MemTotal and writes how it was derived into
+ * current RLIMIT_NOFILE and MemTotal (capped so its share is at most
+ * MemAvailable) and writes how it was derived into
  * why (else why = ""). Returns the resolved value. */
 int64_t capacity_resolve(struct config *cfg, char *why, size_t whylen);
 
