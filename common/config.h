@@ -34,6 +34,7 @@ struct config {
     /* channels */
     char publish_listen[CONFIG_STR_MAX]; /* HOST:PORT of the publish API; empty = off */
     char publish_token[CONFIG_STR_MAX];  /* Bearer token the publish API requires; empty = none */
+    char metrics_token[CONFIG_STR_MAX];  /* token /metrics, /status and /dashboard require; empty = none */
     int64_t client_publish;              /* bool: client messages on /ch/ are published */
     int64_t max_channels_per_conn;
     int64_t slow_consumer; /* enum slow_consumer_policy */

@@ -398,7 +398,6 @@ static void master_cleanup(struct master *m, int init_failed)
 
 int master_run(const char *conf_path, char **argv)
 {
-    /* struct master holds a cache-aligned worker_slot (m->gone). */
     size_t size = (sizeof(struct master) + SHM_CACHELINE - 1) & ~(size_t)(SHM_CACHELINE - 1);
     struct master *m = aligned_alloc(SHM_CACHELINE, size);
     int rc = 0;

@@ -113,8 +113,7 @@ struct master {
     struct reload_info reload;
     struct upgrade up;
     struct retire_stats retire;
-    uint64_t worker_deaths;  /* serving workers that died and were respawned */
-    struct worker_slot gone; /* counters of freed slots (private memory) */
+    uint64_t worker_deaths; /* serving workers that died and were respawned */
     struct master_worker w[SHM_MAX_WORKERS];
 };
 

@@ -180,6 +180,7 @@ static void apply_log(const struct config *old, struct config *nc)
 static void refuse(struct master *m, const char *why)
 {
     snprintf(m->reload.error, sizeof m->reload.error, "%s", why);
+    shm_add(&m->shm->reloads_failed, 1);
     log_error("reload failed: %s; keeping the old configuration", why);
 }
 
@@ -272,6 +273,7 @@ void reload_run(struct master *m)
     int socks[SHM_MAX_WORKERS], status_fd = m->status_fd;
     struct reload_info *r = &m->reload;
     r->seq++;
+    shm_add(&m->shm->reloads, 1);
     r->ok = 0;
     r->generation = 0;
     r->at = (int64_t)time(NULL);

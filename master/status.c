@@ -222,7 +222,7 @@ static void json_upgrade(struct sbuf *b, const struct master *m)
  * "degraded" when only some are, else what they all are (down, connecting). */
 static void json_broker(struct sbuf *b, struct master *m)
 {
-    struct worker_slot *g = &m->gone;
+    struct worker_slot *g = &m->shm->gone;
     uint64_t reconnects = shm_get(&g->broker_reconnects), lost = shm_get(&g->broker_lost);
     uint64_t pubs = shm_get(&g->redis_publishes), recv = shm_get(&g->redis_received);
     int n = 0, connected = 0, worst = BROKER_STATE_LOCAL;
@@ -305,7 +305,7 @@ static void json_snapshot(struct sbuf *b, struct master *m)
     json_upgrade(b, m);
     /* Counters of workers whose slots were freed, so sums never go back. */
     sb_printf(b, "\"exited_workers\":{");
-    json_counters(b, &m->gone);
+    json_counters(b, &m->shm->gone);
     sb_printf(b, "},\"workers\":[");
     for (int i = 0; i < SHM_MAX_WORKERS; i++) {
         if (m->w[i].role == SLOT_FREE)

@@ -13,6 +13,7 @@ cd "$ROOT"
 . scripts/deps.sh
 
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-websockets python3-pytest clang-format redis-server \
+    prometheus chromium chromium-driver python3-selenium \
     clang libclang-rt-14-dev systemd
 
 PY=/usr/bin/python3
