@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "clock.h"
+
 #define REC_MAGIC 0x5752 /* "WR" */
 
 struct rec_header {
@@ -15,6 +17,7 @@ struct rec_header {
     uint16_t magic;
     uint16_t noffs; /* 8-byte offsets between the channel name and the payload */
     uint64_t seq;
+    uint64_t published_ns; /* CLOCK_MONOTONIC (system-wide) when published */
 };
 
 static uint64_t align8(uint64_t n)
@@ -112,7 +115,8 @@ int64_t ring_publish_offs(struct ring *r, const char *chan, size_t chan_len, con
                            .opcode = (uint8_t)opcode,
                            .chan_len = (uint16_t)chan_len,
                            .magic = REC_MAGIC,
-                           .noffs = (uint16_t)noffs};
+                           .noffs = (uint16_t)noffs,
+                           .published_ns = mono_ns()};
     h.total = (uint32_t)align8(sizeof(h) + chan_len + ol + len);
     lock(r);
     uint64_t start = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -185,6 +189,7 @@ int ring_peek(struct ring *r, struct ring_reader *rd, struct ring_msg *m)
                 m->chan_len = h.chan_len;
                 m->len = h.len;
                 m->noffs = h.noffs;
+                m->published_ns = h.published_ns;
                 m->pos = rd->pos + sizeof(h) + h.chan_len + ol;
                 return 1;
             }

@@ -42,6 +42,7 @@ struct ring_msg {
     char chan[RING_CHANNEL_MAX]; /* a channel or a comma-separated list */
     uint32_t len;                /* payload bytes */
     uint64_t pos;                /* where the payload starts in the ring */
+    uint64_t published_ns;       /* mono_ns() of the publisher (one clock for all processes) */
     uint16_t noffs;              /* offsets carried: 0, or one per channel of chan */
     uint64_t offs[RING_OFFS_MAX];
 };

@@ -13,7 +13,8 @@ cd "$ROOT"
 . scripts/deps.sh
 
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-websockets python3-pytest clang-format redis-server \
-    clang libclang-rt-14-dev chromium chromium-driver python3-selenium
+    prometheus chromium chromium-driver python3-selenium \
+    clang libclang-rt-14-dev systemd
 
 PY=/usr/bin/python3
 passed=0
@@ -34,6 +35,9 @@ record "format (clang-format)" $?
 
 scripts/gen-config-doc.sh --check
 record "docs/config.md matches the config table" $?
+
+$PY scripts/check-layout.py build
+record "layout (README table, rooms, file and function sizes)" $?
 
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --suite unit --print-errorlogs

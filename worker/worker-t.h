@@ -76,7 +76,7 @@ struct worker {
     void *hist_pending;              /* wsmill.v1 opens waiting for Redis (histsub_redis.c) */
     const struct broker_ops *broker; /* where publishes go: the shared ring or Redis */
     void *broker_state;              /* the broker's own (broker_redis.c), or NULL */
-    /* the publish API (pubapi.c) */
+    /* the HTTP service on publish_listen (http/listener.c) */
     void *pubapi;
 };
 

@@ -32,7 +32,7 @@
 #include "redis_hist.h"
 #include "redis_link.h"
 
-#define BROKER_MAX_PENDING (64u << 20) /* bytes of PUBLISH awaiting Redis's answer */
+#define BROKER_MAX_PENDING (64u << 20)            /* bytes of PUBLISH awaiting Redis's answer */
 #define KEY_MAX            (CONFIG_STR_MAX + 256) /* prefix + a channel name (128 at most) */
 
 /* ---- subscriptions and messages ---------------------------------------- */

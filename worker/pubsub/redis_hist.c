@@ -24,18 +24,18 @@
 #include "redis_hist.h"
 #include "redis_link.h"
 
-#define EPOCH_LUA                                                                                             \
-    "local function epoch(k, prefix)\n"                                                                       \
-    "  local ep = redis.call('GET', k .. ':e')\n"                                                             \
-    "  if ep then return ep end\n"                                                                            \
-    "  local t = redis.call('TIME')\n"                                                                        \
-    "  local n = redis.call('INCR', prefix .. ':epochs')\n"                                                   \
-    "  ep = string.sub(redis.sha1hex(k .. ' ' .. t[1] .. ' ' .. t[2] .. ' ' .. n), 1, 16)\n"                  \
-    "  redis.call('SET', k .. ':e', ep)\n"                                                                    \
-    "  redis.call('DEL', k .. ':o', k .. ':h')\n"                                                             \
-    "  return ep\n"                                                                                           \
-    "end\n"                                                                                                   \
-    "local t = redis.call('TIME')\n"                                                                          \
+#define EPOCH_LUA                                                                                            \
+    "local function epoch(k, prefix)\n"                                                                      \
+    "  local ep = redis.call('GET', k .. ':e')\n"                                                            \
+    "  if ep then return ep end\n"                                                                           \
+    "  local t = redis.call('TIME')\n"                                                                       \
+    "  local n = redis.call('INCR', prefix .. ':epochs')\n"                                                  \
+    "  ep = string.sub(redis.sha1hex(k .. ' ' .. t[1] .. ' ' .. t[2] .. ' ' .. n), 1, 16)\n"                 \
+    "  redis.call('SET', k .. ':e', ep)\n"                                                                   \
+    "  redis.call('DEL', k .. ':o', k .. ':h')\n"                                                            \
+    "  return ep\n"                                                                                          \
+    "end\n"                                                                                                  \
+    "local t = redis.call('TIME')\n"                                                                         \
     "local ms = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
 /* ARGV: opcode, list, payload, history_size, ttl_ms, prefix. */
@@ -65,38 +65,38 @@ static const char PUBLISH_LUA[] =
  * channel and token. Per key: {epoch, top, status, entries...}; status
  * new, recovered, epoch, too_old, ahead. Then the token is published to
  * the sync channel (histsub_redis.c says why). */
-static const char READ_LUA[] =
-    EPOCH_LUA "local n = #KEYS\n"
-              "local ttl = tonumber(ARGV[3 * n + 1])\n"
-              "local out = {}\n"
-              "for i, k in ipairs(KEYS) do\n"
-              "  local ep = epoch(k, ARGV[3 * n + 2])\n"
-              "  local top = tonumber(redis.call('GET', k .. ':o') or '0')\n"
-              "  local r = {ep, top, 'new'}\n"
-              "  if ARGV[3 * i - 2] == '1' then\n"
-              "    local since = tonumber(ARGV[3 * i])\n"
-              "    if ARGV[3 * i - 1] ~= ep then r[3] = 'epoch'\n"
-              "    elseif since > top then r[3] = 'ahead'\n"
-              "    elseif since == top then r[3] = 'recovered'\n"
-              "    else\n"
-              "      r[3] = 'too_old'\n"
-              "      local want = since + 1\n"
-              "      for _, e in ipairs(redis.call('LRANGE', k .. ':h', 0, -1)) do\n"
-              "        local a = string.find(e, ' ')\n"
-              "        local b = string.find(e, ' ', a + 1)\n"
-              "        local off, at = tonumber(string.sub(e, 1, a - 1)), tonumber(string.sub(e, a + 1, b - 1))\n"
-              "        if off == want and (ttl == 0 or ms - at <= ttl) then\n"
-              "          table.insert(r, e)\n"
-              "          want = want + 1\n"
-              "        end\n"
-              "      end\n"
-              "      if want == top + 1 then r[3] = 'recovered' else r = {ep, top, 'too_old'} end\n"
-              "    end\n"
-              "  end\n"
-              "  out[i] = r\n"
-              "end\n"
-              "redis.call('PUBLISH', ARGV[3 * n + 3], ARGV[3 * n + 4])\n"
-              "return out\n";
+static const char READ_LUA[] = EPOCH_LUA
+    "local n = #KEYS\n"
+    "local ttl = tonumber(ARGV[3 * n + 1])\n"
+    "local out = {}\n"
+    "for i, k in ipairs(KEYS) do\n"
+    "  local ep = epoch(k, ARGV[3 * n + 2])\n"
+    "  local top = tonumber(redis.call('GET', k .. ':o') or '0')\n"
+    "  local r = {ep, top, 'new'}\n"
+    "  if ARGV[3 * i - 2] == '1' then\n"
+    "    local since = tonumber(ARGV[3 * i])\n"
+    "    if ARGV[3 * i - 1] ~= ep then r[3] = 'epoch'\n"
+    "    elseif since > top then r[3] = 'ahead'\n"
+    "    elseif since == top then r[3] = 'recovered'\n"
+    "    else\n"
+    "      r[3] = 'too_old'\n"
+    "      local want = since + 1\n"
+    "      for _, e in ipairs(redis.call('LRANGE', k .. ':h', 0, -1)) do\n"
+    "        local a = string.find(e, ' ')\n"
+    "        local b = string.find(e, ' ', a + 1)\n"
+    "        local off, at = tonumber(string.sub(e, 1, a - 1)), tonumber(string.sub(e, a + 1, b - 1))\n"
+    "        if off == want and (ttl == 0 or ms - at <= ttl) then\n"
+    "          table.insert(r, e)\n"
+    "          want = want + 1\n"
+    "        end\n"
+    "      end\n"
+    "      if want == top + 1 then r[3] = 'recovered' else r = {ep, top, 'too_old'} end\n"
+    "    end\n"
+    "  end\n"
+    "  out[i] = r\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[3 * n + 3], ARGV[3 * n + 4])\n"
+    "return out\n";
 
 #define ARGS_MAX (2 + 1 + 2 * 1024 + 6 + 2)
 
@@ -142,9 +142,12 @@ int redis_hist_publish(struct broker *b, redisCallbackFn *fn, void *priv, const 
     char op[8], size[24], ttl[24];
     const struct config *cfg = &b->w->cfg;
     const char *x[6] = {op, list, (const char *)payload, size, ttl, b->prefix};
-    size_t xl[6] = {(size_t)snprintf(op, sizeof op, "%u", opcode), list_len, len,
+    size_t xl[6] = {(size_t)snprintf(op, sizeof op, "%u", opcode),
+                    list_len,
+                    len,
                     (size_t)snprintf(size, sizeof size, "%lld", (long long)cfg->history_size),
-                    (size_t)snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->history_ttl), b->prefix_len};
+                    (size_t)snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->history_ttl),
+                    b->prefix_len};
     return eval(b, fn, priv, PUBLISH_LUA, list, list_len, 6, x, xl);
 }
 
@@ -225,7 +228,8 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
     free(q);
 }
 
-int redis_hist_entry(const void *entry, uint64_t *offset, unsigned *opcode, const uint8_t **payload, size_t *len)
+int redis_hist_entry(const void *entry, uint64_t *offset, unsigned *opcode, const uint8_t **payload,
+                     size_t *len)
 {
     const redisReply *e = entry;
     if (e->type != REDIS_REPLY_STRING)

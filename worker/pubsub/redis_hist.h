@@ -24,7 +24,8 @@ int redis_hist_envelope(const uint8_t *e, size_t len, struct redis_envelope *out
  * payload kept (history_size, history_ttl), the envelope PUBLISHed. fn gets
  * the offsets (an array reply). Returns redisAsyncCommandArgv's result. */
 int redis_hist_publish(struct broker *b, void (*fn)(struct redisAsyncContext *, void *, void *), void *priv,
-                       const char *list, size_t list_len, unsigned opcode, const uint8_t *payload, size_t len);
+                       const char *list, size_t list_len, unsigned opcode, const uint8_t *payload,
+                       size_t len);
 
 /* A resume position for redis_hist_read. */
 struct redis_read_pos {
@@ -34,7 +35,7 @@ struct redis_read_pos {
 /* What Redis said of one channel. */
 struct redis_read_chan {
     uint64_t epoch, top;
-    int result; /* enum history_result, or -1: no position was given */
+    int result;                 /* enum history_result, or -1: no position was given */
     const void *const *entries; /* (since, top] when recovered: redis_hist_entry reads one */
     size_t nentries;
 };
@@ -49,6 +50,7 @@ int redis_hist_read(struct worker *w, const char *list, size_t len, const struct
  * read script ends by publishing token there; the sink's synced gets it). */
 int redis_hist_ready(struct worker *w);
 /* One kept message of a read's answer. Returns 0, or -1 when malformed. */
-int redis_hist_entry(const void *entry, uint64_t *offset, unsigned *opcode, const uint8_t **payload, size_t *len);
+int redis_hist_entry(const void *entry, uint64_t *offset, unsigned *opcode, const uint8_t **payload,
+                     size_t *len);
 
 #endif
