@@ -13,6 +13,10 @@ Groups (--only NAME,...; all by default):
               messages behind (100 published first to channel storm): time
               until the last catch-up message arrived, beside the same
               10,000 subscribing fresh (nothing to catch up).
+  redis-script what one publish costs redis-server: PUBLISH alone (before
+              history), the Lua script wsmill runs (its text is read from
+              worker/pubsub/redis_hist.c), and the same with a Stream (XADD
+              MAXLEN) in place of the list; redis-benchmark, pipelined.
   resume-1000 the issue's figure: tests/integration/test_history.py's
               resume test with HIST_SUBS=1000 HIST_AWAY=5 HIST_RATE=1000.
 Writes docs/bench/history.json (merging the groups run). Env: DURATION (10),
@@ -119,6 +123,64 @@ def storm_once(behind):
     return row
 
 
+def lua_from_source(name):
+    """The Lua of `static const char NAME[]` in redis_hist.c (with EPOCH_LUA)."""
+    import re
+    src = open(os.path.join(ROOT, "worker", "pubsub", "redis_hist.c")).read()
+    def body(block):
+        return "".join(bytes(m, "utf-8").decode("unicode_escape") for m in re.findall(r'"((?:[^"\\]|\\.)*)"', block))
+    epoch = body(re.search(r"#define EPOCH_LUA(.*?)\n\n", src, re.S).group(1))
+    main = body(re.search(r"static const char " + name + r"\[\] =\s*EPOCH_LUA(.*?);\n", src, re.S).group(1))
+    return epoch + main
+
+
+def redis_script():
+    import shutil, signal, tempfile
+    port = bench_common.free_port()
+    d = tempfile.mkdtemp(prefix="wsmill-bench-redis-")
+    rs = subprocess.Popen(bench_common.in_netns(["taskset", "-c", "0", "redis-server", "--port", str(port),
+                                                 "--save", "", "--appendonly", "no", "--dir", d]),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    lua = lua_from_source("PUBLISH_LUA")
+    stream = lua.replace("redis.call('RPUSH', k .. ':h', off .. ' ' .. ms .. ' ' .. op .. '\\n' .. ARGV[3])\n"
+                         "    redis.call('LTRIM', k .. ':h', -size, -1)",
+                         "redis.call('XADD', k .. ':s', 'MAXLEN', '~', size, '0-' .. off, 'm', ARGV[3])")
+    assert stream != lua, "the list commands were not found in the script"
+    payload = "x" * 64
+    cases = [("publish", ["PUBLISH", "wsmill:bench", payload]),
+             ("lua-list", ["EVAL", lua, "1", "wsmill:bench", "1", "bench", payload, "1000", "300000", "wsmill:"]),
+             ("lua-stream", ["EVAL", stream, "1", "wsmill:bench2", "1", "bench2", payload, "1000", "300000",
+                             "wsmill:"]),
+             ("lua-no-history", ["EVAL", lua, "1", "wsmill:bench3", "1", "bench3", payload, "0", "300000",
+                                 "wsmill:"])]
+    rows = []
+    try:
+        for name, cmd in cases:
+            n = int(os.environ.get("REDIS_N", "200000"))
+            c0 = bench_common.proc_cpu_s([rs.pid])
+            t0 = time.time()
+            out = subprocess.run(bench_common.in_netns(["taskset", "-c", "1", "redis-benchmark", "-p", str(port),
+                                                        "-n", str(n), "-P", "16", "-c", "4", "-q"] + cmd),
+                                 capture_output=True, text=True).stdout
+            secs = time.time() - t0
+            cpu = bench_common.proc_cpu_s([rs.pid]) - c0
+            row = {"case": name, "commands": n, "seconds": round(secs, 2), "per_s": round(n / secs),
+                   "redis_cpu_us_per_command": round(cpu * 1e6 / n, 2),
+                   "redis_benchmark": out.strip().splitlines()[-1:] if out else None}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        # the scripts did their work (redis-benchmark does not count errors)
+        kept = {k: subprocess.run(["redis-cli", "-p", str(port), c, k], capture_output=True, text=True).stdout.strip()
+                for c, k in (("LLEN", "wsmill:bench:h"), ("XLEN", "wsmill:bench2:s"), ("GET", "wsmill:bench:o"))}
+        rows.append({"kept": kept})
+        print(json.dumps(kept), flush=True)
+    finally:
+        bench_common.stop_process(rs, 10)
+        shutil.rmtree(d, ignore_errors=True)
+    return rows
+
+
 def resume_1000():
     env = dict(os.environ, HIST_SUBS="1000", HIST_AWAY="5", HIST_RATE="1000",
                WSMILL_BIN=bench_common.BIN)
@@ -138,7 +200,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
-    groups = {"fanout": None, "memory": None, "storm": None, "resume-1000": None}
+    groups = {"fanout": None, "memory": None, "storm": None, "redis-script": None, "resume-1000": None}
     out = read_json("history.json")
     for g in pick_groups(a.only, groups):
         if g == "fanout":
@@ -147,6 +209,8 @@ def main():
             rows = [memory_once(s) for s in SETUPS]
         elif g == "storm":
             rows = [storm_once(b) for b in (100, 0)]
+        elif g == "redis-script":
+            rows = redis_script()
         else:
             rows = [resume_1000()]
         out[g] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows,
