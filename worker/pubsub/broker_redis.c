@@ -231,6 +231,8 @@ void redis_broker_link_ready(struct broker *b, struct link *l)
         if (b->sync_wanted)
             sync_subscribe(b);
         b->sink->each_channel(b->w, subscribe_one);
+    } else {
+        b->sink->subscribed(b->w, "", 0); /* history reads waiting for the publish link may go */
     }
     redis_update_state(b);
 }
