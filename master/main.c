@@ -8,6 +8,7 @@
 #include "master.h"
 #include "redischeck.h"
 #include "status.h"
+#include "tls_check.h"
 
 #define DEFAULT_CONF "conf/wsmill.conf"
 #define MAX_ARGS     32
@@ -54,6 +55,8 @@ static int cmd_check(const char *path)
     }
     if (who == 1)
         printf("%s: warning: %s\n", path, err);
+    if (tls_check_report(&cfg, path, stdout) != 0)
+        return 1;
     printf("%s: configuration OK\n", path);
     int rc = capacity_report(&cfg, path, stdout);
     if (cfg.broker == BROKER_REDIS && redischeck_run(&cfg, stdout, stderr) != 0)

@@ -19,6 +19,7 @@
 #include "../common/log.h"
 #include "capacity.h"
 #include "listen.h"
+#include "tls_check.h"
 #include "status.h"
 
 #define FAST_STOP_MS    2000 /* SIGQUIT: how long workers get before SIGKILL */
@@ -172,6 +173,19 @@ static int setup_status(struct master *m, int inherited)
     return m->status_fd == -1 ? -1 : 0;
 }
 
+/* The key is read here, before any worker drops privileges. */
+static int setup_tls(struct master *m)
+{
+    char err[768];
+    struct tls_pem pem;
+    if (tls_check_prepare(&m->cfg, &pem, err, sizeof err) == -1) {
+        fprintf(stderr, "%s: %s\n", m->conf_path, err);
+        return -1;
+    }
+    tls_check_commit(m->shm, &m->cfg, &pem);
+    return 0;
+}
+
 /* Everything that can fail at start-up. Returns 0; -1 when the error went
  * to stderr; -2 when it went to the log (the caller points at it). */
 static int master_init(struct master *m)
@@ -195,6 +209,8 @@ static int master_init(struct master *m)
     if (setup_listeners(m, inh, ninh) == -1)
         return -2;
     setup_shm(m);
+    if (setup_tls(m) == -1)
+        return -1;
     if (m->cfg.status_socket[0] && setup_status(m, status_in) == -1)
         return -2;
     if (pidfile_write(m->cfg.pid_file) == -1)

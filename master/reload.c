@@ -21,6 +21,7 @@
 #include "capacity.h"
 #include "listen.h"
 #include "status.h"
+#include "tls_check.h"
 
 /* Keys the master applies itself: nothing for the workers to do. */
 static const char *const master_keys[] = {"status_socket", "pid_file"};
@@ -285,11 +286,21 @@ void reload_run(struct master *m)
     if (p.kept[0])
         log_warn("%s changed: only a binary upgrade (SIGUSR2) or a restart applies it; keeping the old value",
                  p.kept);
+    /* The certificate and key are re-read on every reload (the paths may
+     * stay the same while the files change); a bad pair keeps the old. */
+    struct tls_pem pem;
+    if (tls_check_prepare(nc, &pem, err, sizeof err) == -1) {
+        refuse(m, err);
+        free(nc);
+        return;
+    }
     if (prepare(m, nc, &p, socks, &status_fd) == -1) {
+        tls_pem_free(&pem);
         free(nc);
         return;
     }
     commit_paths(m, nc, status_fd);
+    tls_check_commit(m->shm, nc, &pem);
     apply_log(&m->cfg, nc);
     int capacity_moved = nc->max_connections != m->cfg.max_connections || p.new_generation;
     m->cfg = *nc;
