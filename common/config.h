@@ -51,7 +51,7 @@ struct config {
     int64_t max_handshakes_per_ip;    /* unfinished, across workers; 0 = off */
     char auth_secret[CONFIG_STR_MAX]; /* HS256 key for connection tokens; empty = no auth */
     char user[CONFIG_STR_MAX];        /* workers switch to this user; empty = stay */
-    /* past one machine (worker/broker.c) */
+    /* past one machine (worker/pubsub/broker_redis.c) */
     int64_t broker;                    /* enum broker_kind */
     char redis_url[CONFIG_STR_MAX];    /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] */
     char redis_prefix[CONFIG_STR_MAX]; /* prepended to a channel's name in Redis */
