@@ -130,15 +130,16 @@ static int load_key(SSL_CTX *ctx, const char *key, size_t len, const char *cert_
     EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"") : NULL;
     BIO_free(bio);
     if (!pk) {
-        snprintf(what, sizeof what, "tls_key %s: no usable PEM private key (encrypted keys are not supported)",
-                 name);
+        snprintf(what, sizeof what,
+                 "tls_key %s: no usable PEM private key (encrypted keys are not supported)", name);
         set_err(err, errlen, what);
         return -1;
     }
     int used = SSL_CTX_use_PrivateKey(ctx, pk);
     EVP_PKEY_free(pk);
     if (used != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(what, sizeof what, "tls_key %s does not match the certificate in tls_cert %s", name, cert_name);
+        snprintf(what, sizeof what, "tls_key %s does not match the certificate in tls_cert %s", name,
+                 cert_name);
         set_err(err, errlen, what);
         return -1;
     }
@@ -148,7 +149,8 @@ static int load_key(SSL_CTX *ctx, const char *key, size_t len, const char *cert_
 static void set_options(SSL_CTX *ctx, const struct config *c)
 {
     SSL_CTX_set_min_proto_version(ctx, c->tls_min_version == TLS_MIN_13 ? TLS1_3_VERSION : TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  (c->tls_session_tickets ? 0 : SSL_OP_NO_TICKET));
     /* Idle connections hold no read/write buffers; partial writes let the
      * output queue keep what the socket refused. */

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-void tls_store_publish(struct tls_store *s, const char *cert, size_t cert_len, const char *key, size_t key_len,
-                       const char *cert_name, const char *key_name)
+void tls_store_publish(struct tls_store *s, const char *cert, size_t cert_len, const char *key,
+                       size_t key_len, const char *cert_name, const char *key_name)
 {
     uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);

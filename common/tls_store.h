@@ -17,13 +17,13 @@ struct tls_store {
     _Atomic uint32_t seq; /* odd while the master writes */
     uint32_t cert_len, key_len;
     char cert_name[TLS_STORE_NAMES], key_name[TLS_STORE_NAMES]; /* the files, for messages */
-    char pem[TLS_STORE_MAX];                                   /* cert_len bytes, then key_len */
+    char pem[TLS_STORE_MAX];                                    /* cert_len bytes, then key_len */
 };
 
 /* Master: publishes both files' bytes (cert_len + key_len <= TLS_STORE_MAX,
  * checked by the reader of the files) and bumps the generation. */
-void tls_store_publish(struct tls_store *s, const char *cert, size_t cert_len, const char *key, size_t key_len,
-                       const char *cert_name, const char *key_name);
+void tls_store_publish(struct tls_store *s, const char *cert, size_t cert_len, const char *key,
+                       size_t key_len, const char *cert_name, const char *key_name);
 
 /* A worker's private copy. */
 struct tls_store_copy {

@@ -213,6 +213,9 @@ static void free_slot(struct master *m, int i)
     add(&g->limit_message_size, &s->limit_message_size);
     add(&g->limit_message_rate, &s->limit_message_rate);
     add(&g->limit_byte_rate, &s->limit_byte_rate);
+    add(&g->tls_handshakes, &s->tls_handshakes);
+    add(&g->tls_handshake_errors, &s->tls_handshake_errors);
+    add(&g->proxy_refused, &s->proxy_refused);
     add(&g->broker_reconnects, &s->broker_reconnects);
     add(&g->broker_lost, &s->broker_lost);
     add(&g->redis_publishes, &s->redis_publishes);
