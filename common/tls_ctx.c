@@ -150,7 +150,7 @@ static void set_options(SSL_CTX *ctx, const struct config *c)
 {
     SSL_CTX_set_min_proto_version(ctx, c->tls_min_version == TLS_MIN_13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF |
                                  (c->tls_session_tickets ? 0 : SSL_OP_NO_TICKET));
     /* Idle connections hold no read/write buffers; partial writes let the
      * output queue keep what the socket refused. */

@@ -71,13 +71,13 @@ static void answer_plain_http(struct conn *c)
     (void)wr; /* best effort: the connection is closed next */
 }
 
-static ssize_t broken(struct conn *c, SSL *ssl, int e)
+static ssize_t broken(struct conn *c, SSL *ssl, int e, int in_handshake)
 {
     unsigned long err = ERR_peek_error();
     char why[160] = "";
     if (err)
         ERR_error_string_n(err, why, sizeof why);
-    if (!SSL_is_init_finished(ssl)) {
+    if (in_handshake) {
         shm_add(&conn_worker(c)->slot->tls_handshake_errors, 1);
         if (ERR_GET_REASON(err) == SSL_R_HTTP_REQUEST)
             answer_plain_http(c);
@@ -110,6 +110,7 @@ static ssize_t tls_recv(struct conn *c, uint8_t *buf, size_t len)
 {
     SSL *ssl = ssl_of(c);
     size_t got = 0, n;
+    int in_handshake = !SSL_is_init_finished(ssl); /* an error turns the state to "error" */
     ERR_clear_error();
     /* One record per SSL_read; loop until the socket is dry so the caller
      * sees everything that arrived, keeping room for a whole record (no
@@ -133,7 +134,7 @@ static ssize_t tls_recv(struct conn *c, uint8_t *buf, size_t len)
             return 0;
         if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
             return errno ? -1 : 0;
-        return broken(c, ssl, e);
+        return broken(c, ssl, e, in_handshake);
     }
     if (got)
         return (ssize_t)got;
@@ -163,7 +164,7 @@ static int tls_flush(struct conn *c)
                 errno = EAGAIN;
             return -1;
         }
-        broken(c, ssl, e);
+        broken(c, ssl, e, 1);
         return -1;
     }
     if (SSL_write_ex(ssl, p->data, p->len, &wr) == 1) {
@@ -176,7 +177,7 @@ static int tls_flush(struct conn *c)
         errno = EAGAIN;
         return -1;
     }
-    broken(c, ssl, e);
+    broken(c, ssl, e, 0);
     return -1;
 }
 
@@ -238,7 +239,7 @@ static ssize_t tls_sendv(struct conn *c, const struct iovec *iov, int n)
         }
         if (total)
             return (ssize_t)total;
-        return broken(c, ssl, e);
+        return broken(c, ssl, e, !SSL_is_init_finished(ssl));
     }
     return (ssize_t)total;
 }
