@@ -67,10 +67,10 @@ def as_raw(sock, timeout=5.0):
     return c
 
 
-def tls_raw(port, ca, source=None, preamble=b"", timeout=5.0, ctx=None):
+def tls_raw(port, ca, source=None, preamble=b"", timeout=5.0, ctx=None, host="127.0.0.1"):
     """Connects (from source), sends preamble (a PROXY header) in clear,
     then does the TLS handshake; returns a RawWS over it."""
-    s = connect(port, source, timeout=timeout)
+    s = connect(port, source, host=host, timeout=timeout)
     try:
         if preamble:
             s.sendall(preamble)
@@ -79,6 +79,10 @@ def tls_raw(port, ca, source=None, preamble=b"", timeout=5.0, ctx=None):
         s.close()
         raise
     return as_raw(t, timeout)
+
+
+# What a TLS client sees when the server closes during its handshake.
+TLS_CLOSED = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
 
 
 def peer_cn(t):
