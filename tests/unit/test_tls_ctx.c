@@ -89,13 +89,22 @@ static void t_free(void *p, const char *file, int line)
 
 /* ---- a key and a certificate ----------------------------------------------- */
 
+/* A NUL-terminated copy of n bytes (the BIO's data is not terminated). */
+static char *dup_mem(const char *p, size_t n)
+{
+    char *out = malloc(n + 1);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return out;
+}
+
 static char *pem_of_key(EVP_PKEY *k)
 {
     BIO *b = BIO_new(BIO_s_mem());
     PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
     char *data;
     long n = BIO_get_mem_data(b, &data);
-    char *out = strndup(data, (size_t)n);
+    char *out = dup_mem(data, (size_t)n);
     BIO_free(b);
     return out;
 }
@@ -121,7 +130,7 @@ static char *make_cert(EVP_PKEY *k, const char *cn)
     PEM_write_bio_X509(b, x);
     char *data;
     long n = BIO_get_mem_data(b, &data);
-    char *out = strndup(data, (size_t)n);
+    char *out = dup_mem(data, (size_t)n);
     BIO_free(b);
     X509_free(x);
     return out;
