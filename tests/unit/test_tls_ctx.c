@@ -254,9 +254,9 @@ static size_t idle_server_bytes(SSL_CTX *sctx, SSL_CTX *cctx, int release, int w
                     site[b] = t;
                 }
         for (int a = 0; a < nsites && a < 12; a++) {
-            const char *f = strstr(site[a].file, "ssl/") ? strstr(site[a].file, "ssl/")
-                          : strstr(site[a].file, "crypto/") ? strstr(site[a].file, "crypto/")
-                                                             : site[a].file;
+            const char *f = strstr(site[a].file, "ssl/")      ? strstr(site[a].file, "ssl/")
+                            : strstr(site[a].file, "crypto/") ? strstr(site[a].file, "crypto/")
+                                                              : site[a].file;
             diag("  %6zu bytes in %3zu allocations at %s:%d", site[a].n, site[a].count, f, site[a].line);
         }
     }
@@ -272,7 +272,8 @@ int main(void)
     EVP_PKEY *k = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
     char *cert = make_cert(k, "wsmill-unit"), *key = pem_of_key(k), *key2 = pem_of_key(k2);
 
-    SSL_CTX *sctx = tls_ctx_build(&c, cert, strlen(cert), key, strlen(key), "c.pem", "k.pem", err, sizeof err);
+    SSL_CTX *sctx =
+        tls_ctx_build(&c, cert, strlen(cert), key, strlen(key), "c.pem", "k.pem", err, sizeof err);
     if (!ok(sctx != NULL, "a context from an ECDSA P-256 pair"))
         diag("%s", err);
     struct tls_cert_info info;
@@ -281,7 +282,8 @@ int main(void)
     is_str(info.sans, "DNS:localhost, IP:127.0.0.1", "  names");
     ok(info.expires > time(NULL) + 29 * 86400, "  expiry 30 days ahead (%s)", info.not_after);
 
-    ok(tls_ctx_build(&c, cert, strlen(cert), key2, strlen(key2), "c.pem", "k2.pem", err, sizeof err) == NULL &&
+    ok(tls_ctx_build(&c, cert, strlen(cert), key2, strlen(key2), "c.pem", "k2.pem", err, sizeof err) ==
+               NULL &&
            strstr(err, "tls_key k2.pem does not match the certificate in tls_cert c.pem"),
        "a key of another pair is refused naming both files (%s)", err);
     ok(tls_ctx_build(&c, "junk", 4, key, strlen(key), "junk.pem", "k.pem", err, sizeof err) == NULL &&

@@ -2,12 +2,14 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../common/cidr.h"
 #include "../../common/log.h"
+#include "../../common/net.h"
 #include "../../common/proxy_proto.h"
 #include "../conn/conn.h"
 
@@ -96,6 +98,12 @@ int proxy_read(struct conn *c, struct sockaddr_storage *out)
     } else {
         to_sockaddr(&a, out);
     }
-    log_debug("fd %d: PROXY v%d header: client address taken from it", fd, a.version);
+    if (log_get_level() <= LOG_DEBUG) {
+        union sockaddr_any sa;
+        char name[INET6_ADDRSTRLEN + 16];
+        memcpy(&sa, out, sizeof sa);
+        net_name(&sa, name, sizeof name);
+        log_debug("fd %d: PROXY v%d header: client %s", fd, a.version, name);
+    }
     return 1;
 }
