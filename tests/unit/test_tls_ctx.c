@@ -196,6 +196,10 @@ static void pair_exchange(struct pair *p)
     SSL_write_ex(p->s, "HTTP/1.1 101 Switching Protocols\r\n\r\n", 36, &n);
     SSL_read_ex(p->c, buf, sizeof buf, &n);
     SSL_read_ex(p->c, buf, sizeof buf, &n); /* tickets, if any */
+    /* The server reads until the socket is dry, as the worker does: that
+     * last read finds nothing and must not leave a buffer behind. */
+    if (SSL_read_ex(p->s, buf, sizeof buf, &n) == 1 || SSL_get_error(p->s, 0) != SSL_ERROR_WANT_READ)
+        abort();
 }
 
 /* Live bytes an idle server SSL keeps, and (when where) the biggest sites. */
