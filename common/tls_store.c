@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 void tls_store_publish(struct tls_store *s, const char *cert, size_t cert_len, const char *key,
-                       size_t key_len, const char *cert_name, const char *key_name)
+                       size_t key_len, const char *cert_name, const char *key_name,
+                       const uint8_t *ticket_keys)
 {
     uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
@@ -22,6 +23,7 @@ void tls_store_publish(struct tls_store *s, const char *cert, size_t cert_len, c
     s->key_len = (uint32_t)key_len;
     snprintf(s->cert_name, sizeof s->cert_name, "%s", cert_name);
     snprintf(s->key_name, sizeof s->key_name, "%s", key_name);
+    memcpy(s->ticket_keys, ticket_keys, sizeof s->ticket_keys);
     atomic_fetch_add_explicit(&s->generation, 1, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
 }
@@ -40,6 +42,7 @@ int tls_store_read(struct tls_store *s, struct tls_store_copy *out)
             out->key_len = s->key_len;
             memcpy(out->cert_name, s->cert_name, sizeof out->cert_name);
             memcpy(out->key_name, s->key_name, sizeof out->key_name);
+            memcpy(out->ticket_keys, s->ticket_keys, sizeof out->ticket_keys);
             memcpy(pem, s->pem, TLS_STORE_MAX);
             atomic_thread_fence(memory_order_acquire);
             if (atomic_load_explicit(&s->seq, memory_order_relaxed) == before)
@@ -56,6 +59,7 @@ int tls_store_read(struct tls_store *s, struct tls_store_copy *out)
 
 void tls_store_copy_free(struct tls_store_copy *c)
 {
+    OPENSSL_cleanse(c->ticket_keys, sizeof c->ticket_keys);
     if (c->pem)
         OPENSSL_cleanse(c->pem, TLS_STORE_MAX);
     free(c->pem);

@@ -7,6 +7,8 @@
 
 #include "../common/log.h"
 
+#include <openssl/rand.h>
+
 /* Builds a context from pem to validate it and describe it. */
 static SSL_CTX *validate(const struct config *c, const struct tls_pem *pem, struct tls_cert_info *info,
                          char *err, size_t errlen)
@@ -52,9 +54,18 @@ int tls_check_prepare(const struct config *c, struct tls_pem *pem, char *err, si
 
 void tls_check_commit(struct shm *s, const struct config *c, struct tls_pem *pem)
 {
+    uint8_t keys[TLS_TICKET_KEYS];
     if (!pem->cert)
         return;
-    tls_store_publish(&s->tls, pem->cert, pem->cert_len, pem->key, pem->key_len, c->tls_cert, c->tls_key);
+    /* Ticket keys live as long as the master: the same for every worker
+     * and across reloads, so a ticket resumes wherever the client lands. */
+    if (atomic_load(&s->tls.generation))
+        memcpy(keys, s->tls.ticket_keys, sizeof keys);
+    else if (RAND_bytes(keys, sizeof keys) != 1)
+        memset(keys, 0, sizeof keys); /* all zero: workers keep their own keys */
+    tls_store_publish(&s->tls, pem->cert, pem->cert_len, pem->key, pem->key_len, c->tls_cert, c->tls_key,
+                      keys);
+    OPENSSL_cleanse(keys, sizeof keys);
     log_notice("tls: certificate %s and key %s published to workers (generation %llu)", c->tls_cert,
                c->tls_key, (unsigned long long)atomic_load(&s->tls.generation));
     tls_pem_free(pem);

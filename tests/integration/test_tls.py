@@ -266,3 +266,30 @@ def test_certificate_reload_under_churn_zero_failures(server_factory, pki):
     assert failures == [], failures[:5]
     assert seen == {"wsmill-a", "wsmill-b"} and done[0] > 20, (seen, done)
     assert tls_total(srv, "tls_handshake_errors") == 0
+
+
+def test_tickets_resume_on_any_worker_and_across_reloads(server_factory, pki):
+    srv = tls_server(server_factory, pki, workers=4)
+    ctx = client_context(pki["ca"])
+    first = tls_raw(srv.tls_port, pki["ca"], ctx=ctx)
+    first.handshake()
+    first.echo(OP_TEXT, b"ticket")  # TLS 1.3 tickets arrive after the handshake
+    session = first.sock.session
+    first.close()
+    assert session is not None and session.has_ticket
+
+    def resumed(n):
+        out = []
+        for _ in range(n):
+            s = ctx.wrap_socket(connect(srv.tls_port), server_hostname="localhost", session=session)
+            out.append(s.session_reused)
+            s.close()
+        return out
+
+    # SO_REUSEPORT spreads these over the four workers: every one resumes.
+    assert resumed(12) == [True] * 12
+    install(pki, "b")
+    assert reload_and_wait(srv)["ok"] == 1
+    wait_until(lambda: all(w["tls_cert_generation"] == 2 for w in srv.status()["workers"]),
+               what="every worker on the new certificate")
+    assert resumed(4) == [True] * 4  # the ticket keys outlive a certificate reload

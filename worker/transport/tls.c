@@ -317,6 +317,10 @@ static SSL_CTX *load_ctx(struct worker *w, uint64_t *generation)
                             copy.cert_name, copy.key_name, err, sizeof err);
     if (copy.generation && !ctx)
         log_error("%s", err);
+    static const uint8_t none[TLS_TICKET_KEYS];
+    if (ctx && memcmp(copy.ticket_keys, none, sizeof none) &&
+        SSL_CTX_set_tlsext_ticket_keys(ctx, copy.ticket_keys, TLS_TICKET_KEYS) != 1)
+        log_warn("SSL_CTX_set_tlsext_ticket_keys failed: tickets resume only on the worker that issued them");
     if (ctx) {
         SSL_CTX_set_app_data(ctx, w);
         SSL_CTX_set_info_callback(ctx, on_info);
