@@ -293,3 +293,28 @@ def test_tickets_resume_on_any_worker_and_across_reloads(server_factory, pki):
     wait_until(lambda: all(w["tls_cert_generation"] == 2 for w in srv.status()["workers"]),
                what="every worker on the new certificate")
     assert resumed(4) == [True] * 4  # the ticket keys outlive a certificate reload
+
+
+def test_channel_fanout_to_wss_and_ws_subscribers(server_factory, pki):
+    """A message reaches TLS and plain subscribers alike, in order, each
+    encrypted for its own connection (client publish from a wss client)."""
+    srv = tls_server(server_factory, pki, client_publish="on", workers=2)
+
+    async def run():
+        ctx = client_context(pki["ca"])
+        subs = [await websockets.connect(f"wss://localhost:{srv.tls_port}/ch/room", ssl=ctx) for _ in range(3)]
+        subs.append(await websockets.connect(srv.url("/ch/room")))
+        pub = await websockets.connect(f"wss://localhost:{srv.tls_port}/ch/room", ssl=ctx)
+        await asyncio.sleep(0.2)
+        msgs = [f"m{i}" * (1 + i * 50) for i in range(40)]  # up to ~6 KB: several per record
+        for m in msgs:
+            await pub.send(m)
+        for s in subs:
+            got = [await asyncio.wait_for(s.recv(), 10) for _ in msgs]
+            assert got == msgs
+        got = [await asyncio.wait_for(pub.recv(), 10) for _ in msgs]  # the publisher is a subscriber too
+        assert got == msgs
+        for s in subs + [pub]:
+            await s.close()
+
+    asyncio.run(run())
