@@ -8,6 +8,8 @@
 #               CPU 0 (a minimal OpenSSL accept loop), wsmill-load on CPU 1
 #   echo:       wss echo, 100 connections x 8 in flight, 64 bytes, the same
 #               two servers
+#   plain:      (with BASE_BIN=a build of main) plain ws handshakes/s and
+#               echo, this build against that one, alternating
 # RUNS rounds alternate the servers; medians and ratios in docs/bench/tls.json.
 #   scripts/bench-tls.sh [--only idle,handshakes,echo]   (N=100000 RUNS=3 DURATION=10)
 # Run it under the benchmark lock: flock /tmp/wsmill-bench.lock scripts/bench-tls.sh

@@ -3,6 +3,7 @@
 import json, os, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_common  # noqa: E402
 from bench_common import (FLOOR, LOAD, Wsmill, free_port, in_netns, load, pick_groups, read_json,  # noqa: E402
                           shown, status, stop_process, write_json)
 
@@ -103,7 +104,7 @@ def hold(srv, url, n, src):
 def idle(cert, key):
     workers = int(os.environ.get("WORKERS", "8"))
     rows = {}
-    for kind in ("wss", "ws"):
+    for kind in os.environ.get("IDLE_KINDS", "wss,ws").split(","):
         srv = TlsWsmill(workers, cert, key)
         try:
             url = srv.wss() if kind == "wss" else srv.url()
@@ -112,7 +113,7 @@ def idle(cert, key):
             srv.stop()
         print(json.dumps({kind: {k: rows[kind].get(k) for k in ("held_connections", "anon_bytes_per_conn",
                                                                    "failed")}}), flush=True)
-    return {"workers": workers, "rows": rows}
+    return {"workers": workers, "hold_s": int(HOLD), "rows": rows}
 
 
 def median(xs):
@@ -150,9 +151,34 @@ def echo(url):
             "rtt_us": res.get("rtt_us")}
 
 
+def plain(_cert, _key):
+    """Plain ws with this build against BASE_BIN (a build of the main branch
+    without TLS), alternating: handshakes/s and echo 100 x 8 x 64 B."""
+    base = os.environ.get("BASE_BIN")
+    if not base:
+        sys.exit("the plain group needs BASE_BIN=path/to/a/baseline/wsmill")
+    mine = bench_common.BIN
+    rows = {"this": {"handshakes": [], "echo": []}, "base": {"handshakes": [], "echo": []}}
+    for _ in range(RUNS):
+        for who, binary in (("this", mine), ("base", base)):
+            bench_common.BIN = binary
+            srv = Wsmill(1, cpus="0")
+            try:
+                rows[who]["handshakes"].append(handshakes(srv.url()))
+                rows[who]["echo"].append(echo(srv.url()))
+            finally:
+                srv.stop()
+    bench_common.BIN = mine
+    med = {who: {k: median(r["value"] for r in rows[who][k]) for k in ("handshakes", "echo")} for who in rows}
+    ratio = {k: round(med["this"][k] / med["base"][k], 3) if med["base"][k] else None for k in ("handshakes", "echo")}
+    print(json.dumps({"median": med, "ratio": ratio}), flush=True)
+    return {"base_bin": bench_common.shown([base]), "median": med, "ratio": ratio, "runs": rows}
+
+
 def main():
     only = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--only" else None
-    groups = pick_groups(only, ["idle", "handshakes", "echo"])
+    groups = pick_groups(only, ["idle", "handshakes", "echo", "plain"] if os.environ.get("BASE_BIN") else
+                         ["idle", "handshakes", "echo"])
     out = read_json("tls.json")
     out["command"] = "scripts/bench-tls.sh" + (f" --only {only}" if only else "")
     out["setup"] = ("certificates: ECDSA P-256 (openssl CLI); handshakes/echo: one wsmill worker or "
@@ -166,6 +192,8 @@ def main():
             out["handshakes"] = compare(cert, key, handshakes)
         if "echo" in groups:
             out["echo"] = compare(cert, key, echo)
+        if "plain" in groups:
+            out["plain"] = plain(cert, key)
     write_json("tls.json", out)
 
 
