@@ -1,5 +1,5 @@
-/* config_text.c: settings as text: a value formatted the way it would be
- * written in the file, and the key table as Markdown for docs/config.md. */
+/* config_text.c: a setting's value formatted the way it would be written
+ * in the file (config_format); config.c parses, config_doc.c documents. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +38,7 @@ void config_format(const struct config *c, const struct config_key *k, char *buf
     case CONFIG_LOGLEVEL: snprintf(buf, len, "%s", log_level_name((int)n)); break;
     case CONFIG_BOOL: snprintf(buf, len, "%s", n ? "on" : "off"); break;
     case CONFIG_CHOICE: choice_word(k->choices, n, buf, len); break;
-    case CONFIG_WORKERS:
+    case CONFIG_AUTO_COUNT:
         if (n == 0)
             snprintf(buf, len, "auto");
         else
@@ -61,43 +61,5 @@ void config_format(const struct config *c, const struct config_key *k, char *buf
             snprintf(buf, len, "%" PRId64 "ms", n);
         break;
     default: snprintf(buf, len, "%" PRId64, n);
-    }
-}
-
-static const char *type_unit(enum config_type type)
-{
-    switch (type) {
-    case CONFIG_SIZE: return "bytes (k/m/g suffixes)";
-    case CONFIG_DURATION: return "seconds (ms/s/m/h suffixes)";
-    case CONFIG_LISTEN: return "HOST:PORT";
-    case CONFIG_WORKERS: return "count or auto";
-    case CONFIG_LOGLEVEL: return "level";
-    case CONFIG_BOOL: return "on/off";
-    case CONFIG_CHOICE: return "choice";
-    case CONFIG_STRING: return "text";
-    default: return "count";
-    }
-}
-
-static const char *reload_text(int r)
-{
-    switch (r) {
-    case RELOAD_HOT: return "yes";
-    case RELOAD_GENERATION: return "yes, new worker generation";
-    case RELOAD_MASTER: return "yes, by the master";
-    default: return "restart or upgrade";
-    }
-}
-
-void config_write_doc(FILE *out)
-{
-    fprintf(out, "| key | default | unit | reload | meaning |\n| --- | --- | --- | --- | --- |\n");
-    size_t n;
-    const struct config_key *keys = config_keys(&n);
-    for (size_t i = 0; i < n; i++) {
-        const struct config_key *k = &keys[i];
-        fprintf(out, "| `%s` | `%s` | %s%s%s | %s | %s |\n", k->name, *k->dflt ? k->dflt : "(empty)",
-                type_unit(k->type), k->choices ? ": " : "", k->choices ? k->choices : "",
-                reload_text(k->reloadable), k->doc);
     }
 }

@@ -9,6 +9,7 @@
 struct shbuf {
     uint32_t refs;
     uint32_t len;
+    uint64_t published_ns; /* mono_ns() at publish (ring), 0 when unknown (broker) */
     uint8_t data[];
 };
 

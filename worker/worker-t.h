@@ -73,7 +73,7 @@ struct worker {
     uint32_t mark_gen;
     const struct broker_ops *broker; /* where publishes go: the shared ring or Redis */
     void *broker_state;              /* the broker's own (broker_redis.c), or NULL */
-    /* the publish API (pubapi.c) */
+    /* the HTTP service on publish_listen (http/listener.c) */
     void *pubapi;
     /* TLS and the PROXY protocol (transport/) */
     int tls_listen_fd; /* this worker's own socket on tls_listen, -1 = none */

@@ -17,8 +17,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also under --import-mode=importlib
 from conformance_cases import KOSME, UTF8_CASES, first_invalid_byte, is_valid_utf8
-from wsraw_conf import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-                        WSConn, build_frame, close_payload)
+from rawws import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, build_frame, close_payload,
+                   open_ws)
 
 
 def _load_conftest():
@@ -807,7 +807,7 @@ def _(c):
 # ---------------------------------------------------------------------------
 
 def _connect(server):
-    return WSConn("127.0.0.1", server.port, "/echo", timeout=TIMEOUT)
+    return open_ws(server.port, "/echo", timeout=TIMEOUT)
 
 
 @pytest.mark.parametrize("cid", sorted(CASES, key=natural))
