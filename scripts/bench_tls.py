@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The measuring half of bench-tls.sh (see there)."""
-import json, os, subprocess, sys, tempfile, time
+import json, os, socket, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common  # noqa: E402
@@ -46,7 +46,15 @@ class TlsFloor:
         cmd = in_netns([FLOOR, "--listen", f"127.0.0.1:{self.port}", "--mode", "upgrade", "--tls",
                         f"{cert},{key}", "--cpu", str(cpu), "--duration", "900"])
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
+        deadline = time.time() + 30
+        while True:  # listening yet? (a plain connect: the floor drops it after a failed handshake)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("wsmill-floor --tls did not start")
+                time.sleep(0.05)
 
     def wss(self, path="/echo"):
         return f"wss://127.0.0.1:{self.port}{path}"
