@@ -318,3 +318,15 @@ def test_channel_fanout_to_wss_and_ws_subscribers(server_factory, pki):
             await s.close()
 
     asyncio.run(run())
+
+
+def test_graceful_stop_closes_wss_with_1001(server_factory, pki):
+    srv = tls_server(server_factory, pki, drain_timeout="5s")
+    c = tls_raw(srv.tls_port, pki["ca"])
+    c.handshake()
+    c.echo(OP_TEXT, b"before the stop")
+    srv.signal(signal.SIGTERM)
+    c.expect_close(1001, timeout=5)
+    c.send_close(1001)
+    c.expect_eof(timeout=5)  # after close_notify and FIN
+    assert srv.proc.wait(10) == 0
