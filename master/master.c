@@ -21,6 +21,7 @@
 #include "capacity.h"
 #include "listen.h"
 #include "tls_check.h"
+#include "tls_listen.h"
 #include "notify.h"
 #include "portowner.h"
 #include "status.h"
@@ -171,6 +172,9 @@ static int setup_listeners(struct master *m, int *inh, int ninh)
     }
     for (int k = 0; k < n; k++)
         m->cur_socks[k] = listen_table_add(m->socks, MASTER_MAX_SOCKETS, fds[k]);
+    for (int k = 0; k < n; k++)
+        if (tls_listen_twin(m, &m->cfg, m->cur_socks[k]) == -1)
+            return -1;
     return 0;
 }
 
@@ -427,7 +431,7 @@ int master_run(const char *conf_path, char **argv)
         snprintf(m->conf_real, sizeof m->conf_real, "%s", conf_path);
     m->sig_fd = m->status_fd = -1;
     for (int i = 0; i < MASTER_MAX_SOCKETS; i++)
-        m->socks[i].fd = -1;
+        m->socks[i].fd = m->tls_socks[i] = -1;
     upgrade_init(m, argv);
     int init = master_init(m);
     if (init == -1) { /* nothing of ours exists yet; cfg may be partial */

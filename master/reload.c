@@ -23,6 +23,7 @@
 #include "portowner.h"
 #include "status.h"
 #include "tls_check.h"
+#include "tls_listen.h"
 
 /* Keys the master applies itself: nothing for the workers to do. */
 static const char *const master_keys[] = {"status_socket", "pid_file"};
@@ -103,6 +104,8 @@ static int free_sock_entries(const struct master *m)
     return n;
 }
 
+static void unprepare_sockets(struct master *m, const int *socks, int n);
+
 /* Opens what the new generation lacks and fills socks[0..nworkers-1]
  * with socket-table indices. Returns 0, or -1 with the reason in err
  * (nothing new left open). */
@@ -132,6 +135,14 @@ static int prepare_sockets(struct master *m, const struct config *nc, const stru
     }
     for (int k = 0; k < need; k++)
         socks[reuse + k] = listen_table_add(m->socks, MASTER_MAX_SOCKETS, fds[k]);
+    for (int k = 0; k < need; k++) {
+        if (tls_listen_twin(m, &m->cfg, socks[reuse + k]) == -1) {
+            unprepare_sockets(m, socks, p->nworkers);
+            snprintf(err, errlen, "cannot open %d sockets on tls_listen %s (the log names the failed call)",
+                     need, m->cfg.tls_listen);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -147,6 +158,7 @@ static void unprepare_sockets(struct master *m, const int *socks, int n)
         if (!used) {
             close(m->socks[socks[k]].fd);
             m->socks[socks[k]].fd = -1;
+            tls_listen_untwin(m, socks[k]);
         }
     }
 }
@@ -362,6 +374,7 @@ static int close_unused_sockets(struct master *m)
             continue;
         close(m->socks[s].fd);
         m->socks[s].fd = -1;
+        tls_listen_untwin(m, s);
         n++;
     }
     return n;

@@ -283,6 +283,7 @@ static int setup(struct worker *w, const struct worker_spec *spec)
     w->shm = spec->shm;
     w->slot = &spec->shm->slots[spec->id];
     w->listen_fd = spec->listen_fd;
+    w->tls_listen_fd = spec->tls_fd;
     apply_config(w);
     w->loop = ev_default_loop(EVBACKEND_EPOLL | EVFLAG_SIGNALFD);
     if (!w->loop) {

@@ -330,3 +330,51 @@ def test_graceful_stop_closes_wss_with_1001(server_factory, pki):
     c.send_close(1001)
     c.expect_eof(timeout=5)  # after close_notify and FIN
     assert srv.proc.wait(10) == 0
+
+
+def test_tls_sockets_follow_worker_generations_and_respawns(server_factory, pki):
+    """The master holds a tls_listen socket for each listening socket: a
+    new generation (more or fewer workers) and a respawned worker serve
+    wss with no refused connection."""
+    srv = tls_server(server_factory, pki, workers=2)
+
+    def all_echo(n=12):
+        for _ in range(n):
+            c = tls_raw(srv.tls_port, pki["ca"])
+            c.handshake()
+            c.echo(OP_TEXT, b"x")
+            c.close()
+
+    all_echo()
+    for workers in (3, 1):
+        srv.write_conf(workers=workers)
+        assert reload_and_wait(srv)["ok"] == 1
+        wait_until(lambda: len([w for w in srv.status()["workers"] if w["state"] == "active"]) == workers
+                   and srv.status()["switching"] == 0, what=f"{workers} active workers")
+        all_echo()
+    pid = srv.worker_pids()[0]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: srv.status()["workers"][0]["pid"] not in (0, pid)
+               and srv.status()["workers"][0]["state"] == "active", what="the worker respawned")
+    all_echo()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs the master to run as root")
+def test_workers_as_nobody_never_open_the_key(server_factory, pki):
+    """The key is root's (0600); workers run as nobody, serve wss, and take
+    a renewed certificate on reload: the master reads the files for them."""
+    import pwd
+    nobody = pwd.getpwnam("nobody").pw_uid
+    srv = tls_server(server_factory, pki, user="nobody", workers=2)
+    for pid in srv.worker_pids():
+        with open(f"/proc/{pid}/status") as f:
+            uid = [int(x) for x in next(l for l in f if l.startswith("Uid:")).split()[1:]]
+        assert uid == [nobody] * 4
+    key = os.path.join(pki["dir"], "key.pem")
+    assert os.stat(key).st_uid == 0 and os.stat(key).st_mode & 0o077 == 0
+    c = tls_raw(srv.tls_port, pki["ca"])
+    c.handshake()
+    c.echo(OP_TEXT, b"as nobody")
+    install(pki, "b")
+    assert reload_and_wait(srv)["ok"] == 1
+    wait_until(lambda: peer_cn(tls_raw(srv.tls_port, pki["ca"]).sock) == "wsmill-b", what="the new certificate")

@@ -20,12 +20,10 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
-#include "../../common/net.h"
 #include "../../common/tls_ctx.h"
 #include "transport.h"
 
-#define TLS_RECORD  16384 /* largest record plaintext */
-#define TLS_BACKLOG 65535
+#define TLS_RECORD 16384 /* largest record plaintext */
 
 struct tls_worker {
     SSL_CTX *ctx;
@@ -330,21 +328,14 @@ static SSL_CTX *load_ctx(struct worker *w, uint64_t *generation)
     return ctx;
 }
 
-static int bind_listener(struct worker *w)
-{
-    union sockaddr_any a;
-    char what[CONFIG_STR_MAX + 16];
-    socklen_t alen = net_parse_hostport(w->cfg.tls_listen, &a);
-    snprintf(what, sizeof what, "tls_listen %s", w->cfg.tls_listen);
-    w->tls_listen_fd = alen ? net_listen(&a, alen, what, TLS_BACKLOG) : -1;
-    return w->tls_listen_fd == -1 ? -1 : 0;
-}
-
 int tls_start(struct worker *w)
 {
-    w->tls_listen_fd = -1;
     if (!w->cfg.tls_listen[0])
         return 0;
+    if (w->tls_listen_fd == -1) {
+        log_crit("tls_listen %s is set but the master gave this worker no socket on it", w->cfg.tls_listen);
+        return -1;
+    }
     struct tls_worker *tw = calloc(1, sizeof *tw);
     if (!tw) {
         log_crit("out of memory for the TLS state");
@@ -364,7 +355,7 @@ int tls_start(struct worker *w)
     if (!tw->ctx)
         return -1;
     atomic_store_explicit(&w->slot->tls_ctx_generation, tw->generation, memory_order_relaxed);
-    return bind_listener(w);
+    return 0;
 }
 
 void tls_reload(struct worker *w)
@@ -390,6 +381,7 @@ void tls_stop(struct worker *w)
     if (w->tls_listen_fd == -1)
         return;
     ev_io_stop(w->loop, &w->tls_accept_io);
+    /* Our copy only: the master (and a successor) keep the socket open. */
     close(w->tls_listen_fd);
     w->tls_listen_fd = -1;
 }
