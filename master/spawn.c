@@ -58,6 +58,7 @@ static void __attribute__((noreturn)) child_main(struct master *m, int i)
         .id = i,
         .generation = m->w[i].generation,
         .listen_fd = own,
+        .tls_fd = m->tls_socks[m->w[i].sock],
         .shm = m->shm,
         .history = m->history,
         .privs = &m->privs,
@@ -69,9 +70,12 @@ static void __attribute__((noreturn)) child_main(struct master *m, int i)
         close(m->up.oldbin_fd);
     if (m->history_fd != -1)
         close(m->history_fd); /* the mapping stays; the descriptor is the master's to pass on */
-    for (int j = 0; j < MASTER_MAX_SOCKETS; j++)
+    for (int j = 0; j < MASTER_MAX_SOCKETS; j++) {
         if (m->socks[j].fd != -1 && m->socks[j].fd != own)
             close(m->socks[j].fd);
+        if (m->tls_socks[j] != -1 && j != m->w[i].sock)
+            close(m->tls_socks[j]);
+    }
     child_signals();
     snprintf(name, sizeof name, "worker %d", i);
     log_set_process(name);

@@ -14,7 +14,7 @@ cd "$ROOT"
 
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-websockets python3-pytest clang-format redis-server \
     prometheus chromium chromium-driver python3-selenium \
-    clang libclang-rt-14-dev systemd
+    clang libclang-rt-14-dev systemd haproxy openssl
 
 PY=/usr/bin/python3
 passed=0

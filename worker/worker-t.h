@@ -21,6 +21,7 @@ struct channel;
 struct endpoint;
 struct broker_ops;
 struct history;
+struct cidr_list;
 
 #define WORKER_MAX_ENDPOINTS 4
 
@@ -78,6 +79,11 @@ struct worker {
     void *broker_state;              /* the broker's own (broker_redis.c), or NULL */
     /* the HTTP service on publish_listen (http/listener.c) */
     void *pubapi;
+    /* TLS and the PROXY protocol (transport/) */
+    int tls_listen_fd; /* this worker's own socket on tls_listen, -1 = none */
+    ev_io tls_accept_io;
+    void *tls;                 /* transport/tls.c's state, NULL without tls_listen */
+    struct cidr_list *trusted; /* trusted_proxies, parsed (transport/proxy.c) */
 };
 
 #endif
