@@ -68,6 +68,13 @@ static void connections(struct hbuf *b, struct shm *s, const struct collect *c, 
 static void handshakes(struct hbuf *b, struct worker_slot *t)
 {
     counter(b, "accepted_total", "TCP connections accepted on listen", shm_get(&t->accepted));
+    head(b, "tls_handshakes_total", "counter", "TLS handshakes on tls_listen, by outcome");
+    hbuf_printf(b,
+                P "tls_handshakes_total{outcome=\"ok\"} %" PRIu64 "\n" P
+                  "tls_handshakes_total{outcome=\"failed\"} %" PRIu64 "\n",
+                shm_get(&t->tls_handshakes), shm_get(&t->tls_handshake_errors));
+    counter(b, "proxy_refused_total", "Connections closed for a missing, malformed or untrusted PROXY header",
+            shm_get(&t->proxy_refused));
     counter(b, "accept_errors_total", "Accept pauses for lack of descriptors or memory",
             shm_get(&t->accept_errors));
     uint64_t refused = 0;
