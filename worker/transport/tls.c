@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -63,9 +64,13 @@ static void on_info(const SSL *ssl, int where, int ret)
 /* Plain HTTP on the TLS port gets a plain answer, as nginx does. */
 static void answer_plain_http(struct conn *c)
 {
-    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                               "Content-Length: 49\r\n\r\nThis port speaks TLS: use https:// or wss:// \r\n";
-    ssize_t wr = send(conn_fd(c), resp, sizeof resp - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    static const char body[] = "This port speaks TLS: use https:// or wss://\n";
+    char resp[256];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     sizeof body - 1, body);
+    ssize_t wr = send(conn_fd(c), resp, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)wr; /* best effort: the connection is closed next */
 }
 
