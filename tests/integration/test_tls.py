@@ -379,3 +379,23 @@ def test_workers_as_nobody_never_open_the_key(server_factory, pki):
     install(pki, "b")
     assert reload_and_wait(srv)["ok"] == 1
     wait_until(lambda: peer_cn(tls_raw(srv.tls_port, pki["ca"]).sock) == "wsmill-b", what="the new certificate")
+
+
+def test_large_echoes_to_a_slow_reader_arrive_intact(server_factory, pki):
+    """Records the socket refuses are kept and retried with the same bytes
+    (OpenSSL's rule), then the queue follows: a reader that drains slowly
+    through a small receive buffer gets every byte, in order."""
+    srv = tls_server(server_factory, pki, max_message_size="16M", max_backpressure="64M")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", srv.tls_port))
+    c = as_raw(client_context(pki["ca"]).wrap_socket(s, server_hostname="localhost"), timeout=30)
+    c.handshake()
+    msgs = [os.urandom(n) for n in (3 << 20, 100, 70000, 1 << 20)]
+    for m in msgs:
+        c.send_binary(m)
+    time.sleep(0.5)  # let the server fill the socket and keep what it refuses
+    for m in msgs:
+        assert c.recv_message(timeout=30) == (OP_BINARY, m)
+    c.echo(OP_TEXT, b"and still in step")

@@ -224,10 +224,14 @@ static ssize_t tls_sendv(struct conn *c, const struct iovec *iov, int n)
         return -1; /* an earlier record goes first */
     size_t total = 0, off = 0, wr;
     int i = 0;
-    while (i < n && iov[i].iov_len == 0)
-        i++;
     ERR_clear_error();
-    while (i < n) {
+    for (;;) {
+        while (i < n && iov[i].iov_len == off) { /* empty entries write nothing */
+            i++;
+            off = 0;
+        }
+        if (i == n)
+            break;
         const uint8_t *p;
         size_t k = gather(iov, n, &i, &off, tw_of(c)->buf, &p);
         if (SSL_write_ex(ssl, p, k, &wr) == 1) {
@@ -242,7 +246,7 @@ static ssize_t tls_sendv(struct conn *c, const struct iovec *iov, int n)
         }
         if (total)
             return (ssize_t)total;
-        return broken(c, ssl, e, !SSL_is_init_finished(ssl));
+        return broken(c, ssl, e, 0); /* we write only once the handshake is done */
     }
     return (ssize_t)total;
 }
