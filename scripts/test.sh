@@ -36,6 +36,9 @@ record "format (clang-format)" $?
 scripts/gen-config-doc.sh --check
 record "docs/config.md matches the config table" $?
 
+$PY scripts/check-layout.py build
+record "layout (README table, rooms, file and function sizes)" $?
+
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --suite unit --print-errorlogs
 record "unit tests (ASan+UBSan)" $?
