@@ -51,7 +51,7 @@ struct config {
     int64_t deflate_min_size;           /* bytes: shorter messages go uncompressed */
     int64_t deflate_level;              /* zlib level 1-9 */
     int64_t deflate_client_window_bits; /* 8-15, asked of clients that allow it */
-    /* past one machine (worker/broker.c) */
+    /* past one machine (worker/pubsub/broker_redis.c) */
     int64_t broker;                    /* enum broker_kind */
     char redis_url[CONFIG_STR_MAX];    /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] */
     char redis_prefix[CONFIG_STR_MAX]; /* prepended to a channel's name in Redis */

@@ -17,7 +17,7 @@
 #include "ring.h"
 
 #define SHM_MAGIC          0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
-#define SHM_LAYOUT_VERSION 3
+#define SHM_LAYOUT_VERSION 4
 #define SHM_MAX_WORKERS    256
 #define SHM_CACHELINE      64
 
@@ -90,6 +90,7 @@ struct worker_slot {
     shm_counter rejected[HS_REJECT_MAX];
     shm_counter messages_in, messages_out;
     shm_counter bytes_in, bytes_out; /* payload bytes */
+    shm_counter sends;               /* sendmsg calls on WebSocket connections (corked: one per read) */
     shm_counter backpressure_closes; /* closed for max_backpressure */
     shm_counter pings_sent, idle_closes;
     shm_counter closes[CLOSE_IDX_MAX]; /* by close code sent or received */
@@ -111,7 +112,7 @@ struct worker_slot {
     shm_counter limit_message_size; /* message over max_message_size: 1009 */
     shm_counter limit_message_rate; /* over max_messages_per_second: 1008 */
     shm_counter limit_byte_rate;    /* over max_bytes_per_second: 1008 */
-    /* broker = redis (worker/broker.c) */
+    /* broker = redis (worker/pubsub/broker_redis.c) */
     _Atomic uint32_t broker_state; /* enum broker_state */
     shm_counter broker_reconnects; /* connections re-established after a loss */
     shm_counter broker_lost;       /* messages refused (503, 1013) or unanswered because Redis was down */

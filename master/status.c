@@ -152,11 +152,11 @@ static void json_counters(struct sbuf *b, struct worker_slot *s)
     json_rejects(b, s);
     sb_printf(b,
               "\"messages_in\":%" PRIu64 ",\"messages_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64
-              ",\"bytes_out\":%" PRIu64 ",\"backpressure_closes\":%" PRIu64 ",\"pings_sent\":%" PRIu64
-              ",\"idle_closes\":%" PRIu64 ",",
+              ",\"bytes_out\":%" PRIu64 ",\"sends\":%" PRIu64 ",\"backpressure_closes\":%" PRIu64
+              ",\"pings_sent\":%" PRIu64 ",\"idle_closes\":%" PRIu64 ",",
               shm_get(&s->messages_in), shm_get(&s->messages_out), shm_get(&s->bytes_in),
-              shm_get(&s->bytes_out), shm_get(&s->backpressure_closes), shm_get(&s->pings_sent),
-              shm_get(&s->idle_closes));
+              shm_get(&s->bytes_out), shm_get(&s->sends), shm_get(&s->backpressure_closes),
+              shm_get(&s->pings_sent), shm_get(&s->idle_closes));
     json_channels(b, s);
     sb_printf(b,
               "\"broker_reconnects\":%" PRIu64 ",\"broker_lost\":%" PRIu64 ",\"redis_publishes\":%" PRIu64

@@ -29,8 +29,10 @@
 #include "../common/log.h"
 #include "../common/net.h"
 #include "../common/utf8.h"
-#include "broker.h"
-#include "internal.h"
+#include "../common/ws_frame.h"
+#include "pubapi.h"
+#include "pubsub/channels.h"
+#include "worker-t.h"
 
 #define API_BACKLOG            4096
 #define API_ACCEPTS_PER_WAKEUP 64
@@ -646,7 +648,7 @@ static int publish_all(struct api_conn *ac, const uint16_t *off, const uint8_t *
             int err = errno;
             char body[512], why[320];
             if (err == ENOTCONN || err == ENOBUFS) {
-                broker_why(w, why, sizeof(why));
+                channels_why(w, why, sizeof(why));
                 int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"broker\":\"redis\"}\n", why);
                 respond(ac, 503, body, (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1);
                 return -1;
@@ -692,7 +694,7 @@ static void publish(struct api_conn *ac)
         }
         msgs++;
     }
-    if (w->broker && !broker_can_publish(w) && msgs > 1) {
+    if (!channels_can_publish(w) && msgs > 1) {
         /* Redis is down: publish_all's first channels_publish fails and
          * answers 503 (never 202 for a message that went nowhere), and
          * broker_publish counts that message lost; the rest of the batch

@@ -15,8 +15,12 @@
 #include <unistd.h>
 
 #include "../common/log.h"
-#include "broker.h"
-#include "internal.h"
+#include "conn/conn.h"
+#include "conn/endpoint.h"
+#include "conn/output.h"
+#include "echo.h"
+#include "pubapi.h"
+#include "pubsub/channels.h"
 
 #define ACCEPTS_PER_WAKEUP 128 /* bound one wakeup's accept work */
 #define ACCEPT_PAUSE_S     0.1 /* back-off when out of descriptors */
@@ -104,7 +108,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     struct worker *w = container_of(t, struct worker, tick);
     if (atomic_load_explicit(&w->shm->config_generation, memory_order_acquire) != w->cfg_generation)
         apply_config(w);
-    wheel_advance(w, now_ticks(w));
+    conn_tick(w, now_ticks(w));
 }
 
 static void stop_accepting(struct worker *w)
@@ -155,7 +159,7 @@ static void start_drain(struct worker *w)
         if (c->state == CONN_OPEN)
             conn_close_with(c, WS_CLOSE_GOING_AWAY, "server shutting down");
         else if (c->state == CONN_HANDSHAKE)
-            conn_destroy(c, 0);
+            conn_drop(c, 0);
     }
     if (w->live == 0) {
         ev_break(w->loop, EVBREAK_ALL);
@@ -180,9 +184,10 @@ static void drain_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
         return;
     }
     log_info("drain_timeout reached with %d connections left; closing them", w->live);
-    for (int fd = 0; fd < w->nconns && w->live > 0; fd++)
+    for (int fd = 0; fd < w->nconns; fd++)
         if (w->conns[fd].state != CONN_FREE)
-            conn_destroy(&w->conns[fd], 0);
+            conn_drop(&w->conns[fd], 0);
+    conn_reap(w);
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -259,10 +264,14 @@ static int setup(struct worker *w, const struct worker_spec *spec)
         log_crit("out of memory for the %zu-byte read buffer", w->scratch_size);
         return -1;
     }
-    wheel_init(&w->wheel);
-    w->wheel.now = w->wheel.done = now_ticks(w);
-    channels_init(w);
-    if (w->cfg.broker == BROKER_REDIS && broker_start(w) == -1)
+    if (output_init(w) == -1) {
+        log_crit("out of memory for the %d-byte cork buffer", CORK_BYTES);
+        return -1;
+    }
+    conn_init(w, now_ticks(w));
+    endpoint_register(w, &echo_endpoint);
+    endpoint_register(w, &channels_endpoint);
+    if (channels_init(w) == -1)
         return -1;
     if (pubapi_start(w) == -1)
         return -1;
@@ -297,7 +306,7 @@ int worker_run(const struct worker_spec *spec)
     atomic_store(&w.slot->state, WORKER_ACTIVE);
     log_info("worker %d serving (fd table %d, generation %u)", w.id, w.nconns, spec->generation);
     ev_run(w.loop, 0);
-    broker_stop(&w);
+    channels_stop(&w);
     log_info("worker %d exiting with %d connections open", w.id, w.live);
     return 0;
 }

@@ -1,20 +1,26 @@
-/* channels.c: the worker's channel table, subscriptions and publishing.
+/* channels.c: the worker's channel table, the /ch/ endpoint and
+ * publishing.
  *
- * A publish goes into the shared ring (common/ring.c) and every worker,
- * this one included, delivers it to its own subscribers (fanout.c). A
- * channel exists in a worker while it has subscribers there (or frames on
- * their way to them). With broker = redis a publish goes to Redis instead
- * and comes back through channels_deliver (broker.c); a channel's creation
- * and end SUBSCRIBE and UNSUBSCRIBE it there. */
+ * A publish goes to the broker (broker.h): with broker = local into the
+ * shared ring, which every worker, this one included, reads and delivers to
+ * its own subscribers (fanout.c); with broker = redis to Redis, whence it
+ * comes back through the sink (fanout_deliver). A channel exists in a
+ * worker while it has subscribers there (or frames on their way to them);
+ * its creation and end are told to the broker (Redis SUBSCRIBEs to it). */
+#include "channels.h"
+
 #include <errno.h>
-#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/handshake.h"
-#include "../common/log.h"
+#include "../../common/handshake.h"
+#include "../../common/jwt.h"
+#include "../../common/log.h"
+#include "../conn/endpoint.h"
 #include "broker.h"
 #include "channel.h"
+#include "fanout.h"
 
 static uint32_t hash_name(const char *s, size_t n)
 {
@@ -75,8 +81,7 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n)
     *b = ch;
     w->nchannels++;
     shm_add(&w->slot->channels, 1);
-    if (w->broker)
-        broker_subscribe(w, ch->name, n);
+    w->broker->channel_added(w, ch->name, n);
     return ch;
 }
 
@@ -89,8 +94,7 @@ void channel_maybe_free(struct worker *w, struct channel *ch)
         pp = &(*pp)->next;
     *pp = ch->next;
     fanout_channel_free(w, ch);
-    if (w->broker)
-        broker_unsubscribe(w, ch->name, ch->name_len);
+    w->broker->channel_removed(w, ch->name, ch->name_len);
     free(ch->subs);
     free(ch);
     w->nchannels--;
@@ -113,7 +117,10 @@ static int channel_add(struct channel *ch, uint32_t fd, uint32_t *idx)
     return 0;
 }
 
-int channels_subscribe(struct conn *c, const char *list, size_t len)
+/* The endpoint's open: joins c to every channel in list (validated by
+ * check). Returns 0, or -1 when out of memory (the caller drops c, whose
+ * close leaves what was joined). */
+static int subscribe(struct conn *c, const char *list, size_t len)
 {
     struct worker *w = conn_worker(c);
     uint16_t off[1024];
@@ -125,7 +132,7 @@ int channels_subscribe(struct conn *c, const char *list, size_t len)
     if (!s)
         return -1;
     s->n = 0;
-    c->subs = s;
+    c->ep = s;
     for (int i = 0; i < n; i++) {
         int dup = 0; /* /ch/A,A joins A once */
         for (int j = 0; j < s->n && !dup; j++)
@@ -145,9 +152,10 @@ int channels_subscribe(struct conn *c, const char *list, size_t len)
     return 0;
 }
 
-void channels_unsubscribe_all(struct conn *c)
+/* The endpoint's close: leaves every channel. */
+static void unsubscribe_all(struct conn *c)
 {
-    struct conn_subs *s = c->subs;
+    struct conn_subs *s = c->ep;
     if (!s)
         return;
     struct worker *w = conn_worker(c);
@@ -161,7 +169,7 @@ void channels_unsubscribe_all(struct conn *c)
              * pos takes an unvisited subscriber or one visited already
              * (revisited, owed nothing new), never skips one. */
             ch->subs[idx] = last;
-            struct conn_subs *ms = w->conns[last.fd].subs;
+            struct conn_subs *ms = channel_subs_of(&w->conns[last.fd]);
             for (int j = 0; j < ms->n; j++)
                 if (ms->e[j].ch == ch)
                     ms->e[j].idx = idx;
@@ -173,43 +181,29 @@ void channels_unsubscribe_all(struct conn *c)
         channel_maybe_free(w, ch);
     }
     free(s);
-    c->subs = NULL;
-}
-
-/* Wakes every worker that said it is about to sleep. */
-static void wake_sleepers(struct worker *w)
-{
-    for (int word = 0; word < SHM_MAX_WORKERS / 64; word++) {
-        if (!atomic_load_explicit(&w->shm->ring_sleepers[word], memory_order_relaxed))
-            continue;
-        uint64_t bits = atomic_exchange(&w->shm->ring_sleepers[word], 0);
-        while (bits) {
-            int bit = __builtin_ctzll(bits);
-            bits &= bits - 1;
-            int slot = word * 64 + bit;
-            pid_t pid = atomic_load(&w->shm->slots[slot].pid);
-            if (slot != w->id && pid > 0)
-                kill(pid, SIGURG);
-        }
-    }
+    c->ep = NULL;
 }
 
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len)
 {
-    if (w->broker) /* delivered when it comes back from Redis, here too */
-        return broker_publish(w, chan, chan_len, opcode, payload, len);
-    if (ring_publish(w->ring, chan, chan_len, opcode, payload, len) < 0) {
-        shm_add(&w->slot->publish_rejected, 1);
-        return -1;
-    }
-    shm_add(&w->slot->publishes, 1);
-    wake_sleepers(w);
-    ev_idle_start(w->loop, &w->ring_idle); /* deliver locally this iteration */
-    return 0;
+    return w->broker->publish(w, chan, chan_len, opcode, payload, len);
 }
 
-void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len)
+int channels_can_publish(const struct worker *w)
+{
+    return w->broker->can_publish(w);
+}
+
+void channels_why(const struct worker *w, char *buf, size_t len)
+{
+    w->broker->why(w, buf, len);
+}
+
+/* The endpoint's message: a data message from a subscriber is published
+ * to its channels when client_publish is on, else the connection is
+ * closed 1008. The broker copies it. */
+static void client_publish(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len)
 {
     struct worker *w = conn_worker(c);
     if (!w->cfg.client_publish) {
@@ -219,7 +213,7 @@ void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *pay
     }
     /* One record naming all its channels: a connection in several of them
      * gets the message once. */
-    struct conn_subs *s = c->subs;
+    struct conn_subs *s = channel_subs_of(c);
     char list[RING_CHANNEL_MAX];
     size_t n = 0;
     for (int i = 0; i < s->n && n + s->e[i].ch->name_len + 1 <= sizeof(list); i++) {
@@ -236,7 +230,71 @@ void channels_client_message(struct conn *c, unsigned opcode, const uint8_t *pay
     }
 }
 
-void channels_init(struct worker *w)
+static void client_message(struct conn *c, unsigned opcode, uint8_t *payload, size_t len, uint8_t *owned)
+{
+    client_publish(c, opcode, payload, len);
+    free(owned);
+}
+
+/* Calls fn with every channel that has local subscribers (the Redis broker
+ * subscribes to them all again after a reconnect). */
+static void each_channel(struct worker *w, void (*fn)(struct worker *w, const char *name, size_t len))
+{
+    for (uint32_t i = 0; i < w->nbuckets; i++)
+        for (struct channel *ch = w->buckets[i]; ch; ch = ch->next)
+            if (ch->nsubs)
+                fn(w, ch->name, ch->name_len);
+}
+
+/* The endpoint's check: /ch/ takes a list of valid channel names. */
+static int check_list(struct worker *w, const char *list, size_t len, enum hs_reject *reason,
+                      const char **why)
+{
+    uint16_t off[1024];
+    uint8_t lens[1024];
+    int n = hs_channel_list(list, len, (int)w->cfg.max_channels_per_conn, off, lens);
+    *reason = HS_REJECT_BAD_REQUEST;
+    if (n == -2) {
+        *why = "too many channels (max_channels_per_conn)";
+        return 400;
+    }
+    if (n < 0) {
+        *why = "invalid channel name: 1-128 bytes of A-Z a-z 0-9 _ . : - separated by commas";
+        return 400;
+    }
+    return 0;
+}
+
+/* The endpoint's authorize: the token's channels claim (if any) must list
+ * every channel asked for. */
+static int authorize(const struct jwt_claims *claims, const char *list, size_t len, char *why, size_t why_len)
+{
+    size_t pos = 0, nl;
+    const char *name;
+    while (hs_list_next(list, len, &pos, &name, &nl)) {
+        if (!jwt_channel_allowed(claims, name, nl)) {
+            snprintf(why, why_len, "the token does not allow channel %.*s", (int)nl, name);
+            return 403;
+        }
+    }
+    return 0;
+}
+
+const struct endpoint channels_endpoint = {
+    .path = "/ch/",
+    .check = check_list,
+    .authorize = authorize,
+    .open = subscribe,
+    .message = client_message,
+    .close = unsubscribe_all,
+};
+
+static const struct broker_sink sink = {
+    .deliver = fanout_deliver,
+    .each_channel = each_channel,
+};
+
+int channels_init(struct worker *w)
 {
     /* Gauges of a predecessor that died in this slot describe nothing now. */
     atomic_store(&w->slot->channels, 0);
@@ -249,14 +307,12 @@ void channels_init(struct worker *w)
         abort();
     }
     fanout_init(w);
+    w->broker = w->cfg.broker == BROKER_REDIS ? &broker_redis : &broker_local;
+    return w->broker->start(w, &sink);
 }
 
-/* Calls fn with every channel that has local subscribers (the Redis broker
- * subscribes to them all again after a reconnect). */
-void channels_each(struct worker *w, void (*fn)(struct worker *w, const char *name, size_t len))
+void channels_stop(struct worker *w)
 {
-    for (uint32_t i = 0; i < w->nbuckets; i++)
-        for (struct channel *ch = w->buckets[i]; ch; ch = ch->next)
-            if (ch->nsubs)
-                fn(w, ch->name, ch->name_len);
+    if (w->broker)
+        w->broker->stop(w);
 }

@@ -1,17 +1,28 @@
 /* channel.h: a worker's channel, shared by channels.c (the table and
- * subscriptions) and fanout.c (the log and the sweep). Not for other files. */
+ * subscriptions) and fanout.c (the log and the sweep). Not for other rooms. */
 #ifndef WSMILL_CHANNEL_H
 #define WSMILL_CHANNEL_H
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "internal.h"
+#include "../conn/conn.h"
+#include "../shbuf.h"
+#include "../worker-t.h"
 
 /* One subscriber: its descriptor and the next frame of the channel's log it
  * is owed (a channel-local sequence number; wraps, compared by difference). */
 struct sub {
     uint32_t fd;
     uint32_t seq;
+};
+
+/* The channels a connection joined: its conn->ep. */
+struct conn_subs {
+    uint16_t n;
+    struct {
+        struct channel *ch;
+        uint32_t idx; /* position in ch's subscriber array */
+    } e[];
 };
 
 struct channel {
@@ -37,14 +48,14 @@ struct channel {
     char name[];
 };
 
+static inline struct conn_subs *channel_subs_of(const struct conn *c)
+{
+    return (struct conn_subs *)c->ep;
+}
+
 /* channels.c */
 struct channel *channel_find(struct worker *w, const char *name, size_t n);
 /* Frees ch if nobody is subscribed and nothing pins it. */
 void channel_maybe_free(struct worker *w, struct channel *ch);
-
-/* fanout.c */
-void fanout_init(struct worker *w);
-/* Frees ch's log (the channel is going away). */
-void fanout_channel_free(struct worker *w, struct channel *ch);
 
 #endif

@@ -6,23 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/log.h"
-#include "../common/utf8.h"
-#include "internal.h"
+#include "../../common/log.h"
+#include "../../common/utf8.h"
+#include "conn.h"
+#include "endpoint.h"
+#include "frames.h"
+#include "limits.h"
+#include "output.h"
 
 /* Charges a frame's payload (at its header) or a message (when complete)
  * to the connection's rate buckets. Returns 0 or the close code. */
 static int rate_check(struct conn *c, uint64_t msgs, uint64_t bytes)
 {
     struct worker *w = conn_worker(c);
-    switch (conn_rate_take(c, msgs, bytes)) {
+    switch (limits_rate_take(c, msgs, bytes)) {
     case 1: shm_add(&w->slot->limit_message_rate, 1); return WS_CLOSE_POLICY;
     case 2: shm_add(&w->slot->limit_byte_rate, 1); return WS_CLOSE_POLICY;
     default: return 0;
     }
 }
 
-/* A complete message: the /echo endpoint sends it back with its opcode.
+/* A complete message goes to the connection's endpoint (echo, channels).
  * owned, if not NULL, is the malloc'd buffer behind payload. */
 static void on_message(struct conn *c, unsigned opcode, uint8_t *payload, size_t len, uint8_t *owned)
 {
@@ -38,19 +42,19 @@ static void on_message(struct conn *c, unsigned opcode, uint8_t *payload, size_t
         free(owned);
         return;
     }
-    if (c->subs) { /* /ch/...: publish (the ring copies it) */
-        channels_client_message(c, opcode, payload, len);
+    const struct endpoint *ep = endpoint_of(w, c->endpoint);
+    if (!ep || !ep->message) {
         free(owned);
         return;
     }
-    conn_send_frame(c, opcode, payload, len, owned);
+    ep->message(c, opcode, payload, len, owned);
 }
 
 static void on_control(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len)
 {
     if (opcode == WS_OP_PING) {
         if (c->state == CONN_OPEN)
-            conn_send_frame(c, WS_OP_PONG, payload, len, NULL);
+            output_frame(c, WS_OP_PONG, payload, len, NULL);
     } else if (opcode == WS_OP_CLOSE) {
         int code;
         int rc = ws_parse_close(payload, len, &code);
@@ -293,13 +297,13 @@ void frames_feed(struct conn *c, uint8_t *data, size_t len)
         if ((rc = frame_complete(c, b)))
             break;
     }
-    if (rc < 0 && c->state != CONN_FREE) {
+    if (rc < 0 && !conn_gone(c)) {
         if (c->state == CONN_OPEN)
             conn_fail(c, -rc, close_reason(-rc));
         else
-            conn_destroy(c, 0); /* a protocol error while closing: just hang up */
+            conn_drop(c, 0); /* a protocol error while closing: just hang up */
         return;
     }
-    if (c->state != CONN_FREE)
+    if (!conn_gone(c))
         conn_maybe_idle(c);
 }

@@ -1,4 +1,4 @@
-/* http.c: the upgrade request, parsed incrementally with http-parser.
+/* upgrade.c: the upgrade request, parsed incrementally with http-parser.
  * Only the headers the handshake needs are kept; the request itself is
  * never buffered, so a request split over many reads costs no more memory
  * than one that arrives whole. */
@@ -7,10 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../common/handshake.h"
-#include "../common/jwt.h"
-#include "../common/log.h"
-#include "internal.h"
+#include "../../common/handshake.h"
+#include "../../common/jwt.h"
+#include "../../common/log.h"
+#include "conn.h"
+#include "endpoint.h"
+#include "limits.h"
+#include "output.h"
+#include "upgrade.h"
 
 enum hdr_id { HDR_OTHER, HDR_HOST, HDR_UPGRADE, HDR_CONNECTION, HDR_KEY, HDR_VERSION, HDR_ORIGIN, HDR_AUTH };
 
@@ -39,7 +43,7 @@ struct hs_state {
     size_t auth_len;
 };
 
-void *http_state_new(void)
+void *upgrade_state_new(void)
 {
     struct hs_state *hs = malloc(sizeof(*hs));
     if (!hs)
@@ -60,7 +64,7 @@ void *http_state_new(void)
     return hs;
 }
 
-void http_state_free(void *p)
+void upgrade_state_free(void *p)
 {
     struct hs_state *hs = p;
     if (hs->url != hs->url_inline)
@@ -217,7 +221,7 @@ static void reject(struct conn *c, int status, enum hs_reject why, const char *t
     log_debug("fd %d: handshake refused with %d: %s", conn_fd(c), status, text);
     size_t n = hs_build_error(buf, sizeof(buf), status, text);
     conn_set_state(c, CONN_LINGER);
-    if (conn_send_raw(c, buf, n) == -1)
+    if (output_raw(c, buf, n) == -1)
         return;
     conn_fail(c, 0, text); /* not OPEN: this only lingers */
 }
@@ -267,10 +271,11 @@ static const char *find_token(struct hs_state *hs, size_t *len)
     return NULL;
 }
 
-/* auth_secret is set: the request must carry a valid HS256 token, and its
- * channels claim (if any) must list every channel asked for. Answers 401 or
- * 403 and returns 0 when not. */
-static int authorized(struct conn *c, struct hs_state *hs, const char *channels, size_t clen)
+/* auth_secret is set: the request must carry a valid HS256 token, and the
+ * endpoint must accept its claims (a channels claim must list every channel
+ * asked for). Answers 401 or 403 and returns 0 when not. */
+static int authorized(struct conn *c, struct hs_state *hs, const struct endpoint *ep, const char *rest,
+                      size_t rest_len)
 {
     struct worker *w = conn_worker(c);
     size_t tl = 0;
@@ -289,17 +294,25 @@ static int authorized(struct conn *c, struct hs_state *hs, const char *channels,
         reject(c, 401, HS_REJECT_UNAUTHORIZED, why);
         return 0;
     }
-    size_t pos = 0, nl;
-    const char *name;
-    while (channels && hs_list_next(channels, clen, &pos, &name, &nl)) {
-        if (!jwt_channel_allowed(&claims, name, nl)) {
-            char why[200];
-            snprintf(why, sizeof(why), "the token does not allow channel %.*s", (int)nl, name);
-            reject(c, 403, HS_REJECT_CHANNEL_DENIED, why);
-            return 0;
-        }
+    char why[200];
+    if (ep->authorize && ep->authorize(&claims, rest, rest_len, why, sizeof(why))) {
+        reject(c, 403, HS_REJECT_CHANNEL_DENIED, why);
+        return 0;
     }
     return 1;
+}
+
+/* The path's endpoint, or 0 after answering 414 or 404. */
+static int route(struct conn *c, struct hs_state *hs, const char **rest, size_t *rest_len)
+{
+    if (hs->path_len >= HS_PATH_MAX) {
+        reject(c, 414, HS_REJECT_BAD_REQUEST, "request path too long");
+        return 0;
+    }
+    int ep = endpoint_find(conn_worker(c), hs->path, hs->path_len, rest, rest_len);
+    if (!ep)
+        reject(c, 404, HS_REJECT_NOT_FOUND, "no WebSocket endpoint at this path (try /echo or /ch/NAME)");
+    return ep;
 }
 
 /* The request is complete: decide, answer, and on success open. */
@@ -311,53 +324,39 @@ static void decide(struct conn *c, struct hs_state *hs)
         reject(c, status, reject_reason(status), reject_text(status));
         return;
     }
-    const char *path = hs->path;
-    size_t plen = hs->path_len;
-    int is_echo = plen == 5 && !memcmp(path, "/echo", 5);
-    int is_channel = plen >= 4 && !memcmp(path, "/ch/", 4);
-    if (plen >= HS_PATH_MAX) {
-        reject(c, 414, HS_REJECT_BAD_REQUEST, "request path too long");
+    const char *rest;
+    size_t rest_len;
+    int idx = route(c, hs, &rest, &rest_len);
+    if (!idx)
+        return;
+    const struct endpoint *ep = endpoint_of(w, idx);
+    enum hs_reject reason = HS_REJECT_BAD_REQUEST;
+    const char *why = NULL;
+    if (ep->check && (status = ep->check(w, rest, rest_len, &reason, &why))) {
+        reject(c, status, reason, why);
         return;
     }
-    if (!is_echo && !is_channel) {
-        reject(c, 404, HS_REJECT_NOT_FOUND, "no WebSocket endpoint at this path (try /echo or /ch/NAME)");
+    if (w->cfg.auth_secret[0] && !authorized(c, hs, ep, rest, rest_len))
         return;
-    }
-    if (is_channel) {
-        uint16_t off[1024];
-        uint8_t lens[1024];
-        int n = hs_channel_list(path + 4, plen - 4, (int)w->cfg.max_channels_per_conn, off, lens);
-        if (n == -2) {
-            reject(c, 400, HS_REJECT_BAD_REQUEST, "too many channels (max_channels_per_conn)");
-            return;
-        }
-        if (n < 0) {
-            reject(c, 400, HS_REJECT_BAD_REQUEST,
-                   "invalid channel name: 1-128 bytes of A-Z a-z 0-9 _ . : - separated by commas");
-            return;
-        }
-    }
-    if (w->cfg.auth_secret[0] && !authorized(c, hs, is_channel ? path + 4 : NULL, plen - 4))
-        return;
-    if (!shm_admit(w->shm, w->cfg.max_connections)) {
+    if (!limits_admit_upgrade(w)) {
         reject(c, 503, HS_REJECT_FULL, "server full (max_connections reached); retry later");
         return;
     }
     char resp[256];
     size_t n = hs_build_accept(resp, sizeof(resp), hs->req.key, (size_t)hs->req.key_len);
     c->flags |= CF_UPGRADED;
+    c->endpoint = (uint8_t)idx;
     shm_add(&w->slot->connections, 1);
     shm_add(&w->slot->handshakes, 1);
-    if (is_channel && channels_subscribe(c, path + 4, plen - 4) == -1) {
-        /* Only out of memory gets here (the list was checked above). */
-        conn_destroy(c, 0);
+    if (ep->open && ep->open(c, rest, rest_len) == -1) {
+        conn_drop(c, 0); /* only out of memory gets here (the path was checked above) */
         return;
     }
-    conn_set_state(c, CONN_OPEN); /* frees hs (and path with it) */
-    conn_send_raw(c, resp, n);
+    conn_set_state(c, CONN_OPEN); /* frees hs (and rest with it) */
+    output_raw(c, resp, n);
 }
 
-size_t http_feed(struct conn *c, uint8_t *data, size_t len)
+size_t upgrade_feed(struct conn *c, uint8_t *data, size_t len)
 {
     struct worker *w = conn_worker(c);
     struct hs_state *hs = c->busy;

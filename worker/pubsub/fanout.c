@@ -15,8 +15,13 @@
  * never "the rest of this round, then the next round", and reads, accepts
  * and timers are never held up by more than a step.
  *
- * Only what a socket refuses is queued, by reference (outq.c), and the
- * slow_consumer policy bounds that queue. */
+ * Only what a socket refuses is queued, by reference (conn/output.c), and
+ * the slow_consumer policy bounds that queue. A subscriber whose send fails
+ * is only marked (conn_drop): it stays in the subscriber array, skipped,
+ * until the reaper releases it after this step, so the sweep never meets a
+ * freed connection or a subscriber array changing under it. */
+#include "fanout.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -25,9 +30,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../common/handshake.h"
-#include "../common/log.h"
+#include "../../common/clock.h"
+#include "../../common/handshake.h"
+#include "../../common/log.h"
+#include "../conn/output.h"
 #include "channel.h"
 
 #define STEP_WRITES      256         /* writes per step between event-loop turns */
@@ -37,12 +43,6 @@
 #define LOG_MAX_FRAMES   (1u << 20)  /* per channel */
 #define LOG_MIN_CAP      16
 #define MAX_IOV          1024 /* IOV_MAX on Linux */
-
-void shbuf_unref(struct shbuf *b)
-{
-    if (--b->refs == 0)
-        free(b);
-}
 
 /* ---- the log ---------------------------------------------------------- */
 
@@ -139,12 +139,14 @@ static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n
 {
     if (c->state != CONN_OPEN)
         return;
-    size_t queued = conn_queued(c);
+    if (w->cork.c == c)
+        output_settle(c); /* what c's own input produced goes first */
+    size_t queued = output_queued(c);
     size_t sent = 0;
     if (!queued) {
-        ssize_t wr = conn_sendv(c, iov, n);
+        ssize_t wr = output_sendv(c, iov, n);
         if (wr == -1 && errno != EAGAIN && errno != EINTR) {
-            conn_destroy(c, WS_CLOSE_ABNORMAL);
+            conn_drop(c, WS_CLOSE_ABNORMAL);
             return;
         }
         sent = wr > 0 ? (size_t)wr : 0;
@@ -161,11 +163,11 @@ static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n
         /* close policy, or drop with half a frame already written (the
          * stream cannot skip the rest of it) */
         shm_add(&w->slot->slow_closes, 1);
-        conn_overflow_close(c, WS_CLOSE_TRY_AGAIN, "slow consumer: max_backpressure exceeded");
+        output_overflow_close(c, WS_CLOSE_TRY_AGAIN, "slow consumer: max_backpressure exceeded");
         return;
     }
     shm_add(&w->slot->deliveries, (uint64_t)n);
-    conn_queue_shared(c, bufs, n, sent);
+    output_queue_shared(c, bufs, n, sent);
 }
 
 /* Visits subscriber i of ch: sends it frames [its seq, head). */
@@ -174,7 +176,7 @@ static void visit(struct worker *w, struct channel *ch, uint32_t i)
     struct sub *s = &ch->subs[i];
     uint32_t from = s->seq, to = ch->head;
     struct conn *c = &w->conns[s->fd];
-    s->seq = to; /* before sending: a failed send destroys c and moves another subscriber into s */
+    s->seq = to;
     while (from != to && c->state == CONN_OPEN) {
         uint32_t at = from & (ch->log_cap - 1);
         uint32_t n = to - from;
@@ -334,15 +336,16 @@ out:
 /* 1 when c is subscribed to one of chs[0..n). */
 static int subscribed_to_any(const struct conn *c, struct channel **chs, int n)
 {
-    for (int i = 0; i < c->subs->n; i++)
+    const struct conn_subs *s = channel_subs_of(c);
+    for (int i = 0; i < s->n; i++)
         for (int j = 0; j < n; j++)
-            if (c->subs->e[i].ch == chs[j])
+            if (s->e[i].ch == chs[j])
                 return 1;
     return 0;
 }
 
-void channels_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
-                      unsigned opcode, const uint8_t *payload, size_t len)
+void fanout_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
+                    unsigned opcode, const uint8_t *payload, size_t len)
 {
     struct channel *ch = channel_find(w, via, via_len);
     if (!ch || !ch->nsubs)

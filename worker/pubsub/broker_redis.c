@@ -1,4 +1,12 @@
-/* broker.c: the Redis broker (see broker.h).
+/* broker_redis.c: broker = redis, channels across nodes over Redis pub/sub.
+ *
+ * Each worker holds two Redis connections in its own libev loop (hiredis's
+ * libev adapter): one that SUBSCRIBEs to the channels this worker has local
+ * subscribers for, and one that PUBLISHes. A publish goes to Redis only and
+ * is delivered when it comes back, on every node including this one, so
+ * every subscriber gets it once. When Redis is down publishes are refused
+ * (the caller answers 503 or closes 1013), the connections are retried with
+ * back-off (100 ms doubling to 5 s) and every subscription is restored.
  *
  * A message travels as PUBLISH <redis_prefix><channel> <envelope>, once per
  * channel of its list, with the envelope
@@ -13,8 +21,6 @@
  * password" from "unreachable" in the log. hiredis frees a context itself
  * after a failed connect or a disconnect; l->ac is cleared in those
  * callbacks and never touched afterwards. */
-#include "broker.h"
-
 #include <errno.h>
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
@@ -24,10 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/handshake.h"
-#include "../common/log.h"
-#include "../common/redisurl.h"
-#include "internal.h"
+#include "../../common/handshake.h"
+#include "../../common/log.h"
+#include "../../common/redisurl.h"
+#include "../worker-t.h"
+#include "broker.h"
 
 #define BACKOFF_FIRST_S    0.1
 #define BACKOFF_MAX_S      5.0
@@ -58,6 +65,7 @@ struct link {
 
 struct broker {
     struct worker *w;
+    const struct broker_sink *sink;
     struct redis_url url;
     char where[REDISURL_FIELD_MAX + 16]; /* HOST:PORT for messages */
     char prefix[CONFIG_STR_MAX];         /* redis_prefix as this worker started: a reload
@@ -76,7 +84,7 @@ struct broker {
 static void link_connect(struct link *l);
 
 /* Logs a link failure once, again when it changes or after LOG_REPEAT_S,
- * and remembers it for broker_why. */
+ * and remembers it for redis_why. */
 static void __attribute__((format(printf, 2, 3))) link_error(struct link *l, const char *fmt, ...)
 {
     char msg[sizeof(l->last_err)];
@@ -198,7 +206,7 @@ static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
     }
     l->was_ready = 1;
     if (l == &b->sub) /* Redis forgot our subscriptions with the old connection */
-        channels_each(b->w, subscribe_one);
+        b->sink->each_channel(b->w, subscribe_one);
     update_state(b);
 }
 
@@ -273,7 +281,7 @@ static void message_cb(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     shm_add(&b->w->slot->redis_received, 1);
-    channels_deliver(b->w, chan->str + pl, chan->len - pl, (const char *)e + ENV_HEADER, ll, e[1],
+    b->sink->deliver(b->w, chan->str + pl, chan->len - pl, (const char *)e + ENV_HEADER, ll, e[1],
                      e + ENV_HEADER + ll, data->len - ENV_HEADER - ll);
 }
 
@@ -287,19 +295,19 @@ static void subscribe_cmd(struct broker *b, const char *cmd, const char *name, s
 
 static void subscribe_one(struct worker *w, const char *name, size_t len)
 {
-    subscribe_cmd(w->broker, "SUBSCRIBE", name, len);
+    subscribe_cmd(w->broker_state, "SUBSCRIBE", name, len);
 }
 
-void broker_subscribe(struct worker *w, const char *name, size_t len)
+static void redis_subscribe(struct worker *w, const char *name, size_t len)
 {
-    struct broker *b = w->broker;
+    struct broker *b = w->broker_state;
     if (b && b->sub.ready) /* else the next ready subscribes to every channel */
         subscribe_cmd(b, "SUBSCRIBE", name, len);
 }
 
-void broker_unsubscribe(struct worker *w, const char *name, size_t len)
+static void redis_unsubscribe(struct worker *w, const char *name, size_t len)
 {
-    struct broker *b = w->broker;
+    struct broker *b = w->broker_state;
     if (b && b->sub.ready)
         subscribe_cmd(b, "UNSUBSCRIBE", name, len);
 }
@@ -324,15 +332,15 @@ static void publish_cb(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
-int broker_can_publish(const struct worker *w)
+static int redis_can_publish(const struct worker *w)
 {
-    const struct broker *b = w->broker;
+    const struct broker *b = w->broker_state;
     return b && b->pub.ready && b->pending <= BROKER_MAX_PENDING;
 }
 
-void broker_why(const struct worker *w, char *buf, size_t len)
+static void redis_why(const struct worker *w, char *buf, size_t len)
 {
-    const struct broker *b = w->broker;
+    const struct broker *b = w->broker_state;
     if (!b) {
         snprintf(buf, len, "no broker");
         return;
@@ -348,11 +356,11 @@ void broker_why(const struct worker *w, char *buf, size_t len)
             *p = ' ';
 }
 
-int broker_publish(struct worker *w, const char *list, size_t list_len, unsigned opcode,
-                   const uint8_t *payload, size_t len)
+static int redis_publish(struct worker *w, const char *list, size_t list_len, unsigned opcode,
+                         const uint8_t *payload, size_t len)
 {
-    struct broker *b = w->broker;
-    if (!broker_can_publish(w)) {
+    struct broker *b = w->broker_state;
+    if (!redis_can_publish(w)) {
         shm_add(&w->slot->broker_lost, 1);
         shm_add(&w->slot->publish_rejected, 1);
         errno = b->pub.ready ? ENOBUFS : ENOTCONN;
@@ -479,7 +487,7 @@ static void health_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ---- life ------------------------------------------------------------------ */
 
-int broker_start(struct worker *w)
+static int redis_start(struct worker *w, const struct broker_sink *sink)
 {
     char err[256];
     struct broker *b = calloc(1, sizeof(*b));
@@ -493,6 +501,7 @@ int broker_start(struct worker *w)
         return -1;
     }
     b->w = w;
+    b->sink = sink;
     snprintf(b->prefix, sizeof(b->prefix), "%s", w->cfg.redis_prefix);
     b->prefix_len = strlen(b->prefix);
     snprintf(b->where, sizeof(b->where), strchr(b->url.host, ':') ? "[%s]:%u" : "%s:%u", b->url.host,
@@ -506,16 +515,16 @@ int broker_start(struct worker *w)
     }
     ev_timer_init(&b->health, health_cb, PING_INTERVAL_S, PING_INTERVAL_S);
     ev_timer_start(w->loop, &b->health);
-    w->broker = b;
+    w->broker_state = b;
     update_state(b);
     link_connect(&b->sub);
     link_connect(&b->pub);
     return 0;
 }
 
-void broker_stop(struct worker *w)
+static void redis_stop(struct worker *w)
 {
-    struct broker *b = w->broker;
+    struct broker *b = w->broker_state;
     if (!b)
         return;
     b->stopping = 1;
@@ -528,5 +537,16 @@ void broker_stop(struct worker *w)
     }
     free(b->env);
     free(b);
-    w->broker = NULL;
+    w->broker_state = NULL;
 }
+
+const struct broker_ops broker_redis = {
+    .name = "redis",
+    .start = redis_start,
+    .stop = redis_stop,
+    .channel_added = redis_subscribe,
+    .channel_removed = redis_unsubscribe,
+    .publish = redis_publish,
+    .can_publish = redis_can_publish,
+    .why = redis_why,
+};
