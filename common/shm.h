@@ -17,7 +17,7 @@
 #include "ring.h"
 
 #define SHM_MAGIC          0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
-#define SHM_LAYOUT_VERSION 4
+#define SHM_LAYOUT_VERSION 5
 #define SHM_MAX_WORKERS    256
 #define SHM_CACHELINE      64
 
@@ -118,6 +118,15 @@ struct worker_slot {
     shm_counter broker_lost;       /* messages refused (503, 1013) or unanswered because Redis was down */
     shm_counter redis_publishes;   /* PUBLISH commands sent (one per channel of a message) */
     shm_counter redis_received;    /* messages that came back from Redis */
+    /* permessage-deflate (worker/conn/pmd.c) */
+    shm_counter pmd_negotiated;     /* handshakes that agreed on permessage-deflate */
+    shm_counter pmd_out_compressed; /* messages sent compressed (each send, fan-out included) */
+    shm_counter pmd_out_plain;      /* messages sent uncompressed to a deflate connection */
+    shm_counter pmd_out_saved;      /* payload bytes those compressed sends saved */
+    shm_counter pmd_deflates;       /* compressions run: once per message per worker in a fan-out */
+    shm_counter pmd_in_compressed;  /* compressed messages received */
+    shm_counter pmd_in_saved;       /* inflated minus compressed bytes of those */
+    shm_counter pmd_windows;        /* gauge: client windows held (clients keeping context) */
 };
 
 struct shm {

@@ -217,6 +217,13 @@ static void free_slot(struct master *m, int i)
     add(&g->broker_lost, &s->broker_lost);
     add(&g->redis_publishes, &s->redis_publishes);
     add(&g->redis_received, &s->redis_received);
+    add(&g->pmd_negotiated, &s->pmd_negotiated); /* windows: a gauge, stays 0 */
+    add(&g->pmd_out_compressed, &s->pmd_out_compressed);
+    add(&g->pmd_out_plain, &s->pmd_out_plain);
+    add(&g->pmd_out_saved, &s->pmd_out_saved);
+    add(&g->pmd_deflates, &s->pmd_deflates);
+    add(&g->pmd_in_compressed, &s->pmd_in_compressed);
+    add(&g->pmd_in_saved, &s->pmd_in_saved);
     memset(s, 0, sizeof *s); /* state WORKER_EMPTY, pid 0 */
     memset(&m->w[i], 0, sizeof m->w[i]);
 }

@@ -20,6 +20,7 @@ struct conn;
 struct channel;
 struct endpoint;
 struct broker_ops;
+struct pmd_codec;
 
 #define WORKER_MAX_ENDPOINTS 4
 
@@ -69,6 +70,9 @@ struct worker {
     uint32_t mark_gen;
     const struct broker_ops *broker; /* where publishes go: the shared ring or Redis */
     void *broker_state;              /* the broker's own (broker_redis.c), or NULL */
+    /* permessage-deflate (conn/pmd.c) */
+    struct pmd_codec *pmd; /* the worker's zlib streams */
+    void *pmd_wins;        /* descriptor-indexed client windows (pmd.c) */
     /* the publish API (pubapi.c) */
     void *pubapi;
 };

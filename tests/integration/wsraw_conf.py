@@ -4,7 +4,9 @@ It sends whatever frames a test asks for (any FIN/RSV/opcode/length, masked
 or not, whole or chopped into small writes) and checks every frame the
 server sends back against the rules a server must follow (unmasked, RSV 0,
 known opcode, control frames unfragmented and <= 125 bytes, text is valid
-UTF-8). All reads are bounded by a timeout."""
+UTF-8). All reads are bounded by a timeout. With extensions= it offers
+permessage-deflate and then inflates (and checks) the server's compressed
+messages (RSV1 on a message's first frame) through pmd_client.py."""
 import base64
 import hashlib
 import os
@@ -12,6 +14,8 @@ import socket
 import struct
 import threading
 import time
+
+from pmd_client import PmdClient
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -80,7 +84,12 @@ class Frame:
 
 
 class WSConn:
-    def __init__(self, host, port, path="/echo", timeout=5.0, headers=None):
+    def __init__(self, host, port, path="/echo", timeout=5.0, headers=None, extensions=None):
+        """extensions: a Sec-WebSocket-Extensions offer (pmd_client.offer());
+        self.pmd is then the PmdClient when the server accepted it, else None."""
+        self.extensions = extensions
+        self.pmd = None
+        self._frag_compressed = False
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
@@ -99,6 +108,8 @@ class WSConn:
                  "Connection: Upgrade", f"Sec-WebSocket-Key: {key.decode()}",
                  "Sec-WebSocket-Version: 13"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
+        if self.extensions:
+            lines.append(f"Sec-WebSocket-Extensions: {self.extensions}")
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         deadline = time.monotonic() + 10
         while b"\r\n\r\n" not in self.buf:
@@ -125,8 +136,13 @@ class WSConn:
             raise ProtocolViolation(f"bad Connection header: {head!r}")
         if hdrs.get("sec-websocket-accept") != [accept_key(key).decode()]:
             raise ProtocolViolation(f"bad Sec-WebSocket-Accept: {head!r}")
-        if "sec-websocket-extensions" in hdrs:
+        ext = hdrs.get("sec-websocket-extensions", [])
+        if ext and not self.extensions:
             raise ProtocolViolation(f"extension accepted though none was offered: {head!r}")
+        if len(ext) > 1:
+            raise ProtocolViolation(f"several extension answers: {head!r}")
+        if ext:
+            self.pmd = PmdClient.answering(ext[0], self.extensions)
         if "sec-websocket-protocol" in hdrs:
             raise ProtocolViolation(f"subprotocol selected though none was offered: {head!r}")
         self.response_headers = hdrs
@@ -164,6 +180,22 @@ class WSConn:
                 payload = payload.encode()
             data += build_frame(op, payload, fin, rsv)
         return self.send_raw(data, chop, delay)
+
+    def send_message(self, opcode, payload, compress=True, frag=None, chop=None):
+        """One data message, compressed with the agreed parameters when
+        compress (RSV1 on its first frame), in frames of frag bytes of the
+        (compressed) payload when frag is set."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        rsv = 0
+        if compress:
+            payload, rsv = self.pmd.compress(payload), 4
+        if not frag:
+            return self.send_raw(build_frame(opcode, payload, True, rsv), chop)
+        parts = [payload[i:i + frag] for i in range(0, len(payload), frag)] or [b""]
+        data = b"".join(build_frame(opcode if i == 0 else OP_CONT, p, i == len(parts) - 1,
+                                    rsv if i == 0 else 0) for i, p in enumerate(parts))
+        return self.send_raw(data, chop)
 
     def send_close(self, code=None, reason=b""):
         self.close_sent = True
@@ -227,8 +259,9 @@ class WSConn:
                 raise ProtocolViolation(f"bad 64-bit length {n}")
         if masked:
             raise ProtocolViolation("server sent a masked frame")
-        if rsv:
-            raise ProtocolViolation(f"server set RSV bits {rsv}")
+        if rsv and not (rsv == 4 and self.pmd and opcode in (OP_TEXT, OP_BINARY)):
+            raise ProtocolViolation(f"server set RSV bits {rsv} on opcode {opcode:#x}"
+                                    f"{' (deflate negotiated)' if self.pmd else ''}")
         if opcode not in KNOWN_OPCODES:
             raise ProtocolViolation(f"server sent reserved opcode {opcode:#x}")
         if opcode & 8 and (not fin or n > 125):
@@ -277,9 +310,14 @@ class WSConn:
                     raise ProtocolViolation("server started a new message inside a fragmented one")
                 self._frag_op = f.opcode
                 self._frag = bytearray(f.payload)
+                self._frag_compressed = bool(f.rsv)
             if f.fin:
                 op, data = self._frag_op, bytes(self._frag)
                 self._frag_op, self._frag = None, bytearray()
+                if self._frag_compressed:
+                    data = self.pmd.inflate(data)
+                elif self.pmd:
+                    self.pmd.plain_in += 1
                 if op == OP_TEXT:
                     try:
                         data.decode("utf-8")

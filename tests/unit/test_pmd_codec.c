@@ -59,11 +59,15 @@ static size_t peer_deflate(struct peer *p, const uint8_t *in, size_t n, uint8_t 
     return flush == Z_SYNC_FLUSH ? l - 4 : l;
 }
 
-/* Inflates what we compressed as a peer with a window of 2^bits would. */
+/* Inflates what we compressed as a peer with a window of 2^bits would,
+ * strictly: one output byte per call, so every match is copied from
+ * zlib's sliding window (2^bits bytes) and one reaching further back is
+ * "invalid distance too far back". (With a large output buffer zlib also
+ * accepts matches into the output of the same call.) */
 static int peer_inflate(int bits, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *got)
 {
     z_stream s = {0};
-    uint8_t buf[1 << 18];
+    static uint8_t buf[(1 << 18) + 4];
     if (n + 4 > sizeof(buf))
         return -1;
     memcpy(buf, in, n);
@@ -72,11 +76,20 @@ static int peer_inflate(int bits, const uint8_t *in, size_t n, uint8_t *out, siz
     s.next_in = buf;
     s.avail_in = (uInt)n + 4;
     s.next_out = out;
-    s.avail_out = (uInt)cap;
-    int r = inflate(&s, Z_SYNC_FLUSH);
-    *got = cap - s.avail_out;
+    int r = Z_OK;
+    while (r == Z_OK && s.avail_in && (size_t)(s.next_out - out) < cap) {
+        s.avail_out = 1;
+        r = inflate(&s, Z_SYNC_FLUSH);
+    }
+    while (r == Z_OK && (size_t)(s.next_out - out) < cap) { /* pending output */
+        s.avail_out = 1;
+        r = inflate(&s, Z_SYNC_FLUSH);
+        if (s.avail_out)
+            break;
+    }
+    *got = (size_t)(s.next_out - out);
     inflateEnd(&s);
-    return r == Z_OK || r == Z_STREAM_END ? 0 : -1;
+    return r == Z_OK || r == Z_STREAM_END || r == Z_BUF_ERROR ? 0 : -1;
 }
 
 static uint8_t msg[1 << 17], comp[(1 << 17) + 64], back[1 << 17];
@@ -107,6 +120,12 @@ static void round_trips(struct pmd_codec *z)
                bits);
         ok(compressed >= 7, "window %d: JSON from 64 bytes up compresses (%d of 8 sizes)", bits, compressed);
     }
+    /* The strict peer can fail: a 4 KiB message compressed for a 32 KiB
+     * window has matches further back than 256 bytes. */
+    size_t n4 = json(msg, 4096, 5), got4;
+    size_t c4 = pmd_codec_deflate(z, 15, msg, n4, comp, n4 + 8);
+    ok(c4 && peer_inflate(8, comp, c4, back, sizeof(back), &got4) != 0,
+       "a 15-bit-window message is refused by a strict 8-bit peer (the check bites)");
     for (size_t i = 0; i < 4096; i++)
         msg[i] = (uint8_t)rnd();
     is_int((long long)pmd_codec_deflate(z, 15, msg, 4096, comp, sizeof(comp)), 0,

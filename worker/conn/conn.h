@@ -39,6 +39,7 @@ struct conn {
     uint8_t state;        /* enum conn_state */
     uint8_t flags;        /* enum conn_flags */
     uint8_t endpoint;     /* index in w->endpoints, 0 = none yet */
+    uint8_t pmd;          /* permessage-deflate as negotiated (pmd.h), 0 = not */
     uint32_t stamp;       /* tick of the last input, or of entering the state */
     uint32_t ip_slot;     /* iptable slot + 1 of the client address, 0 = not counted */
     void *busy;
@@ -51,8 +52,9 @@ struct conn_busy {
     struct ws_header cur; /* frame being received, valid while in_frame */
     uint64_t cur_done;    /* payload bytes of cur already consumed */
     uint8_t in_frame;
-    uint8_t hdr_len;    /* bytes of a partial header kept in hdr */
-    uint8_t msg_opcode; /* TEXT/BINARY of the message in progress, 0 = none */
+    uint8_t hdr_len;      /* bytes of a partial header kept in hdr */
+    uint8_t msg_opcode;   /* TEXT/BINARY of the message in progress, 0 = none */
+    uint8_t msg_deflated; /* it is compressed (RSV1): inflated once whole */
     uint8_t hdr[WS_MAX_HEADER];
     uint8_t ctl[WS_MAX_CONTROL_PAYLOAD];
     uint32_t utf8; /* validator state across fragments */

@@ -34,6 +34,7 @@
 #include "../../common/handshake.h"
 #include "../../common/log.h"
 #include "../conn/output.h"
+#include "../conn/pmd.h"
 #include "channel.h"
 
 #define STEP_WRITES      256         /* writes per step between event-loop turns */
@@ -43,6 +44,7 @@
 #define LOG_MAX_FRAMES   (1u << 20)  /* per channel */
 #define LOG_MIN_CAP      16
 #define MAX_IOV          1024 /* IOV_MAX on Linux */
+#define TWIN_IOV         64   /* frames per send to a deflate subscriber (arrays on the stack) */
 
 /* ---- the log ---------------------------------------------------------- */
 
@@ -51,7 +53,7 @@ static void log_trim(struct worker *w, struct channel *ch, uint32_t upto)
 {
     while (ch->tail != upto) {
         struct shbuf *b = ch->log[ch->tail & (ch->log_cap - 1)];
-        w->log_bytes -= b->len;
+        w->log_bytes -= shbuf_bytes(b);
         shbuf_unref(b);
         ch->tail++;
     }
@@ -184,6 +186,15 @@ static void visit(struct worker *w, struct channel *ch, uint32_t i)
             n = ch->log_cap - at; /* up to the end of the circular array */
         if (n > MAX_IOV)
             n = MAX_IOV;
+        if (c->pmd) { /* permessage-deflate: the frames' compressed twins */
+            struct shbuf *zb[TWIN_IOV];
+            struct iovec ziov[TWIN_IOV];
+            n = n < TWIN_IOV ? n : TWIN_IOV;
+            size_t ztotal = pmd_frames(c, &ch->log[at], (int)n, zb, ziov, &w->log_bytes);
+            deliver(w, c, zb, (int)n, ziov, ztotal);
+            from += n;
+            continue;
+        }
         size_t total = 0;
         for (uint32_t k = 0; k < n; k++)
             total += ch->log_iov[at + k].iov_len;
@@ -249,6 +260,7 @@ static struct shbuf *frame_alloc(unsigned opcode, size_t len, uint8_t **payload)
     memcpy(sb->data, hdr, hl);
     sb->refs = 1;
     sb->len = (uint32_t)(hl + len);
+    sb->twin = NULL;
     *payload = sb->data + hl;
     return sb;
 }
