@@ -1,0 +1,233 @@
+"""permessage-deflate (RFC 7692) end to end: python3-websockets (which offers
+it by default) and raw clients against /echo and /ch/NAME, the limits
+(1009 for a bomb, 1007 for bad data, 1002 for RSV1 out of place, 400 for a
+malformed offer), the status counters, and that a channel message is
+compressed once per worker however many deflate subscribers it has.
+Headless Chromium is in test_deflate_browser.py."""
+import asyncio
+import json
+import os
+import socket
+import sys
+import zlib
+
+import pytest
+import websockets
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pmd_client import offer  # noqa: E402
+from test_channels import http_post  # noqa: E402
+from wsraw_conf import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, WSConn, build_frame  # noqa: E402
+
+
+def deflate(srv, key):
+    """A permessage-deflate counter summed over the workers."""
+    return sum(w["deflate"][key] for w in srv.status()["workers"])
+
+
+def chat(i, n=2000):
+    s = json.dumps([{"seq": i * 100 + k, "user": f"user{k % 7}", "text": "hello from the deflate test"}
+                    for k in range(60)])
+    return s[:n]
+
+
+def test_websockets_echo_compressed(server):
+    async def run():
+        async with websockets.connect(server.url("/echo")) as ws:
+            ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+            assert "permessage-deflate" in ext and "server_no_context_takeover" in ext, ext
+            assert "client_max_window_bits=10" in ext, ext
+            for i in range(30):
+                await ws.send(chat(i))
+                assert await ws.recv() == chat(i)
+            await ws.send(b"\x00" * 5000)
+            assert await ws.recv() == b"\x00" * 5000
+    asyncio.run(run())
+    assert deflate(server, "negotiated") >= 1
+    assert deflate(server, "in_compressed") >= 31      # websockets compresses what it sends
+    assert deflate(server, "out_compressed") >= 31     # and the echoes come back compressed
+    saved = deflate(server, "out_bytes_saved")
+    assert saved > 31 * 1000, saved                   # 2000-byte JSON shrinks by well over half
+
+
+def test_window_kept_only_while_connected(server):
+    """A client that keeps its context costs a window once it has sent
+    compressed; an idle one that sent nothing compressed costs none."""
+    async def run():
+        idle = await websockets.connect(server.url("/echo"))
+        busy = await websockets.connect(server.url("/echo"))
+        assert deflate(server, "windows") == 0
+        for i in range(20):
+            await busy.send(chat(i))
+            assert await busy.recv() == chat(i)
+        assert deflate(server, "windows") == 1
+        await busy.close()
+        await idle.close()
+    asyncio.run(run())
+    assert deflate(server, "windows") == 0
+
+
+def test_off_declines(server_factory):
+    srv = server_factory(permessage_deflate="off")
+
+    async def run():
+        async with websockets.connect(srv.url("/echo")) as ws:
+            assert "Sec-WebSocket-Extensions" not in ws.response_headers
+            await ws.send(chat(1))
+            assert await ws.recv() == chat(1)
+    asyncio.run(run())
+    assert deflate(srv, "negotiated") == 0
+
+
+def test_channel_compressed_once_per_worker(server):
+    """20 deflate subscribers and 5 plain ones on one channel over 2
+    workers: each message is compressed at most once per worker, every
+    deflate subscriber gets it compressed, the plain ones plain."""
+    port = int(server.settings["publish_listen"].rsplit(":", 1)[1])
+    msgs = [chat(i, 1500) for i in range(10)]
+
+    async def run():
+        zs = [await websockets.connect(server.url("/ch/room")) for _ in range(20)]
+        ps = [await websockets.connect(server.url("/ch/room"), compression=None) for _ in range(5)]
+        await asyncio.sleep(0.2)
+        before = deflate(server, "compressions")
+        for m in msgs:
+            status, body = await asyncio.to_thread(http_post, port, "/pub/room", m.encode())
+            assert 200 <= status < 300, body
+        for ws in zs + ps:
+            for m in msgs:
+                got = await asyncio.wait_for(ws.recv(), 10)
+                assert got == m
+        runs = deflate(server, "compressions") - before
+        assert 0 < runs <= len(msgs) * 2, runs  # 2 workers
+        for ws in zs + ps:
+            await ws.close()
+    out0 = deflate(server, "out_compressed")
+    asyncio.run(run())
+    assert deflate(server, "out_compressed") - out0 == 20 * len(msgs)
+
+
+def test_client_publish_compressed(server_factory):
+    srv = server_factory(client_publish="on")
+
+    async def run():
+        a = await websockets.connect(srv.url("/ch/talk"))
+        b = await websockets.connect(srv.url("/ch/talk"), compression=None)
+        await asyncio.sleep(0.2)
+        await a.send(chat(3))
+        assert await asyncio.wait_for(b.recv(), 10) == chat(3)
+        assert await asyncio.wait_for(a.recv(), 10) == chat(3)
+        await a.close()
+        await b.close()
+    asyncio.run(run())
+    assert deflate(srv, "in_compressed") >= 1
+
+
+def raw(srv, ext=offer(client_bits=True)):
+    return WSConn("127.0.0.1", srv.port, "/echo", timeout=10, extensions=ext)
+
+
+def expect_close(c, code):
+    events = c.events_until_close(10)
+    assert events[-1][0] == "close" and events[-1][1] == code, events
+
+
+def test_bomb_1009(server_factory):
+    srv = server_factory(max_message_size="1M")
+    c = raw(srv)
+    try:
+        co = zlib.compressobj(9, zlib.DEFLATED, -15)
+        bomb = co.compress(b"\x00" * (64 << 20)) + co.flush(zlib.Z_SYNC_FLUSH)
+        assert len(bomb) < 100_000
+        c.send_raw(build_frame(OP_BINARY, bomb[:-4], rsv=4))
+        expect_close(c, 1009)
+    finally:
+        c.close()
+    assert sum(w["limits"]["message_size"] for w in srv.status()["workers"]) >= 1
+
+
+def test_bad_data_1007(server):
+    c = raw(server)
+    try:
+        c.send_raw(build_frame(OP_TEXT, b"\x07\x00garbage", rsv=4))  # reserved block type
+        expect_close(c, 1007)
+    finally:
+        c.close()
+
+
+def test_compressed_text_must_be_utf8(server):
+    c = raw(server)
+    try:
+        co = zlib.compressobj(6, zlib.DEFLATED, -15)
+        c.send_raw(build_frame(OP_TEXT, (co.compress(b"ok \xff\xfe bad") + co.flush(zlib.Z_SYNC_FLUSH))[:-4],
+                               rsv=4))
+        expect_close(c, 1007)
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("frames", [
+    [(OP_TEXT, b"x", False, 0), (OP_CONT, b"y", True, 4)],  # RSV1 on a continuation
+    [(OP_PING, b"p", True, 4)],                             # RSV1 on a control frame
+], ids=["continuation", "ping"])
+def test_rsv1_out_of_place_1002(server, frames):
+    c = raw(server)
+    try:
+        c.send_raw(b"".join(build_frame(op, p, fin, rsv) for op, p, fin, rsv in frames))
+        expect_close(c, 1002)
+    finally:
+        c.close()
+
+
+def test_fragmented_compressed_with_ping_between(server):
+    c = raw(server)
+    try:
+        m = chat(9, 3000).encode()
+        z = c.pmd.compress(m)
+        third = len(z) // 3
+        c.send_raw(build_frame(OP_TEXT, z[:third], False, 4) + build_frame(OP_PING, b"hi") +
+                   build_frame(OP_CONT, z[third:2 * third], False) + build_frame(OP_CONT, z[2 * third:], True))
+        assert c.read_event() == ("pong", b"hi")
+        assert c.read_event() == ("message", OP_TEXT, m)
+    finally:
+        c.close()
+
+
+def test_malformed_offer_400(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=\"10\r\n\r\n")
+        resp = s.recv(4096)
+    assert resp.startswith(b"HTTP/1.1 400"), resp[:200]
+    assert b"Sec-WebSocket-Extensions" in resp
+
+
+def test_refused_offers_then_plain(server):
+    """Every offer refused (unknown parameter, window out of range): the
+    connection opens without the extension, and RSV1 is then 1002."""
+    c = WSConn("127.0.0.1", server.port, "/echo", timeout=10,
+               extensions="permessage-deflate; foo, permessage-deflate; server_max_window_bits=16")
+    try:
+        assert c.pmd is None
+        c.send_raw(build_frame(OP_TEXT, b"\x00", rsv=4))
+        expect_close(c, 1002)
+    finally:
+        c.close()
+
+
+def test_websockets_small_client_window(server):
+    """websockets with its own client_max_window_bits=9 and no context
+    takeover offered: both honoured, messages still round-trip."""
+    fac = ClientPerMessageDeflateFactory(client_no_context_takeover=True, client_max_window_bits=9)
+
+    async def run():
+        async with websockets.connect(server.url("/echo"), extensions=[fac], compression=None) as ws:
+            ext = ws.response_headers["Sec-WebSocket-Extensions"]
+            assert "client_no_context_takeover" in ext and "client_max_window_bits=9" in ext, ext
+            for i in range(10):
+                await ws.send(chat(i, 8000))
+                assert await ws.recv() == chat(i, 8000)
+    asyncio.run(run())
+    assert deflate(server, "windows") == 0
