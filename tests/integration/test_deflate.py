@@ -231,3 +231,92 @@ def test_websockets_small_client_window(server):
                 assert await ws.recv() == chat(i, 8000)
     asyncio.run(run())
     assert deflate(server, "windows") == 0
+
+
+def test_multi_channel_message_compressed(server):
+    """A message published to two channels at once reaches a subscriber of
+    both once, compressed (the multi-channel path, not the log)."""
+    port = int(server.settings["publish_listen"].rsplit(":", 1)[1])
+
+    async def run():
+        ws = await websockets.connect(server.url("/ch/north,south"))
+        plain = await websockets.connect(server.url("/ch/south"), compression=None)
+        await asyncio.sleep(0.2)
+        out0 = deflate(server, "out_compressed")
+        status, body = await asyncio.to_thread(http_post, port, "/pub/north,south", chat(5).encode())
+        assert 200 <= status < 300, body
+        assert await asyncio.wait_for(ws.recv(), 10) == chat(5)
+        assert await asyncio.wait_for(plain.recv(), 10) == chat(5)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.3)  # once, not twice
+        assert deflate(server, "out_compressed") - out0 == 1
+        await ws.close()
+        await plain.close()
+    asyncio.run(run())
+
+
+from test_redis import api_publish, redis, redis_node, wait_connected  # noqa: E402,F401
+
+
+def test_redis_broker_compressed(server_factory, redis):  # noqa: F811
+    """Through Redis: a message published on one node reaches the other
+    node's deflate subscribers compressed, single- and multi-channel."""
+    a, b = redis_node(server_factory, redis), redis_node(server_factory, redis)
+    wait_connected(a)
+    wait_connected(b)
+
+    async def run():
+        one = await websockets.connect(b.url("/ch/r1"))
+        both = await websockets.connect(b.url("/ch/r1,r2"))
+        await asyncio.sleep(0.5)  # the subscriptions reach Redis
+        out0 = deflate(b, "out_compressed")
+        for i in range(5):
+            status, _ = await asyncio.to_thread(api_publish, a, "r1", chat(i).encode())
+            assert 200 <= status < 300
+        status, _ = await asyncio.to_thread(api_publish, a, "r1,r2", chat(99).encode())
+        assert 200 <= status < 300
+        for i in range(5):
+            assert await asyncio.wait_for(one.recv(), 10) == chat(i)
+            assert await asyncio.wait_for(both.recv(), 10) == chat(i)
+        assert await asyncio.wait_for(one.recv(), 10) == chat(99)
+        assert await asyncio.wait_for(both.recv(), 10) == chat(99)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(both.recv(), 0.3)
+        assert deflate(b, "out_compressed") - out0 == 12
+        await one.close()
+        await both.close()
+    asyncio.run(run())
+
+
+from test_reload import reload_and_wait  # noqa: E402
+
+
+def test_reload_keeps_negotiated_streams(server_factory):
+    """A client keeping its context, across a hot reload (deflate_level)
+    and a generation change (workers 2 -> 3): its window and its
+    compressed echoes carry on on the old worker, and new clients
+    negotiate on the new generation."""
+    srv = server_factory(deflate_level=1)
+
+    async def run():
+        ws = await websockets.connect(srv.url("/echo"))
+        for i in range(5):
+            await ws.send(chat(i))
+            assert await ws.recv() == chat(i)
+        r = reload_and_wait(srv, deflate_level=9)
+        assert r["ok"], r
+        for i in range(5, 10):
+            await ws.send(chat(i))
+            assert await ws.recv() == chat(i)
+        r = reload_and_wait(srv, workers=3)
+        assert r["ok"] and r["serving"], r
+        for i in range(10, 20):
+            await ws.send(chat(i))
+            assert await ws.recv() == chat(i)
+        fresh = await websockets.connect(srv.url("/echo"))
+        assert "permessage-deflate" in fresh.response_headers["Sec-WebSocket-Extensions"]
+        await fresh.send(chat(21))
+        assert await fresh.recv() == chat(21)
+        await fresh.close()
+        await ws.close()
+    asyncio.run(run())

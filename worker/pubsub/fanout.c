@@ -172,6 +172,17 @@ static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n
     output_queue_shared(c, bufs, n, sent);
 }
 
+/* One frame outside a log (a multi-channel message) to one subscriber: its
+ * compressed twin when c negotiated permessage-deflate. */
+static void deliver_one(struct worker *w, struct conn *c, struct shbuf *sb)
+{
+    struct iovec iov = {sb->data, sb->len};
+    size_t unlogged = 0;
+    if (c->pmd)
+        pmd_frames(c, &sb, 1, &sb, &iov, &unlogged);
+    deliver(w, c, &sb, 1, &iov, iov.iov_len);
+}
+
 /* Visits subscriber i of ch: sends it frames [its seq, head). */
 static void visit(struct worker *w, struct channel *ch, uint32_t i)
 {
@@ -329,14 +340,13 @@ static void deliver_multi(struct worker *w, const struct ring_msg *m)
     if (!w->marks && !(w->marks = calloc((size_t)w->nconns, sizeof(*w->marks))))
         goto out;
     uint32_t gen = ++w->mark_gen ? w->mark_gen : ++w->mark_gen; /* 0 means "never marked" */
-    struct iovec iov = {sb->data, sb->len};
     for (int i = 0; i < n; i++) {
         struct channel *ch = chs[i];
         for (uint32_t k = ch->nsubs; k-- > 0;) {
             if (k >= ch->nsubs || w->marks[ch->subs[k].fd] == gen)
                 continue;
             w->marks[ch->subs[k].fd] = gen;
-            deliver(w, &w->conns[ch->subs[k].fd], &sb, 1, &iov, sb->len);
+            deliver_one(w, &w->conns[ch->subs[k].fd], sb);
         }
     }
 out:
@@ -381,13 +391,12 @@ void fanout_deliver(struct worker *w, const char *via, size_t via_len, const cha
      * subscribers get the message through the first of them. */
     struct channel *before[RING_CHANNEL_MAX / 2 + 1];
     int n = listed_channels(w, list, list_len, via, via_len, before);
-    struct iovec iov = {sb->data, sb->len};
     for (uint32_t k = ch->nsubs; k-- > 0;) {
         if (k >= ch->nsubs)
             continue;
         struct conn *c = &w->conns[ch->subs[k].fd];
         if (!n || !subscribed_to_any(c, before, n))
-            deliver(w, c, &sb, 1, &iov, sb->len);
+            deliver_one(w, c, sb);
     }
     shbuf_unref(sb);
     unpin(w, before, n);
