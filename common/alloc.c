@@ -1,9 +1,15 @@
 /* alloc.c: aborting allocation wrappers for start-up and control paths. */
 #include "alloc.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+/* jemalloc's control interface, weak: NULL where jemalloc is not linked
+ * (sanitizer builds, unit tests). 4096 is MALLCTL_ARENAS_ALL. */
+int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) __attribute__((weak));
+#define PURGE_ALL_ARENAS "arena.4096.purge"
 
 static void oom(size_t n)
 {
@@ -52,3 +58,11 @@ char *xstrdup(const char *s)
  * freed pages within a couple of seconds keeps RSS tracking what the
  * held connections really use. Ignored when jemalloc is not linked. */
 const char *malloc_conf = "dirty_decay_ms:2000,muzzy_decay_ms:0";
+
+void alloc_release_free(void)
+{
+    if (mallctl)
+        mallctl(PURGE_ALL_ARENAS, NULL, NULL, NULL, 0);
+    else
+        malloc_trim(0);
+}

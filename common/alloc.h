@@ -14,6 +14,13 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* Gives the allocator's free pages back to the kernel now (jemalloc: purge
+ * every arena; otherwise glibc's malloc_trim). jemalloc returns freed
+ * memory only as a side effect of later allocations, so a worker that goes
+ * quiet after a burst (a reconnect storm's request parsers) would keep it
+ * resident; the worker calls this when a burst ends. */
+void alloc_release_free(void);
+
 /* jemalloc options (read by jemalloc itself; see alloc.c). */
 extern const char *malloc_conf;
 

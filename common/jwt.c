@@ -1,4 +1,5 @@
-/* jwt.c: HS256 JWT verification, pure (contract in jwt.h). */
+/* jwt.c: HS256 JWT verification (contract in jwt.h). The JSON is read by
+ * jansson through common/json.h; what is left here is what JWT means. */
 #include "jwt.h"
 
 #include <limits.h>
@@ -6,243 +7,58 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <string.h>
-#include "utf8.h"
+#include "b64url.h"
+#include "json.h"
 
 /* Base64url turns 4 characters into at most 3 bytes, so a decoded header
  * or payload of a token within JWT_TOKEN_MAX always fits. */
-#define JSON_MAX    (JWT_TOKEN_MAX / 4 * 3)
+#define JSON_MAX    B64URL_DECODED_MAX(JWT_TOKEN_MAX)
 #define SIG_LEN     32 /* HMAC-SHA256 */
 #define SIG_B64_LEN 43 /* its unpadded base64url */
 
-/* ---- base64url (RFC 4648 section 5, no padding) ---- */
+/* ---- header ---- */
 
-static int b64url_value(unsigned char c)
+static enum jwt_result check_header(const unsigned char *text, size_t n)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
+    json_t *h = json_read_object(text, n, JWT_JSON_DEPTH, NULL);
+    if (!h)
+        return JWT_MALFORMED;
+    json_t *alg = json_object_get(h, "alg");
+    enum jwt_result r = JWT_OK;
+    if (json_object_get(h, "crit")) /* no extension is implemented */
+        r = JWT_MALFORMED;
+    else if (!json_is_string(alg) || json_string_length(alg) != 5 ||
+             memcmp(json_string_value(alg), "HS256", 5))
+        r = JWT_BAD_ALG;
+    json_decref(h);
+    return r;
 }
 
-/* Decodes n characters into dst (which must hold n / 4 * 3 + 2 bytes), or
- * only checks them when dst is NULL. Returns the decoded length, or -1 for
- * a character outside the alphabet (padding included), a length that no
- * byte count encodes to (n % 4 == 1), or non-zero unused trailing bits:
- * each byte string has exactly one accepted spelling. */
-static long b64url_decode(const char *src, size_t n, unsigned char *dst)
+/* ---- payload ---- */
+
+/* A NumericDate from its JSON text s (n bytes, a number jansson accepted),
+ * floored to an integer: 0, or -1 for an exponent form or a value outside
+ * int64_t. The text is read rather than jansson's double, so that a large
+ * value with a fraction floors exactly. */
+static int numeric_date(const char *s, size_t n, int64_t *out)
 {
-    if (n % 4 == 1)
-        return -1;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value((unsigned char)src[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v; /* only the low `bits` bits matter */
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (dst)
-                dst[o] = (unsigned char)(acc >> bits);
-            o++;
-        }
-    }
-    if (acc & ((1u << bits) - 1))
-        return -1;
-    return (long)o;
-}
-
-/* ---- JSON (RFC 8259), only as much as a flat claims object needs ---- */
-
-struct json {
-    const unsigned char *p;
-    size_t i, n;
-};
-
-static void json_ws(struct json *j)
-{
-    while (j->i < j->n &&
-           (j->p[j->i] == ' ' || j->p[j->i] == '\t' || j->p[j->i] == '\n' || j->p[j->i] == '\r'))
-        j->i++;
-}
-
-static int json_peek(const struct json *j)
-{
-    return j->i < j->n ? j->p[j->i] : -1;
-}
-
-static int json_hex4(struct json *j, uint32_t *out)
-{
-    if (j->n - j->i < 4)
-        return -1;
-    uint32_t v = 0;
-    for (int k = 0; k < 4; k++) {
-        unsigned char c = j->p[j->i++];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | (uint32_t)d;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Appends code point cp as UTF-8 to out (cap bytes) at *o; -2 when full. */
-static int put_utf8(char *out, size_t cap, size_t *o, uint32_t cp)
-{
-    unsigned char b[4];
-    size_t k;
-    if (cp < 0x80) {
-        b[0] = (unsigned char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        b[0] = (unsigned char)(0xc0 | cp >> 6);
-        b[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        k = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (unsigned char)(0xe0 | cp >> 12);
-        b[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-        b[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        k = 3;
-    } else {
-        b[0] = (unsigned char)(0xf0 | cp >> 18);
-        b[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
-        b[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-        b[3] = (unsigned char)(0x80 | (cp & 0x3f));
-        k = 4;
-    }
-    if (!out)
-        return 0;
-    if (cap - *o < k)
-        return -2;
-    memcpy(out + *o, b, k);
-    *o += k;
-    return 0;
-}
-
-/* Reads the string starting at the opening quote. With out, decodes it
- * into out (cap bytes, no NUL added) and sets *len; without, checks it.
- * Returns 0, -1 when malformed (raw control byte, bad escape, lone
- * surrogate, U+0000, unterminated), -2 when it does not fit in cap. The
- * text was checked as UTF-8 beforehand, so raw bytes are copied as they
- * are. */
-static int json_string(struct json *j, char *out, size_t cap, size_t *len)
-{
-    size_t o = 0;
-    if (json_peek(j) != '"')
-        return -1;
-    j->i++;
-    for (;;) {
-        if (j->i >= j->n)
-            return -1;
-        unsigned char c = j->p[j->i++];
-        if (c == '"')
-            break;
-        if (c < 0x20)
-            return -1;
-        uint32_t cp = c;
-        if (c == '\\') {
-            if (j->i >= j->n)
-                return -1;
-            switch (j->p[j->i++]) {
-            case '"': cp = '"'; break;
-            case '\\': cp = '\\'; break;
-            case '/': cp = '/'; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'n': cp = '\n'; break;
-            case 'r': cp = '\r'; break;
-            case 't': cp = '\t'; break;
-            case 'u':
-                if (json_hex4(j, &cp) == -1 || cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
-                    return -1;
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    uint32_t lo;
-                    if (j->n - j->i < 2 || j->p[j->i] != '\\' || j->p[j->i + 1] != 'u')
-                        return -1;
-                    j->i += 2;
-                    if (json_hex4(j, &lo) == -1 || lo < 0xdc00 || lo > 0xdfff)
-                        return -1;
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                }
-                break;
-            default: return -1;
-            }
-            if (put_utf8(out, cap, &o, cp) == -2)
-                return -2;
-            continue;
-        }
-        if (out) {
-            if (o == cap)
-                return -2;
-            out[o] = (char)c;
-        }
-        o++;
-    }
-    if (len)
-        *len = o;
-    return 0;
-}
-
-/* Reads a number. With out, stores it floored to an integer and refuses
- * (-1) an exponent or a value outside int64_t; without, only checks the
- * grammar. */
-static int json_number(struct json *j, int64_t *out)
-{
-    const unsigned char *p = j->p;
-    size_t i = j->i, n = j->n;
-    int neg = 0, overflow = 0, frac = 0, expo = 0;
+    size_t i = 0;
+    int neg = 0, frac = 0;
     uint64_t mag = 0;
-    if (i < n && p[i] == '-') {
+    if (n && s[0] == '-') {
         neg = 1;
         i++;
     }
-    if (i >= n || p[i] < '0' || p[i] > '9')
-        return -1;
-    if (p[i] == '0') {
-        i++; /* no leading zeros: "01" stops here and fails in the caller */
-    } else {
-        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-            unsigned d = p[i] - '0';
-            if (mag > (UINT64_MAX - d) / 10)
-                overflow = 1;
-            else
-                mag = mag * 10 + d;
-        }
-    }
-    if (i < n && p[i] == '.') {
-        i++;
-        if (i >= n || p[i] < '0' || p[i] > '9')
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (mag > (UINT64_MAX - d) / 10)
             return -1;
-        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++)
-            frac |= p[i] != '0';
+        mag = mag * 10 + d;
     }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        expo = 1;
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
-            i++;
-        if (i >= n || p[i] < '0' || p[i] > '9')
-            return -1;
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-    }
-    j->i = i;
-    if (!out)
-        return 0;
-    if (overflow || expo)
+    if (i < n && s[i] == '.')
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            frac |= s[i] != '0';
+    if (i != n) /* an exponent */
         return -1;
     const uint64_t min_mag = (uint64_t)INT64_MAX + 1;
     if (!neg) {
@@ -259,220 +75,102 @@ static int json_number(struct json *j, int64_t *out)
     return 0;
 }
 
-static int json_literal(struct json *j, const char *lit)
+/* Reads member `name` of payload p (text t, n bytes) as a NumericDate. */
+static enum jwt_result date_claim(json_t *p, const unsigned char *t, size_t n, const char *name, int64_t *out,
+                                  int *has)
 {
-    size_t k = strlen(lit);
-    if (j->n - j->i < k || memcmp(j->p + j->i, lit, k) != 0)
-        return -1;
-    j->i += k;
-    return 0;
-}
-
-/* Skips one value whose containers would sit at nesting level `depth`
- * (the top object is level 1). Recursion is bounded by JWT_JSON_DEPTH. */
-static int json_skip(struct json *j, int depth)
-{
-    int c = json_peek(j);
-    if (c == '"')
-        return json_string(j, NULL, 0, NULL) == 0 ? 0 : -1;
-    if (c == 't')
-        return json_literal(j, "true");
-    if (c == 'f')
-        return json_literal(j, "false");
-    if (c == 'n')
-        return json_literal(j, "null");
-    if (c == '-' || (c >= '0' && c <= '9'))
-        return json_number(j, NULL);
-    if (c != '{' && c != '[')
-        return -1;
-    if (depth > JWT_JSON_DEPTH)
-        return -1;
-    int close = c == '{' ? '}' : ']';
-    j->i++;
-    json_ws(j);
-    if (json_peek(j) == close) {
-        j->i++;
-        return 0;
-    }
-    for (;;) {
-        if (close == '}') {
-            if (json_string(j, NULL, 0, NULL) != 0)
-                return -1;
-            json_ws(j);
-            if (json_peek(j) != ':')
-                return -1;
-            j->i++;
-            json_ws(j);
-        }
-        if (json_skip(j, depth + 1) == -1)
-            return -1;
-        json_ws(j);
-        c = json_peek(j);
-        j->i++;
-        if (c == close)
-            return 0;
-        if (c != ',')
-            return -1;
-        json_ws(j);
-    }
-}
-
-/* Called with a member's decoded name and j at its value (after
- * whitespace); must consume the value. Returns JWT_OK to go on. */
-typedef enum jwt_result (*member_fn)(void *ctx, const char *name, size_t n, struct json *j);
-
-static int name_is(const char *name, size_t n, const char *want)
-{
-    return n == strlen(want) && memcmp(name, want, n) == 0;
-}
-
-/* Walks the top-level object filling all of text (UTF-8 checked here),
- * calling fn for each member. Repeated names and anything but whitespace
- * after the object are malformed. */
-static enum jwt_result json_object(const unsigned char *text, size_t n, member_fn fn, void *ctx)
-{
-    /* Decoded names seen so far, each as 2 length bytes then the bytes. A
-     * member takes at least its decoded name plus 4 characters ("":0), so
-     * the names of any object in n <= JSON_MAX bytes fit. */
-    char seen[JSON_MAX];
-    size_t used = 0;
-    struct json j = {text, 0, n};
-    if (!utf8_valid(text, n))
-        return JWT_MALFORMED;
-    json_ws(&j);
-    if (json_peek(&j) != '{')
-        return JWT_MALFORMED;
-    j.i++;
-    json_ws(&j);
-    if (json_peek(&j) == '}') {
-        j.i++;
-    } else {
-        for (;;) {
-            size_t nl;
-            if (sizeof(seen) - used < 2)
-                return JWT_MALFORMED;
-            char *name = seen + used + 2;
-            if (json_string(&j, name, sizeof(seen) - used - 2, &nl) != 0)
-                return JWT_MALFORMED;
-            for (size_t k = 0; k < used;
-                 k += 2 + ((size_t)(unsigned char)seen[k] << 8 | (unsigned char)seen[k + 1])) {
-                size_t kl = (size_t)(unsigned char)seen[k] << 8 | (unsigned char)seen[k + 1];
-                if (kl == nl && memcmp(seen + k + 2, name, nl) == 0)
-                    return JWT_MALFORMED;
-            }
-            seen[used] = (char)(nl >> 8);
-            seen[used + 1] = (char)(nl & 0xff);
-            used += 2 + nl;
-            json_ws(&j);
-            if (json_peek(&j) != ':')
-                return JWT_MALFORMED;
-            j.i++;
-            json_ws(&j);
-            enum jwt_result r = fn(ctx, name, nl, &j);
-            if (r != JWT_OK)
-                return r;
-            json_ws(&j);
-            int c = json_peek(&j);
-            j.i++;
-            if (c == '}')
-                break;
-            if (c != ',')
-                return JWT_MALFORMED;
-            json_ws(&j);
-        }
-    }
-    json_ws(&j);
-    return j.i == n ? JWT_OK : JWT_MALFORMED;
-}
-
-/* ---- header and payload ---- */
-
-struct header {
-    int alg_seen;
-    int alg_hs256;
-};
-
-static enum jwt_result header_member(void *ctx, const char *name, size_t n, struct json *j)
-{
-    struct header *h = ctx;
-    if (name_is(name, n, "crit"))
-        return JWT_MALFORMED;
-    if (name_is(name, n, "alg")) {
-        h->alg_seen = 1;
-        if (json_peek(j) == '"') {
-            char alg[8];
-            size_t al, start = j->i;
-            int r = json_string(j, alg, sizeof(alg), &al);
-            if (r == -2) { /* longer than any name we accept: step over it */
-                j->i = start;
-                r = json_string(j, NULL, 0, NULL);
-                al = 0;
-            }
-            if (r != 0)
-                return JWT_MALFORMED;
-            h->alg_hs256 = name_is(alg, al, "HS256");
-            return JWT_OK;
-        }
-    }
-    return json_skip(j, 2) == 0 ? JWT_OK : JWT_MALFORMED;
-}
-
-static enum jwt_result channels_member(struct jwt_claims *c, struct json *j)
-{
-    size_t used = 0;
-    c->has_channels = 1;
-    if (json_peek(j) != '[')
-        return JWT_MALFORMED;
-    j->i++;
-    json_ws(j);
-    if (json_peek(j) == ']') {
-        j->i++;
+    json_t *v = json_object_get(p, name), *x;
+    size_t index = 0, len;
+    const char *k, *text;
+    if (!v)
         return JWT_OK;
+    *has = 1;
+    json_object_foreach(p, k, x)
+    { /* its place in the text: jansson keeps the order */
+        if (x == v)
+            break;
+        index++;
     }
-    for (;;) {
-        size_t len;
-        if (c->channel_count == JWT_CHANNELS_MAX ||
-            json_string(j, c->channel_buf + used, sizeof(c->channel_buf) - used, &len) != 0)
+    if (!json_is_number(v) || json_member_text((const char *)t, n, index, &text, &len) == -1 ||
+        numeric_date(text, len, out) == -1)
+        return JWT_MALFORMED;
+    return JWT_OK;
+}
+
+static enum jwt_result sub_claim(json_t *p, struct jwt_claims *c)
+{
+    json_t *v = json_object_get(p, "sub");
+    if (!v)
+        return JWT_OK;
+    c->has_sub = 1;
+    if (!json_is_string(v) || json_string_length(v) >= sizeof(c->sub))
+        return JWT_MALFORMED;
+    c->sub_len = json_string_length(v);
+    memcpy(c->sub, json_string_value(v), c->sub_len);
+    c->sub[c->sub_len] = '\0';
+    return JWT_OK;
+}
+
+static enum jwt_result channels_claim(json_t *p, struct jwt_claims *c)
+{
+    json_t *a = json_object_get(p, "channels"), *v;
+    size_t i, used = 0;
+    if (!a)
+        return JWT_OK;
+    c->has_channels = 1;
+    if (!json_is_array(a) || json_array_size(a) > JWT_CHANNELS_MAX)
+        return JWT_MALFORMED;
+    json_array_foreach(a, i, v)
+    {
+        size_t len = json_string_length(v);
+        if (!json_is_string(v) || len > sizeof(c->channel_buf) - used)
             return JWT_MALFORMED;
+        memcpy(c->channel_buf + used, json_string_value(v), len);
         c->channel_off[c->channel_count] = (uint16_t)used;
         c->channel_len[c->channel_count] = (uint16_t)len;
         c->channel_count++;
         used += len;
-        json_ws(j);
-        int ch = json_peek(j);
-        j->i++;
-        if (ch == ']')
-            return JWT_OK;
-        if (ch != ',')
-            return JWT_MALFORMED;
-        json_ws(j);
     }
+    return JWT_OK;
 }
 
-static enum jwt_result payload_member(void *ctx, const char *name, size_t n, struct json *j)
+/* Fills *c from the payload text; JWT_OK or JWT_MALFORMED. */
+static enum jwt_result read_claims(const unsigned char *text, size_t n, struct jwt_claims *c)
 {
-    struct jwt_claims *c = ctx;
-    if (name_is(name, n, "exp")) {
-        c->has_exp = 1;
-        return json_number(j, &c->exp) == 0 ? JWT_OK : JWT_MALFORMED;
-    }
-    if (name_is(name, n, "nbf")) {
-        c->has_nbf = 1;
-        return json_number(j, &c->nbf) == 0 ? JWT_OK : JWT_MALFORMED;
-    }
-    if (name_is(name, n, "sub")) {
-        c->has_sub = 1;
-        if (json_string(j, c->sub, sizeof(c->sub) - 1, &c->sub_len) != 0)
-            return JWT_MALFORMED;
-        c->sub[c->sub_len] = '\0';
-        return JWT_OK;
-    }
-    if (name_is(name, n, "channels"))
-        return channels_member(c, j);
-    return json_skip(j, 2) == 0 ? JWT_OK : JWT_MALFORMED;
+    json_t *p = json_read_object(text, n, JWT_JSON_DEPTH, NULL);
+    if (!p)
+        return JWT_MALFORMED;
+    enum jwt_result r = date_claim(p, text, n, "exp", &c->exp, &c->has_exp);
+    if (r == JWT_OK)
+        r = date_claim(p, text, n, "nbf", &c->nbf, &c->has_nbf);
+    if (r == JWT_OK)
+        r = sub_claim(p, c);
+    if (r == JWT_OK)
+        r = channels_claim(p, c);
+    json_decref(p);
+    return r;
 }
 
 /* ---- API ---- */
+
+/* Checks the signature s (sn characters) of the first signed_len bytes of
+ * token: JWT_OK or JWT_BAD_SIGNATURE. */
+static enum jwt_result check_signature(const char *token, size_t signed_len, const char *s, size_t sn,
+                                       const char *secret, size_t secret_len)
+{
+    unsigned char sig[B64URL_DECODED_MAX(SIG_B64_LEN)], mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    if (sn != SIG_B64_LEN || secret_len == 0 || secret_len > INT_MAX)
+        return JWT_BAD_SIGNATURE;
+    b64url_decode(s, sn, sig);
+    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)token, signed_len, mac,
+              &mac_len) ||
+        mac_len != SIG_LEN)
+        return JWT_BAD_SIGNATURE;
+    int differ = CRYPTO_memcmp(mac, sig, SIG_LEN);
+    OPENSSL_cleanse(mac, sizeof(mac)); /* the right signature for this header.payload */
+    return differ ? JWT_BAD_SIGNATURE : JWT_OK;
+}
 
 enum jwt_result jwt_verify(const char *token, size_t len, const char *secret, size_t secret_len, int64_t now,
                            int64_t leeway, struct jwt_claims *out)
@@ -492,33 +190,17 @@ enum jwt_result jwt_verify(const char *token, size_t len, const char *secret, si
     long tn = b64url_decode(h, hn, text);
     if (tn < 0 || b64url_decode(p, pn, NULL) < 0 || b64url_decode(s, sn, NULL) < 0)
         return JWT_MALFORMED;
-    struct header hdr = {0, 0};
-    enum jwt_result r = json_object(text, (size_t)tn, header_member, &hdr);
+    enum jwt_result r = check_header(text, (size_t)tn);
     if (r != JWT_OK)
         return r;
-    if (!hdr.alg_hs256)
-        return JWT_BAD_ALG;
-
     /* Nothing in the payload is read before the signature holds. */
-    unsigned char sig[SIG_LEN + 2], mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    if (sn != SIG_B64_LEN || secret_len == 0 || secret_len > INT_MAX)
-        return JWT_BAD_SIGNATURE;
-    b64url_decode(s, sn, sig);
-    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)token, (size_t)(d2 - token), mac,
-              &mac_len) ||
-        mac_len != SIG_LEN)
-        return JWT_BAD_SIGNATURE;
-    int differ = CRYPTO_memcmp(mac, sig, SIG_LEN);
-    OPENSSL_cleanse(mac, sizeof(mac)); /* the right signature for this header.payload */
-    if (differ)
-        return JWT_BAD_SIGNATURE;
-
-    tn = b64url_decode(p, pn, text);
-    r = json_object(text, (size_t)tn, payload_member, out);
-    if (r != JWT_OK) {
-        memset(out, 0, sizeof(*out));
+    r = check_signature(token, (size_t)(d2 - token), s, sn, secret, secret_len);
+    if (r != JWT_OK)
         return r;
+    tn = b64url_decode(p, pn, text);
+    if (read_claims(text, (size_t)tn, out) != JWT_OK) {
+        memset(out, 0, sizeof(*out));
+        return JWT_MALFORMED;
     }
     if (leeway < 0)
         leeway = 0;
@@ -529,7 +211,6 @@ enum jwt_result jwt_verify(const char *token, size_t len, const char *secret, si
         return JWT_NOT_YET_VALID;
     return JWT_OK;
 }
-
 int jwt_channel_allowed(const struct jwt_claims *c, const char *channel, size_t n)
 {
     if (!c->has_channels)

@@ -1,23 +1,25 @@
 /* jwt.h: HS256 JSON Web Tokens (RFC 7519, JWS compact form of RFC 7515)
- * verified as pure code, for authenticating a connection. No I/O and no
- * allocation here (libcrypto's HMAC may allocate internally): the token is
- * decoded into stack buffers and the claims the server needs are copied
- * into struct jwt_claims, so nothing points into the caller's buffer.
+ * verified for authenticating a connection. No I/O. The token is decoded
+ * into stack buffers and read with jansson (common/json.h), which
+ * allocates the parse tree and frees it before jwt_verify returns (an
+ * allocation failure reads as JWT_MALFORMED); libcrypto's HMAC may
+ * allocate internally. The claims the server needs are copied into struct
+ * jwt_claims, so nothing points into the caller's buffer.
  *
  * Accepted: exactly header.payload.signature in unpadded base64url
- * (A-Z a-z 0-9 - _, canonical: unused trailing bits zero), at most
- * JWT_TOKEN_MAX bytes. Header and payload must be UTF-8 JSON objects with
- * no repeated top-level member name. The header's "alg" must be the string
- * "HS256" ("typ" and other members are ignored; "crit" is refused, since
- * no extension is implemented). The signature is checked before anything
- * in the payload is read. Payload members used: "exp", "nbf" (numbers:
- * an integer with an optional fraction, floored; exponent forms refused),
- * "sub" (string), "channels" (array of strings). Strings may use every
- * JSON escape; \uXXXX becomes UTF-8 and surrogate pairs are joined; a lone
- * surrogate or \u0000 is refused in any string, since a C string cannot
- * hold U+0000. Other members may hold any JSON value nested up to
- * JWT_JSON_DEPTH levels. Repeated names are refused at the top level only
- * (nested objects are skipped, never read). */
+ * (common/b64url.h: canonical, unused trailing bits zero), at most
+ * JWT_TOKEN_MAX bytes. Header and payload must each be one JSON object as
+ * json_read_object accepts it: valid UTF-8, no name repeated within any
+ * object, no \u0000 or lone surrogate in any string, no integer outside
+ * int64_t or real outside double anywhere, nesting up to JWT_JSON_DEPTH
+ * levels (counting the top object), nothing after the object but
+ * whitespace. The header's "alg" must be the string "HS256" ("typ" and
+ * other members are ignored; "crit" is refused, since no extension is
+ * implemented). The signature is checked before anything in the payload
+ * is read. Payload members used: "exp", "nbf" (numbers: an integer with an
+ * optional fraction, floored exactly; exponent forms refused), "sub"
+ * (string), "channels" (array of strings). Strings may use every JSON
+ * escape: \uXXXX becomes UTF-8 and surrogate pairs are joined. */
 #ifndef WSMILL_JWT_H
 #define WSMILL_JWT_H
 #include <stddef.h>

@@ -52,7 +52,7 @@ def sample(st_path):
 
 
 def run_one(n):
-    workers = max(2, -(-n // PER_WORKER))
+    workers = int(os.environ.get("WORKERS", "0")) or max(2, -(-n // PER_WORKER))
 
     srv = Wsmill(workers, extra="handshake_timeout = 30s\n" + os.environ.get("EXTRA_CONF", "").replace(";", "\n") + "\n")
     st_path = srv.status_path

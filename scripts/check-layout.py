@@ -7,6 +7,7 @@
    tables (nm), which file calls which; every strongly connected group of
    files must sit in one folder (a room: worker/conn, worker/pubsub, ...).
 3. No source file in master/, worker/ or common/ is over 500 lines.
+4. The median function there is at most 15 lines long.
 Exit status 1 with a message naming what is wrong."""
 import os
 import re
@@ -16,6 +17,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOMS = ("master", "worker", "common")
 MAX_LINES = 500
+MAX_MEDIAN_FUNCTION = 15
 
 
 def source_dirs():
@@ -142,13 +144,41 @@ def check_lengths():
     return errs
 
 
+def function_lengths():
+    """Body lengths of the C functions in the three rooms: a definition is
+    a line that closes its parameter list, then "{" and "}" at column 0."""
+    lens = []
+    for room in ROOMS:
+        for dirpath, _, files in os.walk(os.path.join(ROOT, room)):
+            for f in files:
+                if not f.endswith(".c"):
+                    continue
+                lines = open(os.path.join(dirpath, f)).read().split("\n")
+                start = None
+                for i, line in enumerate(lines):
+                    if line == "{" and i and lines[i - 1].rstrip().endswith(")"):
+                        start = i
+                    elif line == "}" and start is not None:
+                        lens.append(i - start - 1)
+                        start = None
+    return sorted(lens)
+
+
+def check_functions():
+    lens = function_lengths()
+    median = lens[len(lens) // 2] if lens else 0
+    if median > MAX_MEDIAN_FUNCTION:
+        return [f"the median function is {median} lines (at most {MAX_MEDIAN_FUNCTION})"]
+    return []
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
     errs = check_readme()
     circ, nobj = check_circles(build)
     if nobj == 0:
         errs.append(f"no object files under {build}: build first")
-    errs += circ + check_lengths()
+    errs += circ + check_lengths() + check_functions()
     for e in errs:
         print("check-layout: " + e, file=sys.stderr)
     return 1 if errs else 0

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/alloc.h"
 #include "../common/log.h"
 #include "conn/conn.h"
 #include "conn/endpoint.h"
@@ -103,6 +104,24 @@ static uint32_t now_ticks(struct worker *w)
     return (uint32_t)(ev_now(w->loop) * 1000 / WHEEL_TICK_MS);
 }
 
+/* Once a second: when connections stopped arriving after a burst (a
+ * reconnect storm), the request parsers it freed go back to the kernel, so
+ * the workers' memory tracks what the held connections use. */
+static void release_after_burst(struct worker *w)
+{
+    if (w->wheel.now - w->burst_tick < 1000 / WHEEL_TICK_MS)
+        return;
+    w->burst_tick = w->wheel.now;
+    uint64_t acc = shm_get(&w->slot->accepted);
+    if (acc != w->accepted_seen) {
+        w->accepted_seen = acc;
+        w->burst = 1;
+    } else if (w->burst) {
+        w->burst = 0;
+        alloc_release_free();
+    }
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
@@ -111,6 +130,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     if (atomic_load_explicit(&w->shm->config_generation, memory_order_acquire) != w->cfg_generation)
         apply_config(w);
     conn_tick(w, now_ticks(w));
+    release_after_burst(w);
 }
 
 static void stop_accepting(struct worker *w)

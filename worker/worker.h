@@ -1,6 +1,9 @@
 /* worker.h: the entry point the master calls in a freshly forked child.
  * A worker owns one SO_REUSEPORT listening socket and the connections it
- * accepts; it never talks to other workers. Signals from the master:
+ * accepts. Workers share nothing but the shared-memory block: a publish
+ * with broker = local is a record in its ring, and a worker that sleeps is
+ * woken by the publisher with SIGURG (worker/pubsub/broker_local.c); they
+ * exchange nothing else. Signals from the master:
  * SIGTERM drain (stop accepting, close 1001, wait up to drain_timeout),
  * SIGWINCH retire (stop accepting; keep serving established connections
  * until they close on their own or drain_timeout passes, then close 1001
