@@ -51,7 +51,9 @@ def sample(st_path):
     }
 
 
-def run_one(n):
+def run_one(n, load_args=(), verify=None):
+    """Holds n connections; load_args go to wsmill-load (e.g. --deflate),
+    verify is how many echo once (default min(1000, n))."""
     workers = int(os.environ.get("WORKERS", "0")) or max(2, -(-n // PER_WORKER))
 
     srv = Wsmill(workers, extra="handshake_timeout = 30s\n" + os.environ.get("EXTRA_CONF", "").replace(";", "\n") + "\n")
@@ -63,9 +65,10 @@ def run_one(n):
         time.sleep(3)
         before = sample(st_path)
         cmd = [LOAD, "hold", "--url", srv.url(), "-n", str(n), "--rate", str(RATE),
-               "-d", str(HOLD), "--verify-sample", str(min(1000, n)), "--per-src", os.environ.get("PER_SRC", "16000"),
+               "-d", str(HOLD), "--verify-sample", str(verify if verify is not None else min(1000, n)),
+               "--per-src", os.environ.get("PER_SRC", "16000"),
                "--max-pending", os.environ.get("MAX_PENDING", "100"), "--timeout", os.environ.get("TIMEOUT", "300"),
-               "--conn-timeout", os.environ.get("CONN_TIMEOUT", "30"), "-q"]
+               "--conn-timeout", os.environ.get("CONN_TIMEOUT", "30"), "-q"] + list(load_args)
         cmd = in_netns(cmd)
         print("+", shown(cmd), file=sys.stderr, flush=True)
         load = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
