@@ -320,3 +320,31 @@ def test_reload_keeps_negotiated_streams(server_factory):
         await fresh.close()
         await ws.close()
     asyncio.run(run())
+
+
+LOAD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    "build", "tests", "load", "wsmill-load")
+
+
+@pytest.mark.parametrize("mode", [["echo", "--json"], ["echo"], ["hold", "--verify-sample", "20", "-n", "20",
+                                                                 "--deflate-takeover"]],
+                         ids=["echo-json", "echo-pattern", "hold-takeover"])
+def test_load_tool_deflate(server, mode):
+    """wsmill-load --deflate (the benchmarks' client) against the real
+    server: every echo inflates and checks, and the server saw them
+    compressed."""
+    import subprocess
+    load = os.environ.get("WSMILL_LOAD", LOAD)
+    if not os.access(load, os.X_OK):
+        pytest.skip(f"{load} not built (meson option load_tool)")
+    args = [load] + mode + ["--url", server.url("/echo"), "-d", "1", "-q"]
+    if "hold" not in mode:
+        args += ["-n", "4", "--depth", "4", "-s", "700", "--deflate"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60).stdout.strip().splitlines()
+    j = json.loads(out[-1])
+    assert j["failures"] == {} and j["connections"]["failed"] == 0, j["failures"]
+    got = j["verify"]["ok"] if "hold" in mode else j["messages"]["received"]
+    assert got >= 20, j["messages"]
+    assert deflate(server, "in_compressed") >= got
+    if "hold" in mode:
+        assert deflate(server, "windows") == 0  # released with the connections
