@@ -2,6 +2,7 @@
  * defaults, parsing (libinih), validation, formatting, diffing. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -26,10 +27,12 @@
 static const struct config_key keys[] = {
     {"listen", CONFIG_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080", RELOAD_GENERATION,
      "address and port to accept WebSocket connections on (HOST:PORT, [IPv6]:PORT, *:PORT)", NULL},
-    {"workers", CONFIG_WORKERS, OFF(workers), 0, 256, "auto", RELOAD_GENERATION,
+    {"workers", CONFIG_AUTO_COUNT, OFF(workers), 0, 256, "auto", RELOAD_GENERATION,
      "worker processes; auto = one per CPU core", NULL},
-    {"max_connections", CONFIG_INT, OFF(max_connections), 1, 100000000, "100000", 1,
-     "upgraded connections across all workers; past it handshakes get 503", NULL},
+    {"max_connections", CONFIG_AUTO_COUNT, OFF(max_connections), 1, 100000000, "auto", 1,
+     "upgraded connections across all workers; past it handshakes get 503; auto = what the open-file limit "
+     "and memory allow (printed at start, docs/tuning.md)",
+     NULL},
     {"max_message_size", CONFIG_SIZE, OFF(max_message_size), 0, 1 * GiB, "16M", 1,
      "largest message (all fragments together) a client may send; past it close 1009", NULL},
     {"max_header_size", CONFIG_SIZE, OFF(max_header_size), 256, 1 * MiB, "8k", 1,
@@ -55,9 +58,11 @@ static const struct config_key keys[] = {
     {"log_level", CONFIG_LOGLEVEL, OFF(log_level), 0, 5, "info", 1,
      "debug, info, notice, warn, error or crit", NULL},
     {"publish_listen", CONFIG_STRING, OFF(publish_listen), 0, 0, "127.0.0.1:8081", RELOAD_GENERATION,
-     "HOST:PORT of the HTTP publish API (POST /pub/CHANNEL); empty = no publish API", NULL},
+     "HOST:PORT of the HTTP service: /pub/, /metrics, /healthz, /status, /dashboard; empty = none", NULL},
     {"publish_token", CONFIG_STRING, OFF(publish_token), 0, 0, "", 1,
      "when set, the publish API requires `Authorization: Bearer <token>` (401 otherwise)", NULL},
+    {"metrics_token", CONFIG_STRING, OFF(metrics_token), 0, 0, "", 1,
+     "when set, /metrics, /status, /dashboard/events want it (Bearer or ?token=); /healthz stays open", NULL},
     {"client_publish", CONFIG_BOOL, OFF(client_publish), 0, 1, "off", 1,
      "on: a message a client sends on /ch/NAME is published to its channels; off: refused with 1008", NULL},
     {"max_channels_per_conn", CONFIG_INT, OFF(max_channels_per_conn), 1, 1024, "16", 1,
@@ -97,20 +102,13 @@ static const struct config_key keys[] = {
      "so they reach subscribers on every node sharing redis_url (docs/redis.md)",
      "local|redis"},
     {"permessage_deflate", CONFIG_BOOL, OFF(permessage_deflate), 0, 1, "on", 1,
-     "on: accept a client's permessage-deflate offer (RFC 7692; always with server_no_context_takeover, so "
-     "no compressor per connection); off: decline it. Applies to new connections",
-     NULL},
+     "accept permessage-deflate (RFC 7692, always server_no_context_takeover) on new connections", NULL},
     {"deflate_min_size", CONFIG_SIZE, OFF(deflate_min_size), 0, 1 * GiB, "64", 1,
-     "messages shorter than this go out uncompressed (under 64 bytes JSON shrinks by 2% or less: "
-     "docs/deflate.md)",
-     NULL},
+     "messages shorter than this go out uncompressed (docs/deflate.md)", NULL},
     {"deflate_level", CONFIG_INT, OFF(deflate_level), 1, 9, "1", 1,
-     "zlib level for outgoing messages (1 fastest, 9 smallest; 512-byte JSON: level 6 is 3% smaller for "
-     "16% more CPU)",
-     NULL},
+     "zlib level for outgoing messages: 1 fastest, 9 smallest (docs/deflate.md)", NULL},
     {"deflate_client_window_bits", CONFIG_INT, OFF(deflate_client_window_bits), 8, 15, "10", 1,
-     "window (2^N bytes) asked of clients that let the server pick it (client_max_window_bits); a client "
-     "that keeps its context costs this much memory once it has sent a compressed message",
+     "window (2^N bytes) asked of clients that let the server pick it; kept per client keeping context",
      NULL},
     {"redis_url", CONFIG_STRING, OFF(redis_url), 0, 0, "redis://127.0.0.1:6379", RELOAD_GENERATION,
      "Redis for broker = redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (%XX escapes in the password)",
@@ -147,8 +145,22 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* Parses an integer with an optional unit suffix. For sizes the suffixes
- * are k, m, g (powers of 1024); for durations ms, s, m, h (result in ms,
+/* One rule for sizes: k, m or g, alone or followed by b or ib, in any
+ * case, are powers of 1024 (16M = 16MB = 16MiB = 16 mib); a bare number
+ * or "b" is bytes. Returns the multiplier, or 0 for anything else. */
+static long long size_multiplier(const char *s)
+{
+    const char *units = "kmg";
+    const char *u = *s ? strchr(units, tolower((unsigned char)*s)) : NULL;
+    if (!*s || !strcasecmp(s, "b"))
+        return 1;
+    if (!u || (s[1] && strcasecmp(s + 1, "b") && strcasecmp(s + 1, "ib")))
+        return 0;
+    return (long long)1 << (10 * (u - units + 1));
+}
+
+/* Parses an integer with an optional unit suffix. For sizes see
+ * size_multiplier; for durations ms, s, m, h (result in ms,
  * plain numbers are seconds). Returns 0 or -1 when malformed/overflowing. */
 static int parse_number(const char *v, enum config_type type, int64_t *out)
 {
@@ -161,13 +173,8 @@ static int parse_number(const char *v, enum config_type type, int64_t *out)
         end++;
     long long mul = 1;
     if (type == CONFIG_SIZE) {
-        if (!strcasecmp(end, "k") || !strcasecmp(end, "kb"))
-            mul = KiB;
-        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb"))
-            mul = MiB;
-        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb"))
-            mul = GiB;
-        else if (*end && strcasecmp(end, "b"))
+        mul = size_multiplier(end);
+        if (!mul)
             return -1;
     } else if (type == CONFIG_DURATION) {
         if (!*end || !strcmp(end, "s"))
@@ -189,10 +196,15 @@ static int parse_number(const char *v, enum config_type type, int64_t *out)
     return 0;
 }
 
+int config_parse_size(const char *text, int64_t *bytes)
+{
+    return parse_number(text, CONFIG_SIZE, bytes);
+}
+
 static const char *unit_hint(enum config_type type)
 {
     switch (type) {
-    case CONFIG_SIZE: return " (bytes; suffixes k, m, g)";
+    case CONFIG_SIZE: return " (bytes; suffixes k, m, g, also as kB/KiB, powers of 1024)";
     case CONFIG_DURATION: return " (seconds; suffixes ms, s, m, h)";
     default: return "";
     }
@@ -294,12 +306,12 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
             return fail(err, errlen, "%s: '%s' is not one of %s", key, value, k->choices);
         *(int64_t *)field = n;
         return 0;
-    case CONFIG_WORKERS:
+    case CONFIG_AUTO_COUNT:
         if (!strcasecmp(value, "auto")) {
             *(int64_t *)field = 0;
             return 0;
         }
-        if (parse_number(value, CONFIG_INT, &n) || n < 1 || n > k->max)
+        if (parse_number(value, CONFIG_INT, &n) || n < (k->min > 1 ? k->min : 1) || n > k->max)
             return fail(err, errlen, "%s: '%s' is not auto or a number from 1 to %" PRId64, key, value,
                         k->max);
         *(int64_t *)field = n;
@@ -409,7 +421,7 @@ void config_format(const struct config *c, const struct config_key *k, char *buf
     case CONFIG_LOGLEVEL: snprintf(buf, len, "%s", log_level_name((int)n)); break;
     case CONFIG_BOOL: snprintf(buf, len, "%s", n ? "on" : "off"); break;
     case CONFIG_CHOICE: choice_word(k->choices, n, buf, len); break;
-    case CONFIG_WORKERS:
+    case CONFIG_AUTO_COUNT:
         if (n == 0)
             snprintf(buf, len, "auto");
         else
@@ -483,40 +495,4 @@ int config_origin_allowed(const struct config *c, const char *origin, size_t n)
         p = end;
     }
     return 0;
-}
-
-static const char *type_unit(enum config_type type)
-{
-    switch (type) {
-    case CONFIG_SIZE: return "bytes (k/m/g suffixes)";
-    case CONFIG_DURATION: return "seconds (ms/s/m/h suffixes)";
-    case CONFIG_LISTEN: return "HOST:PORT";
-    case CONFIG_WORKERS: return "count or auto";
-    case CONFIG_LOGLEVEL: return "level";
-    case CONFIG_BOOL: return "on/off";
-    case CONFIG_CHOICE: return "choice";
-    case CONFIG_STRING: return "text";
-    default: return "count";
-    }
-}
-
-static const char *reload_text(int r)
-{
-    switch (r) {
-    case RELOAD_HOT: return "yes";
-    case RELOAD_GENERATION: return "yes, new worker generation";
-    case RELOAD_MASTER: return "yes, by the master";
-    default: return "restart or upgrade";
-    }
-}
-
-void config_write_doc(FILE *out)
-{
-    fprintf(out, "| key | default | unit | reload | meaning |\n| --- | --- | --- | --- | --- |\n");
-    for (size_t i = 0; i < NKEYS; i++) {
-        const struct config_key *k = &keys[i];
-        fprintf(out, "| `%s` | `%s` | %s%s%s | %s | %s |\n", k->name, *k->dflt ? k->dflt : "(empty)",
-                type_unit(k->type), k->choices ? ": " : "", k->choices ? k->choices : "",
-                reload_text(k->reloadable), k->doc);
-    }
 }

@@ -14,11 +14,11 @@
 #define CONFIG_LIST_MAX 1024
 
 struct config {
-    char listen[CONFIG_STR_MAX];      /* HOST:PORT as written */
-    char listen_host[CONFIG_STR_MAX]; /* derived: HOST part */
-    uint16_t listen_port;             /* derived: PORT part */
-    int64_t workers;                  /* 0 = auto (one per core) */
-    int64_t max_connections;
+    char listen[CONFIG_STR_MAX];           /* HOST:PORT as written */
+    char listen_host[CONFIG_STR_MAX];      /* derived: HOST part */
+    uint16_t listen_port;                  /* derived: PORT part */
+    int64_t workers;                       /* 0 = auto (one per core) */
+    int64_t max_connections;               /* 0 = auto: the master resolves it (capacity.h) */
     int64_t max_message_size;              /* bytes */
     int64_t max_header_size;               /* bytes */
     int64_t max_backpressure;              /* bytes queued per connection */
@@ -34,6 +34,7 @@ struct config {
     /* channels */
     char publish_listen[CONFIG_STR_MAX]; /* HOST:PORT of the publish API; empty = off */
     char publish_token[CONFIG_STR_MAX];  /* Bearer token the publish API requires; empty = none */
+    char metrics_token[CONFIG_STR_MAX];  /* token /metrics, /status and /dashboard require; empty = none */
     int64_t client_publish;              /* bool: client messages on /ch/ are published */
     int64_t max_channels_per_conn;
     int64_t slow_consumer; /* enum slow_consumer_policy */
@@ -66,8 +67,8 @@ enum config_type {
     CONFIG_SIZE,     /* bytes, with optional k/m/g suffix (powers of 1024) */
     CONFIG_DURATION, /* seconds by default; ms/s/m/h suffixes */
     CONFIG_STRING,
-    CONFIG_LISTEN,  /* HOST:PORT, fills listen_host/listen_port */
-    CONFIG_WORKERS, /* "auto" or an integer */
+    CONFIG_LISTEN,     /* HOST:PORT, fills listen_host/listen_port */
+    CONFIG_AUTO_COUNT, /* "auto" (stored as 0, resolved by the master) or an integer */
     CONFIG_LOGLEVEL,
     CONFIG_BOOL,   /* on/off, yes/no, true/false, 1/0 */
     CONFIG_CHOICE, /* one of the words in choices, stored as its index */
@@ -118,11 +119,15 @@ int config_validate(const struct config *c, char *err, size_t errlen);
  * (only_restart = 0). Returns how many differ. */
 int config_diff(const struct config *a, const struct config *b, int only_restart, char *buf, size_t len);
 
+/* A size as the config file writes it ("16M", "16 MiB", "100b"). Returns
+ * 0 with the bytes in *bytes, or -1. */
+int config_parse_size(const char *text, int64_t *bytes);
+
 /* Formats a key's current value as it would be written in the file. */
 void config_format(const struct config *c, const struct config_key *k, char *buf, size_t len);
 
 /* Writes the key table as Markdown (docs/config.md embeds it). */
-void config_write_doc(FILE *out);
+void config_doc_write(FILE *out); /* config_doc.c */
 
 /* 1 if origin (not NUL-terminated, length n) is allowed by the list. */
 int config_origin_allowed(const struct config *c, const char *origin, size_t n);

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "clock.h"
+
 #define REC_MAGIC 0x5752 /* "WR" */
 
 struct rec_header {
@@ -15,6 +17,7 @@ struct rec_header {
     uint16_t magic;
     uint16_t pad2;
     uint64_t seq;
+    uint64_t published_ns; /* CLOCK_MONOTONIC (system-wide) when published */
 };
 
 static uint64_t align8(uint64_t n)
@@ -96,8 +99,11 @@ int64_t ring_publish(struct ring *r, const char *chan, size_t chan_len, unsigned
         errno = EMSGSIZE;
         return -1;
     }
-    struct rec_header h = {
-        .len = (uint32_t)len, .opcode = (uint8_t)opcode, .chan_len = (uint16_t)chan_len, .magic = REC_MAGIC};
+    struct rec_header h = {.len = (uint32_t)len,
+                           .opcode = (uint8_t)opcode,
+                           .chan_len = (uint16_t)chan_len,
+                           .magic = REC_MAGIC,
+                           .published_ns = mono_ns()};
     h.total = (uint32_t)align8(sizeof(h) + chan_len + len);
     lock(r);
     uint64_t start = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -162,6 +168,7 @@ int ring_peek(struct ring *r, struct ring_reader *rd, struct ring_msg *m)
                 m->opcode = h.opcode;
                 m->chan_len = h.chan_len;
                 m->len = h.len;
+                m->published_ns = h.published_ns;
                 m->pos = rd->pos + sizeof(h) + h.chan_len;
                 return 1;
             }

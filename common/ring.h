@@ -39,6 +39,7 @@ struct ring_msg {
     char chan[RING_CHANNEL_MAX]; /* a channel or a comma-separated list */
     uint32_t len;                /* payload bytes */
     uint64_t pos;                /* where the payload starts in the ring */
+    uint64_t published_ns;       /* mono_ns() of the publisher (one clock for all processes) */
 };
 
 struct ring_reader {

@@ -18,6 +18,10 @@ static const char *reject_names[HS_REJECT_MAX] = {
     "full",        "timeout",   "ip_connections", "ip_handshakes", "unauthorized", "channel_denied",
 };
 static const int close_codes[CLOSE_IDX_MAX] = {1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1011, 1013, 0};
+const uint32_t shm_hist_bounds_us[SHM_HIST_BUCKETS] = {
+    10,    20,    50,     100,    200,    500,     1000,    2000,    5000,     10000,
+    20000, 50000, 100000, 200000, 500000, 1000000, 2000000, 5000000, 10000000,
+};
 
 const char *shm_worker_state_name(int state)
 {
@@ -122,4 +126,64 @@ int shm_admit(struct shm *s, int64_t max)
 void shm_release(struct shm *s, int64_t n)
 {
     atomic_fetch_sub_explicit(&s->total_connections, n, memory_order_relaxed);
+}
+
+static void add(shm_counter *to, shm_counter *from)
+{
+    shm_add(to, shm_get(from));
+}
+
+static void hist_add(struct shm_hist *to, struct shm_hist *from)
+{
+    for (int i = 0; i <= SHM_HIST_BUCKETS; i++)
+        add(&to->bucket[i], &from->bucket[i]);
+    add(&to->sum_us, &from->sum_us);
+}
+
+void shm_slot_fold(struct worker_slot *g, struct worker_slot *s)
+{
+    add(&g->accepted, &s->accepted);
+    add(&g->accept_errors, &s->accept_errors);
+    add(&g->handshakes, &s->handshakes);
+    for (int r = 0; r < HS_REJECT_MAX; r++)
+        add(&g->rejected[r], &s->rejected[r]);
+    add(&g->messages_in, &s->messages_in);
+    add(&g->messages_out, &s->messages_out);
+    add(&g->bytes_in, &s->bytes_in);
+    add(&g->bytes_out, &s->bytes_out);
+    add(&g->backpressure_closes, &s->backpressure_closes);
+    add(&g->pings_sent, &s->pings_sent);
+    add(&g->idle_closes, &s->idle_closes);
+    for (int c = 0; c < CLOSE_IDX_MAX; c++)
+        add(&g->closes[c], &s->closes[c]);
+    add(&g->publishes, &s->publishes); /* channels: gauges stay 0 */
+    add(&g->publish_rejected, &s->publish_rejected);
+    add(&g->deliveries, &s->deliveries);
+    add(&g->slow_drops, &s->slow_drops);
+    add(&g->slow_closes, &s->slow_closes);
+    add(&g->ring_missed, &s->ring_missed);
+    add(&g->fanout_passes, &s->fanout_passes);
+    add(&g->fanout_pass_us, &s->fanout_pass_us);
+    add(&g->limit_frame_size, &s->limit_frame_size);
+    add(&g->limit_message_size, &s->limit_message_size);
+    add(&g->limit_message_rate, &s->limit_message_rate);
+    add(&g->limit_byte_rate, &s->limit_byte_rate);
+    add(&g->broker_reconnects, &s->broker_reconnects);
+    add(&g->broker_lost, &s->broker_lost);
+    add(&g->redis_publishes, &s->redis_publishes);
+    add(&g->redis_received, &s->redis_received);
+    add(&g->cpu_us, &s->cpu_us);
+    add(&g->http_requests, &s->http_requests);
+    add(&g->http_sends, &s->http_sends);
+    add(&g->sends, &s->sends);
+    add(&g->pmd_negotiated, &s->pmd_negotiated); /* pmd_windows: a gauge, stays 0 */
+    add(&g->pmd_out_compressed, &s->pmd_out_compressed);
+    add(&g->pmd_out_plain, &s->pmd_out_plain);
+    add(&g->pmd_out_saved, &s->pmd_out_saved);
+    add(&g->pmd_deflates, &s->pmd_deflates);
+    add(&g->pmd_in_compressed, &s->pmd_in_compressed);
+    add(&g->pmd_in_saved, &s->pmd_in_saved);
+    hist_add(&g->hist_pass, &s->hist_pass);
+    hist_add(&g->hist_delay, &s->hist_delay);
+    hist_add(&g->hist_handshake, &s->hist_handshake);
 }

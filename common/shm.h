@@ -78,6 +78,17 @@ int shm_close_code(int idx);
 
 typedef _Atomic uint64_t shm_counter;
 
+/* A latency histogram with fixed bucket bounds (shm_hist_bounds_us, a
+ * 1-2-5 series from 10 us to 10 s, then +Inf). One writer per slot like
+ * every counter: an observation is two relaxed load+stores, no lock. The
+ * count is the sum of the buckets. */
+#define SHM_HIST_BUCKETS 19 /* finite bounds; bucket[SHM_HIST_BUCKETS] is +Inf */
+struct shm_hist {
+    shm_counter bucket[SHM_HIST_BUCKETS + 1]; /* not cumulative: one bucket per observation */
+    shm_counter sum_us;
+};
+extern const uint32_t shm_hist_bounds_us[SHM_HIST_BUCKETS];
+
 struct worker_slot {
     _Alignas(SHM_CACHELINE) _Atomic int32_t pid;
     _Atomic uint32_t generation;
@@ -118,6 +129,13 @@ struct worker_slot {
     shm_counter broker_lost;       /* messages refused (503, 1013) or unanswered because Redis was down */
     shm_counter redis_publishes;   /* PUBLISH commands sent (one per channel of a message) */
     shm_counter redis_received;    /* messages that came back from Redis */
+    /* for /metrics and the dashboard (worker/http/metrics.c) */
+    shm_counter cpu_us;             /* user + system CPU time of the worker, updated every tick */
+    shm_counter http_requests;      /* requests answered by the HTTP service (every route) */
+    shm_counter http_sends;         /* send calls of the HTTP service (a pipelined batch: one) */
+    struct shm_hist hist_pass;      /* fan-out pass length */
+    struct shm_hist hist_delay;     /* publish (ring) to the end of the pass that sent it */
+    struct shm_hist hist_handshake; /* accept to 101 */
     /* permessage-deflate (worker/conn/pmd.c) */
     shm_counter pmd_negotiated;     /* handshakes that agreed on permessage-deflate */
     shm_counter pmd_out_compressed; /* messages sent compressed (each send, fan-out included) */
@@ -153,6 +171,12 @@ struct shm {
      * ring moves. A publisher takes the whole word (exchange with 0) and
      * wakes each bit's worker, so a busy ring costs one load per word. */
     _Alignas(SHM_CACHELINE) _Atomic uint64_t ring_sleepers[SHM_MAX_WORKERS / 64];
+    /* Written by the master only: what outlives a worker slot, so totals
+     * read from the block never go backwards. */
+    struct worker_slot gone;    /* counters of freed slots, summed */
+    shm_counter worker_deaths;  /* serving workers that died and were respawned */
+    shm_counter reloads;        /* reloads attempted (SIGHUP) */
+    shm_counter reloads_failed; /* of which refused (the old settings stay) */
 };
 
 /* Creates and initialises the block with a publish ring of ring_size bytes;
@@ -181,6 +205,19 @@ static inline uint64_t shm_get(shm_counter *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
+
+/* Single-writer observation of us microseconds into h. */
+static inline void shm_hist_observe(struct shm_hist *h, uint64_t us)
+{
+    int i = 0;
+    while (i < SHM_HIST_BUCKETS && us > shm_hist_bounds_us[i])
+        i++;
+    shm_add(&h->bucket[i], 1);
+    shm_add(&h->sum_us, us);
+}
+/* Adds every counter of from into to (a freed slot into shm->gone; the
+ * gauges are left out). One writer of `to` only. */
+void shm_slot_fold(struct worker_slot *to, struct worker_slot *from);
 
 /* Admission: reserves one connection if the total is below max; returns 1
  * when reserved, 0 when full. */

@@ -18,10 +18,9 @@
 
 #include "../common/log.h"
 #include "../common/shm.h"
+#include "sysctls.h"
 
-#define KERNEL_BYTES_PER_SOCKET 5120 /* socket, file, dentry, inode, epoll item */
-#define WANT_BACKLOG            65535
-#define PAGE                    4096
+#define KERNEL_BYTES_PER_SOCKET CAPACITY_KERNEL_BYTES_PER_SOCKET
 
 /* Reads the first line of a /proc file into buf; 0 or -1. */
 static int proc_read(const char *path, char *buf, size_t len)
@@ -78,6 +77,19 @@ static int64_t mem_available(void)
     return kb < 0 ? -1 : kb * 1024;
 }
 
+/* MemTotal in bytes, or -1. */
+static int64_t mem_total(void)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    long long kb = -1;
+    if (!f)
+        return -1;
+    if (fscanf(f, "MemTotal: %lld kB", &kb) != 1)
+        kb = -1;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
 static int64_t ceil_div(int64_t a, int64_t b)
 {
     return b > 0 ? (a + b - 1) / b : 0;
@@ -97,8 +109,17 @@ static int set_nofile(rlim_t soft, rlim_t hard, char *err, size_t errlen)
 {
     struct rlimit rl = {.rlim_cur = soft, .rlim_max = hard};
     if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
-        snprintf(err, errlen, "setrlimit(RLIMIT_NOFILE, %llu) failed: %s", (unsigned long long)hard,
-                 strerror(errno));
+        int e = errno;
+        /* Root without CAP_SYS_RESOURCE is a container's root: the limit
+         * is set where the container starts, not by running as root. */
+        const char *why = e != EPERM       ? ""
+                          : geteuid() == 0 ? ": running as root but without the capability CAP_SYS_RESOURCE"
+                                             " (a container?); raise the limit where it is started"
+                                             " (docker run --ulimit nofile=N:N, LimitNOFILE=N)"
+                                           : ": raising the hard limit needs root (CAP_SYS_RESOURCE), or"
+                                             " LimitNOFILE=N in the systemd unit";
+        snprintf(err, errlen, "setrlimit(RLIMIT_NOFILE, %llu) failed: %s%s", (unsigned long long)hard,
+                 strerror(e), why);
         return -1;
     }
     return 0;
@@ -115,7 +136,11 @@ int capacity_raise_nofile(const struct config *cfg, char *err, size_t errlen)
     rlim_t nr_open = (rlim_t)proc_int("/proc/sys/fs/nr_open", 1048576);
     if (rl.rlim_max > nr_open)
         rl.rlim_max = nr_open;
-    rlim_t want = (rlim_t)(ceil_div(cfg->max_connections, capacity_workers(cfg)) + CAPACITY_RESERVE_FDS);
+    /* auto: as many as the kernel lets a process have; memory bounds it later. */
+    rlim_t want =
+        cfg->max_connections == 0
+            ? nr_open
+            : (rlim_t)(ceil_div(cfg->max_connections, capacity_workers(cfg)) + CAPACITY_RESERVE_FDS);
     if (want > nr_open)
         want = nr_open;
     int rc = 0;
@@ -129,6 +154,42 @@ int capacity_raise_nofile(const struct config *cfg, char *err, size_t errlen)
     if (rl.rlim_cur < rl.rlim_max && set_nofile(rl.rlim_max, rl.rlim_max, err, errlen) == -1)
         rc = -1;
     return rc;
+}
+
+int64_t capacity_auto(int workers, int64_t nofile_soft, int64_t memory)
+{
+    int64_t by_fds = nofile_soft > CAPACITY_RESERVE_FDS ? (nofile_soft - CAPACITY_RESERVE_FDS) * workers : 1;
+    int64_t by_mem = memory > 0 ? (int64_t)((double)memory * CAPACITY_AUTO_MEMORY_SHARE /
+                                            (KERNEL_BYTES_PER_SOCKET + CAPACITY_WSMILL_BYTES_PER_CONN))
+                                : by_fds;
+    int64_t n = by_fds < by_mem ? by_fds : by_mem;
+    return n < 1 ? 1 : n;
+}
+
+int64_t capacity_resolve(struct config *cfg, char *why, size_t whylen)
+{
+    struct rlimit rl = {0, 0};
+    why[0] = '\0';
+    if (cfg->max_connections != 0)
+        return cfg->max_connections;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    int workers = capacity_workers(cfg);
+    int64_t soft = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > ((rlim_t)1 << 40) ? (int64_t)1 << 40
+                                                                                   : (int64_t)rl.rlim_cur;
+    /* A share of MemTotal, and never more than is available now (a box
+     * busy with other work, or the clients of a benchmark, holds less). */
+    int64_t mem = mem_total(), avail = mem_available();
+    if (avail > 0 && mem > 0 && (double)mem * CAPACITY_AUTO_MEMORY_SHARE > (double)avail)
+        mem = (int64_t)((double)avail / CAPACITY_AUTO_MEMORY_SHARE);
+    int64_t by_fds = capacity_auto(workers, soft, -1), by_mem = capacity_auto(1, (int64_t)1 << 40, mem);
+    cfg->max_connections = capacity_auto(workers, soft, mem);
+    snprintf(why, whylen,
+             "max_connections = auto: %" PRId64 " (descriptors allow %d workers x %" PRId64 " = %" PRId64
+             ", %.0f%% of memory, %" PRId64 " MiB, allows %" PRId64 " at %d B per connection)",
+             cfg->max_connections, workers, soft - CAPACITY_RESERVE_FDS, by_fds,
+             CAPACITY_AUTO_MEMORY_SHARE * 100, (int64_t)((double)mem * CAPACITY_AUTO_MEMORY_SHARE) >> 20,
+             by_mem, KERNEL_BYTES_PER_SOCKET + CAPACITY_WSMILL_BYTES_PER_CONN);
+    return cfg->max_connections;
 }
 
 void capacity_compute(const struct config *cfg, struct capacity *cap)
@@ -223,16 +284,7 @@ static void report_nofile(struct report *r, const struct capacity *cap, const ch
     rep(r, "ok", "RLIMIT_NOFILE soft %" PRId64 " hard %" PRId64 " (after the raise the master does at start)",
         cap->nofile_soft, cap->nofile_hard);
     if (raise_err[0])
-        rep(r, "info", "%s: raising the hard limit needs root with CAP_SYS_RESOURCE", raise_err);
-    int64_t nr_open = proc_int("/proc/sys/fs/nr_open", -1);
-    if (nr_open >= 0 && cap->nofile_needed > nr_open) {
-        rep(r, "warn",
-            "fs.nr_open = %" PRId64 " caps any process below the %" PRId64 " descriptors %d workers need",
-            nr_open, cap->nofile_needed, cap->workers);
-        rep_fix(r, "sysctl -w fs.nr_open=%" PRId64 " (or more workers)", cap->nofile_needed);
-    } else if (nr_open >= 0) {
-        rep(r, "ok", "fs.nr_open = %" PRId64, nr_open);
-    }
+        rep(r, "info", "%s", raise_err);
 }
 
 static void report_capacity(struct report *r, const struct capacity *cap, const char *path)
@@ -259,39 +311,36 @@ static void report_capacity(struct report *r, const struct capacity *cap, const 
             cap->nofile_needed, cap->nofile_needed, cap->nofile_needed);
 }
 
-static void report_files(struct report *r, const struct capacity *cap)
+/* One sysctl against the shared table (sysctls.h): ok, or warn with the
+ * value that moves it (never lower). Below what the server itself needs,
+ * fs.file-max is a failure. */
+static void report_sysctl(struct report *r, const struct capacity *cap, const struct sysctl_want *w)
 {
-    int64_t file_max = proc_int("/proc/sys/fs/file-max", -1);
-    int64_t need = cap->max_connections + (int64_t)cap->workers * CAPACITY_RESERVE_FDS;
-    int64_t want = 2 * cap->max_connections + 65536;
-    if (file_max < 0)
+    int64_t cur[SYSCTLS_MAX_VALUES], to[SYSCTLS_MAX_VALUES];
+    char now[96], val[96];
+    int ncur = sysctls_read(w->key, cur, SYSCTLS_MAX_VALUES);
+    if (ncur <= 0)
+        return; /* not on this kernel (conntrack not loaded) */
+    sysctls_format(cur, ncur, now, sizeof now);
+    if (sysctls_enough(w, cur, ncur)) {
+        rep(r, "ok", "%s = %s", w->key, now);
         return;
-    if (file_max < need) {
-        rep(r, "FAIL", "fs.file-max = %" PRId64 " < the %" PRId64 " descriptors the server needs", file_max,
-            need);
-        rep_fix(r, "sysctl -w fs.file-max=%" PRId64, want);
-    } else if (file_max < want) {
-        rep(r, "warn",
-            "fs.file-max = %" PRId64 ": enough for the server, not for as many clients on this host",
-            file_max);
-        rep_fix(r, "sysctl -w fs.file-max=%" PRId64, want);
-    } else {
-        rep(r, "ok", "fs.file-max = %" PRId64, file_max);
     }
+    int64_t need = cap->max_connections + (int64_t)cap->workers * CAPACITY_RESERVE_FDS;
+    int fatal = !strcmp(w->key, "fs.file-max") && cur[0] < need;
+    sysctls_merge(w, cur, ncur, to);
+    sysctls_format(to, w->n, val, sizeof val);
+    rep(r, fatal ? "FAIL" : "warn", "%s = %s: %s", w->key, now, w->reason);
+    rep_fix(r, "sysctl -w %s=\"%s\" (scripts/tune-kernel.sh --connections %" PRId64 " --apply sets them all)",
+            w->key, val, cap->max_connections);
 }
 
-static void report_backlog(struct report *r, const char *name, const char *path)
+static void report_sysctls(struct report *r, const struct capacity *cap)
 {
-    int64_t v = proc_int(path, -1);
-    if (v < 0)
-        return;
-    if (v < WANT_BACKLOG) {
-        rep(r, "warn", "%s = %" PRId64 ": bursts of connects overflow the queue and clients retry SYNs", name,
-            v);
-        rep_fix(r, "sysctl -w %s=%d", name, WANT_BACKLOG);
-    } else {
-        rep(r, "ok", "%s = %" PRId64, name, v);
-    }
+    struct sysctl_want w[SYSCTLS_MAX];
+    int n = sysctls_for(cap->max_connections, 0, w, SYSCTLS_MAX);
+    for (int i = 0; i < n; i++)
+        report_sysctl(r, cap, &w[i]);
 }
 
 static void report_ports(struct report *r, const struct capacity *cap)
@@ -309,47 +358,6 @@ static void report_ports(struct report *r, const struct capacity *cap)
         range[0], range[1], ports, sources, sources);
     if (range[0] > 1024)
         rep_fix(r, "sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"");
-}
-
-static void report_tcp_mem(struct report *r, const struct capacity *cap)
-{
-    int64_t mem[3];
-    char h[32];
-    if (proc_ints("/proc/sys/net/ipv4/tcp_mem", mem, 3) != 3)
-        return;
-    /* Idle sockets hold no buffers, but with traffic a page per socket is
-     * a modest floor; below it the kernel drops data under pressure. */
-    if (mem[2] < cap->max_connections) {
-        rep(r, "warn",
-            "net.ipv4.tcp_mem = %" PRId64 " %" PRId64 " %" PRId64 " pages: at most %s of socket"
-            " buffers, under a page per connection",
-            mem[0], mem[1], mem[2], human(mem[2] * PAGE, h, sizeof h));
-        int64_t hi = cap->max_connections;
-        rep_fix(r, "sysctl -w net.ipv4.tcp_mem=\"%" PRId64 " %" PRId64 " %" PRId64 "\"",
-                mem[0] > hi / 2 ? mem[0] : hi / 2, mem[1] > hi * 3 / 4 ? mem[1] : hi * 3 / 4, hi);
-    } else {
-        rep(r, "ok", "net.ipv4.tcp_mem = %" PRId64 " %" PRId64 " %" PRId64 " pages (max %s)", mem[0], mem[1],
-            mem[2], human(mem[2] * PAGE, h, sizeof h));
-    }
-}
-
-static void report_conntrack(struct report *r, const struct capacity *cap)
-{
-    int64_t max = proc_int("/proc/sys/net/netfilter/nf_conntrack_max", -1);
-    if (max < 0)
-        return; /* module not loaded: nothing tracks connections */
-    if (max < cap->max_connections) {
-        rep(r, "warn",
-            "net.netfilter.nf_conntrack_max = %" PRId64 ": if conntrack tracks these connections"
-            " (%" PRId64 " tracked now), new SYNs are dropped once the table is full",
-            max, proc_int("/proc/sys/net/netfilter/nf_conntrack_count", 0));
-        rep_fix(r,
-                "sysctl -w net.netfilter.nf_conntrack_max=%" PRId64
-                " (or iptables -t raw -A PREROUTING -p tcp --dport PORT -j NOTRACK)",
-                cap->max_connections + 65536);
-    } else {
-        rep(r, "ok", "net.netfilter.nf_conntrack_max = %" PRId64, max);
-    }
 }
 
 static void report_memory(struct report *r, const struct capacity *cap)
@@ -379,21 +387,21 @@ static void report_memory(struct report *r, const struct capacity *cap)
     }
 }
 
-int capacity_report(const struct config *cfg, const char *path, FILE *out)
+int capacity_report(const struct config *cfg_in, const char *path, FILE *out)
 {
-    char raise_err[256] = "";
+    char raise_err[512] = "", why[256];
     struct capacity cap;
     struct report r = {out, 0, 0};
-    capacity_raise_nofile(cfg, raise_err, sizeof raise_err);
-    capacity_compute(cfg, &cap);
+    struct config cfg = *cfg_in;
+    capacity_raise_nofile(&cfg, raise_err, sizeof raise_err);
+    capacity_resolve(&cfg, why, sizeof why);
+    capacity_compute(&cfg, &cap);
     report_nofile(&r, &cap, raise_err);
+    if (why[0])
+        rep(&r, "info", "%s", why);
     report_capacity(&r, &cap, path);
-    report_files(&r, &cap);
-    report_backlog(&r, "net.core.somaxconn", "/proc/sys/net/core/somaxconn");
-    report_backlog(&r, "net.ipv4.tcp_max_syn_backlog", "/proc/sys/net/ipv4/tcp_max_syn_backlog");
+    report_sysctls(&r, &cap);
     report_ports(&r, &cap);
-    report_tcp_mem(&r, &cap);
-    report_conntrack(&r, &cap);
     report_memory(&r, &cap);
     if (r.fails) {
         fprintf(out, "result: max_connections %" PRId64 " cannot be reached (%d shortfall%s, %d warning%s)\n",

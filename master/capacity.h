@@ -10,6 +10,14 @@
 /* Descriptors a worker needs besides its connections: listening socket,
  * log, epoll, eventfd, stdio, the odd pipe. */
 #define CAPACITY_RESERVE_FDS 32
+/* Memory of one idle connection: the kernel's socket, file, dentry, inode
+ * and epoll item; wsmill's user space (110 B measured at 1M, docs/tuning.md,
+ * rounded up). */
+#define CAPACITY_KERNEL_BYTES_PER_SOCKET 5120
+#define CAPACITY_WSMILL_BYTES_PER_CONN   128
+/* max_connections = auto leaves a quarter of RAM to everything else (and
+ * takes no more than MemAvailable). */
+#define CAPACITY_AUTO_MEMORY_SHARE 0.75
 
 struct capacity {
     int workers;      /* resolved: auto = online CPUs, capped */
@@ -31,6 +39,16 @@ int capacity_workers(const struct config *cfg);
  * Returns 0, or -1 with the failed call named in err (the limit is then
  * as high as it could be made). */
 int capacity_raise_nofile(const struct config *cfg, char *err, size_t errlen);
+
+/* max_connections = auto: what nofile_soft descriptors for workers
+ * workers and memory bytes of RAM allow, whichever is less (pure). */
+int64_t capacity_auto(int workers, int64_t nofile_soft, int64_t memory);
+
+/* When cfg says max_connections = auto, sets it to capacity_auto for the
+ * current RLIMIT_NOFILE and MemTotal (capped so its share is at most
+ * MemAvailable) and writes how it was derived into
+ * why (else why = ""). Returns the resolved value. */
+int64_t capacity_resolve(struct config *cfg, char *why, size_t whylen);
 
 /* Fills cap from the config and the current RLIMIT_NOFILE. */
 void capacity_compute(const struct config *cfg, struct capacity *cap);

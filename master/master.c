@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -19,6 +20,8 @@
 #include "../common/log.h"
 #include "capacity.h"
 #include "listen.h"
+#include "notify.h"
+#include "portowner.h"
 #include "status.h"
 
 #define FAST_STOP_MS    2000 /* SIGQUIT: how long workers get before SIGKILL */
@@ -52,11 +55,14 @@ static int block_signals(struct master *m)
 }
 
 /* Two masters on one port would split its traffic (SO_REUSEPORT lets the
- * second bind), so a live pid file or status socket stops us. A master
- * started by a binary upgrade finds the pid file moved aside and its
- * parent still answering on the status socket it hands us. */
+ * second bind), so a live pid file or status socket stops us, and so does
+ * anyone else listening on one of our addresses (portowner.h). A master
+ * started by a binary upgrade finds the pid file moved aside, its parent
+ * still answering on the status socket it hands us, and its parent's
+ * sockets on the addresses. */
 static int refuse_if_running(const struct config *cfg, int upgrading)
 {
+    char err[512];
     pid_t pid = pidfile_live(cfg->pid_file);
     if (pid) {
         fprintf(stderr, "wsmill: already running as pid %d (pid file %s)\n", (int)pid, cfg->pid_file);
@@ -64,6 +70,10 @@ static int refuse_if_running(const struct config *cfg, int upgrading)
     }
     if (!upgrading && cfg->status_socket[0] && status_probe(cfg->status_socket)) {
         fprintf(stderr, "wsmill: already running: %s answers\n", cfg->status_socket);
+        return -1;
+    }
+    if (portowner_check_config(cfg, NULL, upgrading ? getppid() : getpid(), err, sizeof err) == -1) {
+        fprintf(stderr, "wsmill: not starting: %s\n", err);
         return -1;
     }
     return 0;
@@ -113,8 +123,12 @@ static void setup_limits(struct master *m)
 {
     char err[256];
     struct capacity cap;
+    char why[256];
     if (capacity_raise_nofile(&m->cfg, err, sizeof err) == -1)
         log_notice("%s", err);
+    m->max_conns_auto = m->cfg.max_connections == 0;
+    if (capacity_resolve(&m->cfg, why, sizeof why) && why[0])
+        log_notice("%s", why);
     m->nworkers = capacity_workers(&m->cfg);
     capacity_compute(&m->cfg, &cap);
     log_info("RLIMIT_NOFILE %" PRId64 ": %d workers x %" PRId64 " connections = %" PRId64, cap.nofile_soft,
@@ -200,9 +214,13 @@ static int master_init(struct master *m)
     if (pidfile_write(m->cfg.pid_file) == -1)
         return -2;
     m->generation = 1;
+    m->ready_due = 1;
     spawn_generation(m, m->generation, m->nworkers, m->cur_socks);
-    log_notice("started: pid %d, %d workers, listen %s, max_connections %" PRId64 ", config %s",
-               (int)getpid(), m->nworkers, m->cfg.listen, m->cfg.max_connections, m->conf_path);
+    log_notice(
+        "started: pid %d, %d workers, WebSocket ws://%s, publish API %s%s, max_connections %" PRId64
+        ", config %s",
+        (int)getpid(), m->nworkers, m->socks[m->cur_socks[0]].addr, m->cfg.publish_listen[0] ? "http://" : "",
+        m->cfg.publish_listen[0] ? m->cfg.publish_listen : "off", m->cfg.max_connections, m->conf_real);
     return 0;
 }
 
@@ -229,6 +247,8 @@ static void master_stop(struct master *m, enum master_stop kind)
     if (!m->deadline_ms || deadline < m->deadline_ms)
         m->deadline_ms = deadline;
     m->stop = kind;
+    m->ready_due = 0;
+    notify_send("STOPPING=1\nSTATUS=%s stop: draining", kind == MASTER_STOP_GRACEFUL ? "graceful" : "fast");
     int n = spawn_signal_all(m, kind == MASTER_STOP_GRACEFUL ? SIGTERM : SIGQUIT);
     log_notice("%s stop: %d worker%s signalled, SIGKILL in %" PRId64 " ms",
                kind == MASTER_STOP_GRACEFUL ? "graceful" : "fast", n, n == 1 ? "" : "s",
@@ -259,7 +279,23 @@ static void on_hup(struct master *m)
         log_warn("SIGHUP ignored: binary upgrade in progress (new master pid %d)", (int)m->up.child);
         return;
     }
+    /* systemd holds `reload` until READY=1: hot settings are at once,
+     * a new generation once it serves (check_ready). */
+    notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+                (unsigned long long)(mono_ns() / 1000), m->conf_real);
     reload_run(m);
+    m->ready_due = 1;
+}
+
+/* READY=1 (with our pid: after a binary upgrade the new master is the
+ * main process) once every worker of the newest generation serves. */
+static void check_ready(struct master *m)
+{
+    if (!m->ready_due || m->stop || m->switching || !spawn_generation_active(m, m->generation))
+        return;
+    m->ready_due = 0;
+    notify_send("READY=1\nMAINPID=%d\nSTATUS=serving %s with %d workers, generation %u", (int)getpid(),
+                m->socks[m->cur_socks[0]].addr, m->nworkers, m->generation);
 }
 
 static void on_signal(struct master *m, const struct signalfd_siginfo *si)
@@ -306,7 +342,7 @@ static int poll_timeout(const struct master *m)
         if (t == -1 || d < t)
             t = d;
     }
-    if (m->switching && (t == -1 || t > SWITCH_POLL_MS))
+    if ((m->switching || m->ready_due) && (t == -1 || t > SWITCH_POLL_MS))
         t = SWITCH_POLL_MS;
     return t > 60000 ? 60000 : (int)t;
 }
@@ -338,6 +374,7 @@ static void master_loop(struct master *m)
         spawn_due(m);
         spawn_check_retiring(m);
         reload_check_switch(m);
+        check_ready(m);
         check_deadline(m);
     }
 }
@@ -361,7 +398,6 @@ static void master_cleanup(struct master *m, int init_failed)
 
 int master_run(const char *conf_path, char **argv)
 {
-    /* struct master holds a cache-aligned worker_slot (m->gone). */
     size_t size = (sizeof(struct master) + SHM_CACHELINE - 1) & ~(size_t)(SHM_CACHELINE - 1);
     struct master *m = aligned_alloc(SHM_CACHELINE, size);
     int rc = 0;
@@ -371,6 +407,8 @@ int master_run(const char *conf_path, char **argv)
     }
     memset(m, 0, sizeof *m);
     m->conf_path = conf_path;
+    if (!realpath(conf_path, m->conf_real))
+        snprintf(m->conf_real, sizeof m->conf_real, "%s", conf_path);
     m->sig_fd = m->status_fd = -1;
     for (int i = 0; i < MASTER_MAX_SOCKETS; i++)
         m->socks[i].fd = -1;

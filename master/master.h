@@ -91,6 +91,9 @@ struct retire_stats {
 
 struct master {
     const char *conf_path;
+    char conf_real[PATH_MAX]; /* conf_path made absolute, for status and `reload -c` */
+    int max_conns_auto;       /* the file says max_connections = auto */
+    int ready_due;            /* tell the service manager READY=1 once the newest generation serves */
     struct config cfg;
     struct privs privs;  /* the user workers switch to (config key user) */
     int nworkers;        /* size of the newest generation */
@@ -110,8 +113,7 @@ struct master {
     struct reload_info reload;
     struct upgrade up;
     struct retire_stats retire;
-    uint64_t worker_deaths;  /* serving workers that died and were respawned */
-    struct worker_slot gone; /* counters of freed slots (private memory) */
+    uint64_t worker_deaths; /* serving workers that died and were respawned */
     struct master_worker w[SHM_MAX_WORKERS];
 };
 

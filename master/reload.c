@@ -20,6 +20,7 @@
 #include "../common/log.h"
 #include "capacity.h"
 #include "listen.h"
+#include "portowner.h"
 #include "status.h"
 
 /* Keys the master applies itself: nothing for the workers to do. */
@@ -179,6 +180,7 @@ static void apply_log(const struct config *old, struct config *nc)
 static void refuse(struct master *m, const char *why)
 {
     snprintf(m->reload.error, sizeof m->reload.error, "%s", why);
+    shm_add(&m->shm->reloads_failed, 1);
     log_error("reload failed: %s; keeping the old configuration", why);
 }
 
@@ -193,6 +195,10 @@ static int prepare(struct master *m, struct config *nc, const struct plan *p, in
                  "the new generation needs %d worker slots and %d of %d are free (older generations"
                  " still draining hold the rest)",
                  p->nworkers, spawn_free_slots(m), SHM_MAX_WORKERS);
+        refuse(m, err);
+        return -1;
+    }
+    if (portowner_check_config(nc, &m->cfg, getpid(), err, sizeof err) == -1) {
         refuse(m, err);
         return -1;
     }
@@ -236,7 +242,7 @@ static void commit_paths(struct master *m, const struct config *nc, int status_f
 
 static void start_generation(struct master *m, int n, const int *socks)
 {
-    char err[256];
+    char err[512];
     /* More or fewer workers change what each must hold. */
     if (capacity_raise_nofile(&m->cfg, err, sizeof err) == -1)
         log_notice("%s", err);
@@ -267,6 +273,7 @@ void reload_run(struct master *m)
     int socks[SHM_MAX_WORKERS], status_fd = m->status_fd;
     struct reload_info *r = &m->reload;
     r->seq++;
+    shm_add(&m->shm->reloads, 1);
     r->ok = 0;
     r->generation = 0;
     r->at = (int64_t)time(NULL);
@@ -281,7 +288,18 @@ void reload_run(struct master *m)
         free(nc);
         return;
     }
+    /* auto resolves against today's limits, so an unchanged file compares equal. */
+    char why[256];
+    int is_auto = nc->max_connections == 0;
+    int64_t resolved = capacity_resolve(nc, why, sizeof why);
+    /* auto in both files is no change of the file, even when workers
+     * moved what it resolves to (the new value applies all the same). */
+    if (is_auto && m->max_conns_auto)
+        nc->max_connections = m->cfg.max_connections;
     make_plan(m, nc, &p);
+    nc->max_connections = resolved;
+    if (is_auto && resolved != m->cfg.max_connections)
+        log_notice("%s", why);
     if (p.kept[0])
         log_warn("%s changed: only a binary upgrade (SIGUSR2) or a restart applies it; keeping the old value",
                  p.kept);
@@ -293,6 +311,7 @@ void reload_run(struct master *m)
     apply_log(&m->cfg, nc);
     int capacity_moved = nc->max_connections != m->cfg.max_connections || p.new_generation;
     m->cfg = *nc;
+    m->max_conns_auto = is_auto;
     free(nc);
     master_log_chown(m); /* before workers hear of a new log_file */
     /* Old generations read the new hot settings too: they share the block. */

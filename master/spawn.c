@@ -179,51 +179,12 @@ static int64_t release_slot(struct master *m, int i)
     return lost;
 }
 
-static void add(shm_counter *to, shm_counter *from)
-{
-    shm_add(to, shm_get(from));
-}
-
-/* A freed slot's counters move into m->gone (so the status totals never
+/* A freed slot's counters move into shm->gone (so the status totals never
  * go backwards) and the slot is zeroed for its next worker. */
 static void free_slot(struct master *m, int i)
 {
-    struct worker_slot *s = &m->shm->slots[i], *g = &m->gone;
-    add(&g->accepted, &s->accepted);
-    add(&g->accept_errors, &s->accept_errors);
-    add(&g->handshakes, &s->handshakes);
-    for (int r = 0; r < HS_REJECT_MAX; r++)
-        add(&g->rejected[r], &s->rejected[r]);
-    add(&g->messages_in, &s->messages_in);
-    add(&g->messages_out, &s->messages_out);
-    add(&g->bytes_in, &s->bytes_in);
-    add(&g->bytes_out, &s->bytes_out);
-    add(&g->backpressure_closes, &s->backpressure_closes);
-    add(&g->pings_sent, &s->pings_sent);
-    add(&g->idle_closes, &s->idle_closes);
-    for (int c = 0; c < CLOSE_IDX_MAX; c++)
-        add(&g->closes[c], &s->closes[c]);
-    add(&g->publishes, &s->publishes); /* channels: gauges stay 0 */
-    add(&g->publish_rejected, &s->publish_rejected);
-    add(&g->deliveries, &s->deliveries);
-    add(&g->slow_drops, &s->slow_drops);
-    add(&g->slow_closes, &s->slow_closes);
-    add(&g->ring_missed, &s->ring_missed);
-    add(&g->limit_frame_size, &s->limit_frame_size);
-    add(&g->limit_message_size, &s->limit_message_size);
-    add(&g->limit_message_rate, &s->limit_message_rate);
-    add(&g->limit_byte_rate, &s->limit_byte_rate);
-    add(&g->broker_reconnects, &s->broker_reconnects);
-    add(&g->broker_lost, &s->broker_lost);
-    add(&g->redis_publishes, &s->redis_publishes);
-    add(&g->redis_received, &s->redis_received);
-    add(&g->pmd_negotiated, &s->pmd_negotiated); /* windows: a gauge, stays 0 */
-    add(&g->pmd_out_compressed, &s->pmd_out_compressed);
-    add(&g->pmd_out_plain, &s->pmd_out_plain);
-    add(&g->pmd_out_saved, &s->pmd_out_saved);
-    add(&g->pmd_deflates, &s->pmd_deflates);
-    add(&g->pmd_in_compressed, &s->pmd_in_compressed);
-    add(&g->pmd_in_saved, &s->pmd_in_saved);
+    struct worker_slot *s = &m->shm->slots[i];
+    shm_slot_fold(&m->shm->gone, s);
     memset(s, 0, sizeof *s); /* state WORKER_EMPTY, pid 0 */
     memset(&m->w[i], 0, sizeof m->w[i]);
 }
@@ -262,6 +223,7 @@ static void reaped(struct master *m, int i, int status)
     }
     schedule_respawn(m, i, now);
     m->worker_deaths++;
+    shm_add(&m->shm->worker_deaths, 1);
     log_error("worker %d (pid %d, generation %u) %s after %.1f s, %lld connections dropped;"
               " respawning in %lld ms",
               i, (int)pid, w->generation, how, (now - w->started_ms) / 1000.0, (long long)lost,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
@@ -233,7 +234,7 @@ static void json_upgrade(struct sbuf *b, const struct master *m)
  * "degraded" when only some are, else what they all are (down, connecting). */
 static void json_broker(struct sbuf *b, struct master *m)
 {
-    struct worker_slot *g = &m->gone;
+    struct worker_slot *g = &m->shm->gone;
     uint64_t reconnects = shm_get(&g->broker_reconnects), lost = shm_get(&g->broker_lost);
     uint64_t pubs = shm_get(&g->redis_publishes), recv = shm_get(&g->redis_received);
     int n = 0, connected = 0, worst = BROKER_STATE_LOCAL;
@@ -264,6 +265,22 @@ static void json_broker(struct sbuf *b, struct master *m)
         m->cfg.broker == BROKER_REDIS ? "redis" : "local", state, connected, reconnects, lost, pubs, recv);
 }
 
+/* What the server serves and reads: the addresses actually bound (port 0
+ * resolved), the file a reload re-reads, where the log goes. */
+static void json_where(struct sbuf *b, const struct master *m)
+{
+    sb_printf(b, "\"listen\":");
+    json_str(b, m->cur_socks[0] >= 0 && m->socks[m->cur_socks[0]].fd != -1 ? m->socks[m->cur_socks[0]].addr
+                                                                           : m->cfg.listen);
+    sb_printf(b, ",\"publish_listen\":");
+    json_str(b, m->cfg.publish_listen);
+    sb_printf(b, ",\"config_file\":");
+    json_str(b, m->conf_real);
+    sb_printf(b, ",\"log_file\":");
+    json_str(b, m->cfg.log_file);
+    sb_printf(b, ",\"max_connections_auto\":%d,", m->max_conns_auto);
+}
+
 static void json_snapshot(struct sbuf *b, struct master *m)
 {
     struct shm *shm = m->shm;
@@ -290,6 +307,7 @@ static void json_snapshot(struct sbuf *b, struct master *m)
         (int)shm->master_pid, (int64_t)time(NULL) - shm->start_time,
         (uint64_t)atomic_load(&shm->config_generation), total, m->cfg.max_connections, m->generation,
         m->switching, ndraining, draining, nsocks, m->migrate, shm_get(&shm->iptable_full), m->worker_deaths);
+    json_where(b, m);
     json_reload(b, &m->reload);
     json_broker(b, m);
     sb_printf(b,
@@ -299,7 +317,7 @@ static void json_snapshot(struct sbuf *b, struct master *m)
     json_upgrade(b, m);
     /* Counters of workers whose slots were freed, so sums never go back. */
     sb_printf(b, "\"exited_workers\":{");
-    json_counters(b, &m->gone);
+    json_counters(b, &m->shm->gone);
     sb_printf(b, "},\"workers\":[");
     for (int i = 0; i < SHM_MAX_WORKERS; i++) {
         if (m->w[i].role == SLOT_FREE)
@@ -404,28 +422,47 @@ int status_probe(const char *path)
     return 1;
 }
 
-int status_query(const char *path, FILE *out)
+int status_fetch(const char *path, char **out, size_t *outlen)
 {
-    char buf[65536];
     struct timeval tv = {5, 0};
+    struct sbuf b = {xmalloc(65536), 0, 65536};
     int fd = connect_to(path);
     if (fd == -1) {
         fprintf(stderr, "connect(%s) failed: %s: is wsmill running with this config?\n", path,
                 strerror(errno));
-        return 1;
+        free(b.p);
+        return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ssize_t n;
-    size_t total = 0;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
-        fwrite(buf, 1, (size_t)n, out);
-        total += (size_t)n;
+    for (;;) {
+        if (b.cap - b.len < 4096)
+            b.p = xrealloc(b.p, b.cap *= 2);
+        n = read(fd, b.p + b.len, b.cap - b.len - 1);
+        if (n <= 0)
+            break;
+        b.len += (size_t)n;
     }
     int e = errno;
     close(fd);
-    if (n == -1 || total == 0) {
+    if (n == -1 || b.len == 0) {
         fprintf(stderr, "read(%s) failed: %s\n", path, n == -1 ? strerror(e) : "empty answer");
-        return 1;
+        free(b.p);
+        return -1;
     }
+    b.p[b.len] = '\0';
+    *out = b.p;
+    *outlen = b.len;
+    return 0;
+}
+
+int status_query(const char *path, FILE *out)
+{
+    char *buf;
+    size_t len;
+    if (status_fetch(path, &buf, &len) == -1)
+        return 1;
+    fwrite(buf, 1, len, out);
+    free(buf);
     return fflush(out) == 0 ? 0 : 1;
 }

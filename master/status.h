@@ -29,6 +29,11 @@ void status_close(int lfd, const char *path);
  * 1 after printing why to stderr. */
 int status_query(const char *path, FILE *out);
 
+/* Client: reads the snapshot into *out (NUL-terminated, the caller frees
+ * it) and its length into *outlen. Returns 0, or -1 after printing why to
+ * stderr. */
+int status_fetch(const char *path, char **out, size_t *outlen);
+
 /* 1 when a process accepts connections on path (a live master). */
 int status_probe(const char *path);
 

@@ -11,6 +11,9 @@
 # the network namespace it runs in (NETNS=name, default wsmill-bench; see
 # docs/tuning.md). Knobs: HOLD, RATE, PER_SRC, TIMEOUT, CONN_TIMEOUT,
 # MAX_PENDING, EXTRA_CONF="key = value;key = value" (added to the server config).
+# PLAN=1: the server runs on the shipped conf/wsmill.conf plus only the lines
+# `wsmill check --plan N --memory MEM --cores C --nofile HARD --local-clients`
+# prints for this box (workers, limits, keepalive); the result records both.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -20,5 +23,6 @@ build_release
 # Host-wide settings only: the port range and the other per-namespace ones
 # are applied inside the benchmark's own network namespace, so that widening
 # the client port range cannot hand port 8080 to some unrelated client.
-scripts/tune-kernel.sh --connections "$((2 * ${MAX_N:-1000000}))" --apply >/dev/null
+# Say what this run changes on the host (a setting is never lowered).
+scripts/tune-kernel.sh --connections "$((2 * ${MAX_N:-1000000}))" --apply | grep -E '^(changed|# could not)' || true
 exec /usr/bin/python3 scripts/bench_connections.py "$@"

@@ -28,5 +28,6 @@ cd "$ROOT"
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 util-linux
 case " $* " in *" --perf "*) ensure_packages linux-perf ;; esac
 build_release
-scripts/tune-kernel.sh --connections 200000 --local-clients --apply >/dev/null
+# Say what this run changes on the host (a setting is never lowered).
+scripts/tune-kernel.sh --connections 200000 --local-clients --apply | grep -E '^(changed|# could not)' || true
 exec /usr/bin/python3 scripts/bench_fanout.py "$@"

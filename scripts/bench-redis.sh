@@ -16,5 +16,6 @@ cd "$ROOT"
 . scripts/deps.sh
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 redis-server
 build_release
-scripts/tune-kernel.sh --connections 20000 --local-clients --apply >/dev/null
+# Say what this run changes on the host (a setting is never lowered).
+scripts/tune-kernel.sh --connections 20000 --local-clients --apply | grep -E '^(changed|# could not)' || true
 exec /usr/bin/python3 scripts/bench_redis.py "$@"

@@ -43,8 +43,11 @@ def netns_setup(name, sockets):
         f.write("0")
     subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
     tune = os.path.join(ROOT, "scripts", "tune-kernel.sh")
-    subprocess.run(["ip", "netns", "exec", name, tune, "--connections", str(sockets // 2), "--local-clients",
-                    "--apply"], stdout=subprocess.DEVNULL, check=False)
+    out = subprocess.run(["ip", "netns", "exec", name, tune, "--connections", str(sockets // 2), "--local-clients",
+                          "--apply"], stdout=subprocess.PIPE, text=True, check=False).stdout
+    for line in out.splitlines():  # what the run changed (inside its namespace)
+        if line.startswith(("changed", "# could not")):
+            print(f"netns {name}: {line}", flush=True)
     return buckets
 
 
@@ -68,13 +71,25 @@ def status(path):
     return json.loads(data)
 
 
+def conf_keys(text):
+    """The keys `key = value` lines of a config text set."""
+    return [ln.split("=", 1)[0].strip() for ln in text.splitlines() if "=" in ln and not ln.lstrip().startswith(("#", ";"))]
+
+
+def base_without(path, keys):
+    """A config file's text without the lines setting keys (each key may
+    appear once: what the benchmark sets replaces the file's value)."""
+    with open(path) as f:
+        return "".join(ln for ln in f if not conf_keys(ln) or conf_keys(ln)[0] not in keys)
+
+
 class Wsmill:
     """A wsmill master started on a temp config; `taskset` pins it.
     publish=True also opens the HTTP publish API on a free port (pub_url).
     bench_limits=False keeps the server's default max_connections and
     per-address limits (the soak wants them on) instead of lifting them."""
 
-    def __init__(self, workers, extra="", cpus=None, publish=False, bench_limits=True):
+    def __init__(self, workers, extra="", cpus=None, publish=False, bench_limits=True, base_conf=None):
         self.dir = tempfile.mkdtemp(prefix="wsmill-bench-")
         self.port = free_port()
         self.pub_port = free_port() if publish else None
@@ -88,6 +103,9 @@ class Wsmill:
             if bench_limits:
                 f.write("max_connections = 2000000\nmax_connections_per_ip = 0\nmax_handshakes_per_ip = 0\n")
             f.write(extra)
+            if base_conf:
+                f.write("\n" + base_without(base_conf, ["listen", "workers", "status_socket", "pid_file", "log_file",
+                                                        "publish_listen"] + conf_keys(extra)))
         cmd = [BIN, "-c", conf]
         if cpus is not None:
             cmd = ["taskset", "-c", cpus] + cmd

@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """The measuring half of bench-connections.sh (see there)."""
-import json, os, subprocess, sys, time
+import json, os, re, resource, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common  # noqa: E402
-from bench_common import LOAD, ROOT, Wsmill, in_netns, shown, status  # noqa: E402
+from bench_common import BIN, LOAD, ROOT, Wsmill, in_netns, shown, status  # noqa: E402
 
 HOLD = int(os.environ.get("HOLD", "60"))
 RATE = int(os.environ.get("RATE", "12000"))
 PER_WORKER = 19000
+SHIPPED = os.path.join(ROOT, "conf", "wsmill.conf")
 
 
 def proc_kib(pid, field):
@@ -51,12 +52,39 @@ def sample(st_path):
     }
 
 
+def plan_for(n):
+    """PLAN=1: what `wsmill check --plan` prints for N connections on this
+    box (its memory, cores and hard open-file limit, clients on it too).
+    Returns the command and its `key = value` lines."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    cmd = [BIN, "check", "--plan", str(n), "--memory", f"{meminfo_kib('MemTotal')}k", "--cores",
+           str(os.cpu_count()), "--local-clients", "-c", SHIPPED]
+    if hard != resource.RLIM_INFINITY:
+        cmd[-3:-3] = ["--nofile", str(hard)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return shown(cmd), [ln for ln in out.splitlines() if re.match(r"^[a-z_]+ = ", ln)]
+
+
+def start_server(n):
+    """The server for n connections: the benchmark's own settings, or with
+    PLAN=1 the shipped conf/wsmill.conf plus only what the plan prints."""
+    extra = os.environ.get("EXTRA_CONF", "").replace(";", "\n") + "\n"
+    if os.environ.get("PLAN"):
+        cmd, lines = plan_for(n)
+        print("+ " + cmd + "\n  " + "\n  ".join(lines), file=sys.stderr, flush=True)
+        workers = int(next(ln for ln in lines if ln.startswith("workers = ")).split(" = ")[1])
+        rest = "\n".join(ln for ln in lines if not ln.startswith("workers = ")) + "\n"
+        return Wsmill(workers, extra=rest + extra, bench_limits=False, base_conf=SHIPPED), {"plan": cmd,
+                                                                                             "plan_lines": lines}
+    workers = int(os.environ.get("WORKERS", "0")) or max(2, -(-n // PER_WORKER))
+    return Wsmill(workers, extra="handshake_timeout = 30s\n" + extra), {}
+
+
 def run_one(n, load_args=(), verify=None):
     """Holds n connections; load_args go to wsmill-load (e.g. --deflate),
     verify is how many echo once (default min(1000, n))."""
-    workers = int(os.environ.get("WORKERS", "0")) or max(2, -(-n // PER_WORKER))
-
-    srv = Wsmill(workers, extra="handshake_timeout = 30s\n" + os.environ.get("EXTRA_CONF", "").replace(";", "\n") + "\n")
+    srv, plan = start_server(n)
+    workers = len(srv.status()["workers"])
     st_path = srv.status_path
     try:
         # Warm-up: fault in each worker's code paths once (not per connection).
@@ -119,6 +147,7 @@ def run_one(n, load_args=(), verify=None):
             "before": before,
             "holding": held,
             "load_exit": load.returncode,
+            **plan,
         }
     finally:
         srv.stop()

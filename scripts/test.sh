@@ -13,7 +13,8 @@ cd "$ROOT"
 . scripts/deps.sh
 
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-websockets python3-pytest clang-format redis-server \
-    clang libclang-rt-14-dev chromium chromium-driver python3-selenium
+    prometheus chromium chromium-driver python3-selenium \
+    clang libclang-rt-14-dev systemd
 
 PY=/usr/bin/python3
 passed=0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # wsmill.sh: build and drive a wsmill server.
 #   wsmill.sh run|start|stop|reload|upgrade|status|check [-c FILE]
+#   wsmill.sh status [-c FILE | -s SOCKET] [--json] [--interval SECONDS]
 # FILE defaults to conf/wsmill.conf in the repository. Settings (pid_file,
 # log_file, drain_timeout) are asked from the binary (`wsmill get KEY`), so
 # this script never re-implements the config defaults.
@@ -21,17 +22,25 @@ usage() {
     cat <<EOF
 usage: $(basename "$0") COMMAND [-c FILE]
   run     build if needed, then run the server in the foreground
-  start   build if needed, start in the background, wait until it answers
+  start   build if needed, start in the background, wait until it answers;
+          print its pid, the addresses it serves and where its log goes
   stop    graceful stop (SIGTERM), wait for the master to exit
   reload  SIGHUP, wait until the new configuration (and, when workers or
           listen changed, the new generation of workers) serves; print what
-          changed and what the old generation still drains
+          changed and what the old generation still drains. The master
+          re-reads the file it was started with: -c naming another file is
+          refused, saying which file that is
   upgrade build, then replace the running binary without dropping a
           connection: SIGUSR2, wait until the new master serves, then
           SIGWINCH to the old one (WSMILL_NO_BUILD=1 skips the build)
-  status  print the running server's JSON status
+  status  a summary of the running server (connections, workers, rates over
+          --interval seconds, default 1, rejections, closes, broker, last
+          reload); --json: the status socket's JSON; -s SOCKET: ask that
+          socket, no config needed; works while FILE has an error
   check   build if needed, validate FILE and report whether max_connections fits
-          (and, with broker = redis, whether Redis answers: exit 3 if not)
+          (and, with broker = redis, whether Redis answers: exit 3 if not);
+          check --plan N --memory SIZE --cores C [--nofile H] [--local-clients]:
+          what another box needs for N connections (docs/tuning.md)
 FILE defaults to conf/wsmill.conf in the repository ($ROOT).
 Reload and upgrade in detail: docs/reload.md.
 EOF
@@ -71,7 +80,7 @@ seconds() {
 }
 
 status_json() {
-    "$BIN" status -c "$CONF" 2>/dev/null
+    "$BIN" status --json -c "$CONF" 2>/dev/null
 }
 
 # These read the status JSON (one line) with sed: KEY must be unique in
@@ -139,8 +148,8 @@ cmd_start() {
     setsid nohup "$BIN" -c "$CONF" >>"$out" 2>&1 </dev/null &
     pid=$!
     for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-        if status_json >/dev/null; then
-            echo "wsmill started: pid $(status_json | json_int master_pid)"
+        if ST=$(status_json); then
+            started_message "$out"
             return 0
         fi
         if ! alive "$pid"; then
@@ -151,6 +160,25 @@ cmd_start() {
     done
     show_log_tail
     die "status socket did not answer within ${START_TIMEOUT}s (pid $pid)"
+}
+
+# What `start` prints once the status socket answers ($ST): the pid, the
+# addresses as bound, and where the log goes.
+started_message() {
+    local log publish
+    log=$(json_str log_file <<<"$ST")
+    publish=$(json_str publish_listen <<<"$ST")
+    echo "wsmill started: pid $(json_int master_pid <<<"$ST")"
+    echo "  WebSocket    ws://$(json_str listen <<<"$ST")/echo, ws://$(json_str listen <<<"$ST")/ch/NAME"
+    if [[ -n $publish ]]; then
+        echo "  publish API  http://$publish/pub/NAME"
+    else
+        echo "  publish API  off (publish_listen is empty)"
+    fi
+    echo "  log          ${log:-$1}"
+    echo "  capacity     max_connections $(json_int max_connections <<<"$ST")$(
+        [[ $(json_int max_connections_auto <<<"$ST") == 1 ]] && echo " (auto: what the open-file limit and memory allow)")"
+    echo "  status       $0 status -c $CONF"
 }
 
 # A master that exited but was not reaped yet (a zombie) counts as gone.
@@ -203,6 +231,19 @@ reload_serving() {
     [[ $(json_obj last_reload <<<"$ST" | json_int serving) == 1 ]]
 }
 
+# A reload re-reads the file the master was started with; refuse when -c
+# names another one instead of printing "changed: nothing".
+same_config_file() {
+    local theirs mine
+    theirs=$(json_str config_file <<<"$ST")
+    mine=$(realpath -e "$CONF")
+    [[ -z $theirs || $theirs == "$mine" ]] && return 0
+    echo "wsmill.sh: not reloading: the running master (pid $(json_int master_pid <<<"$ST")) reads $theirs," >&2
+    echo "  not $mine; SIGHUP makes it re-read its own file. Edit that file and reload," >&2
+    echo "  or stop it and start with -c $mine (or run a second server with its own listen, pid_file, status_socket)." >&2
+    return 1
+}
+
 cmd_reload() {
     need_bin
     local pid r gen
@@ -210,6 +251,7 @@ cmd_reload() {
     get pid_file >/dev/null || die "not reloading: fix $CONF first"
     pid=$(master_pid) || die "not running"
     ST=$(status_json) || die "the status socket does not answer"
+    same_config_file || exit 1
     SEQ_BEFORE=$(json_obj last_reload <<<"$ST" | json_int seq)
     [[ -n $SEQ_BEFORE ]] || die "the status socket does not report reloads (an older wsmill?)"
     kill -HUP "$pid"
@@ -285,7 +327,7 @@ cmd_upgrade() {
     fi
     kill -WINCH "$OLD_PID"
     sleep 0.2 # let it retire before we ask what it still holds
-    old_status=$("$BIN" status --oldbin -c "$CONF" 2>/dev/null | json_top) || old_status=""
+    old_status=$("$BIN" status --json --oldbin -c "$CONF" 2>/dev/null | json_top) || old_status=""
     echo "wsmill upgraded: new master pid $NEW_PID serving with" \
         "$(grep -o '"state":"active"' <<<"$ST" | wc -l) workers ($(json_obj upgrade <<<"$ST" | json_str binary))"
     echo "old master pid $OLD_PID: retiring its workers, draining" \
@@ -295,18 +337,47 @@ cmd_upgrade() {
 
 cmd_status() {
     need_bin
-    exec "$BIN" status -c "$CONF"
+    if [[ -n $STATUS_SOCK ]]; then
+        exec "$BIN" status -s "$STATUS_SOCK" "${STATUS_ARGS[@]}"
+    fi
+    exec "$BIN" status -c "$CONF" "${STATUS_ARGS[@]}"
 }
 
 cmd_check() {
     ensure_built
-    exec "$BIN" check -c "$CONF"
+    exec "$BIN" check -c "$CONF" "${CHECK_ARGS[@]}"
 }
 
 main() {
     local cmd="" conf=""
+    STATUS_ARGS=()
+    STATUS_SOCK=""
+    CHECK_ARGS=()
     while (($#)); do
         case $1 in
+        -s)
+            (($# >= 2)) || die "-s needs a SOCKET"
+            STATUS_SOCK=$2
+            shift 2
+            ;;
+        --json)
+            STATUS_ARGS+=("$1")
+            shift
+            ;;
+        --plan | --memory | --cores | --nofile)
+            (($# >= 2)) || die "$1 needs a value"
+            CHECK_ARGS+=("$1" "$2")
+            shift 2
+            ;;
+        --local-clients)
+            CHECK_ARGS+=("$1")
+            shift
+            ;;
+        --interval)
+            (($# >= 2)) || die "--interval needs SECONDS"
+            STATUS_ARGS+=("$1" "$2")
+            shift 2
+            ;;
         -c)
             (($# >= 2)) || die "-c needs a FILE"
             conf=$2
@@ -328,11 +399,19 @@ main() {
         esac
     done
     [[ -n $cmd ]] || { usage >&2; exit 1; }
+    if [[ $cmd != status && (-n $STATUS_SOCK || ${#STATUS_ARGS[@]} -gt 0) ]]; then
+        die "-s, --json and --interval are options of status"
+    fi
+    if [[ $cmd != check && ${#CHECK_ARGS[@]} -gt 0 ]]; then
+        die "--plan, --memory, --cores, --nofile and --local-clients are options of check"
+    fi
     if [[ -n $conf ]]; then
         [[ $conf == /* ]] || conf=$PWD/$conf
         CONF=$conf
     fi
-    [[ -r $CONF ]] || die "cannot read $CONF"
+    if [[ $cmd != status || -z $STATUS_SOCK ]]; then
+        [[ -r $CONF ]] || die "cannot read $CONF"
+    fi
     # Relative paths inside the file resolve against the repository root,
     # whatever directory this script was called from.
     cd "$ROOT"

@@ -9,6 +9,7 @@
 struct shbuf {
     uint32_t refs;
     uint32_t len;
+    uint64_t published_ns; /* mono_ns() at publish (ring), 0 when unknown (broker) */
     /* Its permessage-deflate twin (conn/pmd.c), built on first need and
      * shared by every deflate subscriber: NULL = not built yet, the frame
      * itself = it does not compress (not a reference). */

@@ -76,7 +76,7 @@ struct worker {
     /* permessage-deflate (conn/pmd.c) */
     struct pmd_codec *pmd; /* the worker's zlib streams */
     void *pmd_wins;        /* descriptor-indexed client windows (pmd.c) */
-    /* the publish API (pubapi.c) */
+    /* the HTTP service on publish_listen (http/listener.c) */
     void *pubapi;
 };
 

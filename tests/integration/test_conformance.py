@@ -17,8 +17,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also under --import-mode=importlib
 from conformance_cases import KOSME, UTF8_CASES, first_invalid_byte, is_valid_utf8
-from wsraw_conf import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-                        WSConn, build_frame, close_payload)
+from rawws import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, build_frame, close_payload,
+                   open_ws)
 
 
 def _load_conftest():
@@ -817,7 +817,7 @@ def _(c):
 
 def _connect(server, deflate=False):
     ext = "permessage-deflate; client_max_window_bits" if deflate else None
-    c = WSConn("127.0.0.1", server.port, "/echo", timeout=TIMEOUT, extensions=ext)
+    c = open_ws(server.port, "/echo", timeout=TIMEOUT, extensions=ext)
     assert bool(c.pmd) == deflate
     return c
 
@@ -839,7 +839,7 @@ def _(c):
 def test_case(srv, cid, deflate):
     """Every case, also with permessage-deflate negotiated: the client sends
     uncompressed messages (allowed per message) and inflates the server's
-    compressed echoes (wsraw_conf checks them)."""
+    compressed echoes (rawws checks them)."""
     c = _connect(srv, deflate)
     try:
         (DEFLATE_CASES if deflate else CASES)[cid](c)

@@ -23,7 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmd_client import offer, parse_answer  # noqa: E402
-from wsraw_conf import OP_BINARY, OP_TEXT, WSConn  # noqa: E402
+from rawws import OP_BINARY, OP_TEXT, open_ws  # noqa: E402
 
 
 def _load_conftest():
@@ -105,7 +105,7 @@ CASES12 = [(k, i + 1, n, frag) for k in range(1, 6) for i, (n, frag) in enumerat
 
 @pytest.mark.parametrize("kind,num,n,frag", CASES12, ids=[f"12.{k}.{i}" for k, i, _, _ in CASES12])
 def test_12(srv, kind, num, n, frag):
-    c = WSConn("127.0.0.1", srv.port, "/echo", timeout=TIMEOUT, extensions=offer(client_bits=True))
+    c = open_ws(srv.port, "/echo", timeout=TIMEOUT, extensions=offer(client_bits=True))
     try:
         assert c.pmd, "permessage-deflate not accepted"
         assert c.pmd.client_bits == 10, c.pmd.params
@@ -142,7 +142,7 @@ SIZES13 = [16, 64, 256, 1024, 4096, 32768, 131072]
 @pytest.mark.parametrize("cb,nct,sb", CASES13, ids=[_id13(*c) for c in CASES13])
 def test_13(srv, cb, nct, sb):
     o = offer(client_bits=cb, client_nct=nct, server_bits=sb)
-    c = WSConn("127.0.0.1", srv.port, "/echo", timeout=TIMEOUT, extensions=o)
+    c = open_ws(srv.port, "/echo", timeout=TIMEOUT, extensions=o)
     try:
         p = c.pmd
         assert p, f"offer {o!r} not accepted"
@@ -183,7 +183,7 @@ MULTI = {
 @pytest.mark.parametrize("cid", sorted(MULTI))
 def test_13_multi(srv, cid):
     o, want = MULTI[cid]
-    c = WSConn("127.0.0.1", srv.port, "/echo", timeout=TIMEOUT, extensions=o)
+    c = open_ws(srv.port, "/echo", timeout=TIMEOUT, extensions=o)
     try:
         assert c.pmd
         got = dict(c.pmd.params)

@@ -18,7 +18,7 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmd_client import offer  # noqa: E402
 from test_channels import http_post  # noqa: E402
-from wsraw_conf import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, WSConn, build_frame  # noqa: E402
+from rawws import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, build_frame, open_ws  # noqa: E402
 
 
 def deflate(srv, key):
@@ -125,7 +125,7 @@ def test_client_publish_compressed(server_factory):
 
 
 def raw(srv, ext=offer(client_bits=True)):
-    return WSConn("127.0.0.1", srv.port, "/echo", timeout=10, extensions=ext)
+    return open_ws(srv.port, "/echo", timeout=10, extensions=ext)
 
 
 def expect_close(c, code):
@@ -207,7 +207,7 @@ def test_malformed_offer_400(server):
 def test_refused_offers_then_plain(server):
     """Every offer refused (unknown parameter, window out of range): the
     connection opens without the extension, and RSV1 is then 1002."""
-    c = WSConn("127.0.0.1", server.port, "/echo", timeout=10,
+    c = open_ws(server.port, "/echo", timeout=10,
                extensions="permessage-deflate; foo, permessage-deflate; server_max_window_bits=16")
     try:
         assert c.pmd is None

@@ -125,7 +125,7 @@ static void test_defaults(void)
         int r = config_set(&d, keys[i].name, keys[i].dflt, err, sizeof(err));
         ok(r == 0 && same_value(&c, &d, &keys[i]), "default %s = '%s' sets and matches", keys[i].name,
            keys[i].dflt);
-        if (is_numeric(&keys[i]) && keys[i].type != CONFIG_WORKERS)
+        if (is_numeric(&keys[i]) && keys[i].type != CONFIG_AUTO_COUNT)
             ok(*num(&c, &keys[i]) >= keys[i].min && *num(&c, &keys[i]) <= keys[i].max,
                "default %s within [%lld, %lld]", keys[i].name, (long long)keys[i].min,
                (long long)keys[i].max);
@@ -149,7 +149,7 @@ static void test_round_trips(void)
             round_trip(k, "[::1]:8080");
             round_trip(k, "0.0.0.0:65535");
             break;
-        case CONFIG_WORKERS:
+        case CONFIG_AUTO_COUNT:
             round_trip(k, "auto");
             round_trip(k, "1");
             write_stored(k, k->max, v, sizeof(v));
@@ -269,6 +269,39 @@ static void test_units(void)
                (long long)k->max);
         }
     }
+}
+
+/* Issue 18: one rule for size suffixes. Every spelling of 16 MiB means the
+ * same bytes; what is not k/m/g (+ b or ib) is refused. */
+static void test_size_suffixes(void)
+{
+    static const char *same[] = {"16M", "16m", "16MB", "16mb", "16 M", "16MiB", "16mib", "16 MiB", "16Mib"};
+    static const char *kib[] = {"4k", "4K", "4kB", "4KB", "4KiB", "4 kib"};
+    static const char *bad[] = {"16Mi", "16MiBs", "16 MB B", "16iB", "16Bi", "16T", "16TiB", "16 bytes"};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        int rc;
+        int64_t got = set_get("max_message_size", same[i], &rc);
+        ok(rc == 0 && got == 16 << 20, "max_message_size = '%s' -> 16 MiB (got %lld, rc %d)", same[i],
+           (long long)got, rc);
+    }
+    for (size_t i = 0; i < sizeof(kib) / sizeof(kib[0]); i++) {
+        int rc;
+        int64_t got = set_get("max_header_size", kib[i], &rc);
+        ok(rc == 0 && got == 4096, "max_header_size = '%s' -> 4096 (got %lld, rc %d)", kib[i], (long long)got,
+           rc);
+    }
+    int rc;
+    int64_t got = set_get("ring_size", "1GiB", &rc);
+    ok(rc == 0 && got == 1LL << 30, "ring_size = 1GiB -> 2^30 (got %lld)", (long long)got);
+    got = set_get("max_message_size", "100b", &rc);
+    ok(rc == 0 && got == 100, "max_message_size = 100b -> 100 bytes (got %lld)", (long long)got);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        refuse("max_message_size", bad[i], "not one of k/m/g (+b or ib)");
+    struct config c;
+    char err[512] = "";
+    config_defaults(&c);
+    config_set(&c, "max_message_size", "16Mi", err, sizeof(err));
+    ok(strstr(err, "KiB") != NULL, "the refusal names the accepted suffixes: '%s'", err);
 }
 
 static void test_refusals(void)
@@ -475,7 +508,7 @@ static void other_value(const struct config_key *k, const struct config *d, char
 {
     switch (k->type) {
     case CONFIG_LISTEN: snprintf(v, len, "127.0.0.9:9999"); break;
-    case CONFIG_WORKERS: snprintf(v, len, "%s", *num((struct config *)d, k) == 2 ? "3" : "2"); break;
+    case CONFIG_AUTO_COUNT: snprintf(v, len, "%s", *num((struct config *)d, k) == 2 ? "3" : "2"); break;
     case CONFIG_LOGLEVEL: snprintf(v, len, "%s", *num((struct config *)d, k) == 0 ? "crit" : "debug"); break;
     case CONFIG_BOOL: snprintf(v, len, "%s", *num((struct config *)d, k) ? "off" : "on"); break;
     case CONFIG_CHOICE: choice_word(k, *num((struct config *)d, k) == 0 ? 1 : 0, v, len); break;
@@ -566,18 +599,18 @@ static void test_doc(void)
     char *doc = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&doc, &len);
-    config_write_doc(f);
+    config_doc_write(f);
     fclose(f);
     size_t n;
     const struct config_key *keys = config_keys(&n);
     int missing = 0;
     for (size_t i = 0; i < n; i++) {
         if (!strstr(doc, keys[i].name) || !strstr(doc, keys[i].doc)) {
-            diag("config_write_doc lacks %s or its doc line", keys[i].name);
+            diag("config_doc_write lacks %s or its doc line", keys[i].name);
             missing++;
         }
     }
-    ok(len > 0 && missing == 0, "config_write_doc names every key with its doc (%zu bytes)", len);
+    ok(len > 0 && missing == 0, "config_doc_write names every key with its doc (%zu bytes)", len);
     free(doc);
 }
 
@@ -612,6 +645,7 @@ int main(void)
     test_round_trips();
     test_units();
     test_refusals();
+    test_size_suffixes();
     test_load();
     test_validate();
     test_diff();

@@ -7,9 +7,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../../common/clock.h"
 #include "../../common/handshake.h"
+#include "../../common/http_hdr.h"
 #include "../../common/jwt.h"
 #include "../../common/log.h"
+#include "../http/metrics.h"
 #include "conn.h"
 #include "endpoint.h"
 #include "limits.h"
@@ -18,7 +21,7 @@
 #include "upgrade.h"
 
 enum hdr_id {
-    HDR_OTHER,
+    HDR_OTHER = HTTP_HDR_OTHER,
     HDR_HOST,
     HDR_UPGRADE,
     HDR_CONNECTION,
@@ -29,7 +32,6 @@ enum hdr_id {
     HDR_EXTENSIONS
 };
 
-#define FIELD_MAX  32
 #define VALUE_MAX  HS_ORIGIN_MAX        /* longest value we keep (Origin); longer ones are truncated */
 #define URL_INLINE 48                   /* "/echo", "/ch/room-42": no allocation */
 #define AUTH_MAX   (JWT_TOKEN_MAX + 16) /* "Bearer " + a token */
@@ -39,9 +41,8 @@ struct hs_state {
     struct hs_request req;
     size_t bytes; /* request bytes seen, against max_header_size */
     int headers_done;
-    int in_value; /* last callback was a header value */
-    char field[FIELD_MAX];
-    size_t field_len; /* may exceed FIELD_MAX: then it is no header we want */
+    struct http_hdr hh; /* the header being read (common/http_hdr.h) */
+    uint64_t began_ns;  /* accepted (mono_ns): the handshake time goes to /metrics */
     char value[VALUE_MAX];
     size_t value_len;        /* may exceed VALUE_MAX: truncated */
     char *url;               /* url_inline, or a heap buffer for long /ch/ lists */
@@ -49,8 +50,7 @@ struct hs_state {
     char url_inline[URL_INLINE];
     const char *path; /* after headers: url without the query string */
     size_t path_len;
-    enum hdr_id cur; /* header whose value is arriving */
-    char *auth;      /* Authorization value (a token can be long); malloc'd */
+    char *auth; /* Authorization value (a token can be long); malloc'd */
     size_t auth_len;
     /* permessage-deflate: the first acceptable offer (pmd.h) */
     int pmd_pref;   /* deflate_client_window_bits, or 0 when permessage_deflate is off */
@@ -67,13 +67,14 @@ void *upgrade_state_new(void)
     hs->parser.data = hs;
     hs_request_init(&hs->req);
     hs->bytes = 0;
-    hs->headers_done = hs->in_value = 0;
-    hs->field_len = hs->value_len = hs->url_len = 0;
+    hs->headers_done = 0;
+    http_hdr_init(&hs->hh);
+    hs->began_ns = mono_ns();
+    hs->value_len = hs->url_len = 0;
     hs->url = hs->url_inline;
     hs->url_cap = URL_INLINE;
     hs->path = NULL;
     hs->path_len = 0;
-    hs->cur = HDR_OTHER;
     hs->auth = NULL;
     hs->auth_len = 0;
     hs->pmd_pref = 0;
@@ -90,37 +91,16 @@ void upgrade_state_free(void *p)
     free(hs);
 }
 
-static void append(char *buf, size_t cap, size_t *len, const char *at, size_t n)
-{
-    if (*len < cap) {
-        size_t room = cap - *len;
-        memcpy(buf + *len, at, n < room ? n : room);
-    }
-    *len += n;
-}
-
-static enum hdr_id header_id(const struct hs_state *hs)
-{
-    static const struct {
-        const char *name;
-        enum hdr_id id;
-    } known[] = {
-        {"host", HDR_HOST},
-        {"upgrade", HDR_UPGRADE},
-        {"connection", HDR_CONNECTION},
-        {"sec-websocket-key", HDR_KEY},
-        {"sec-websocket-version", HDR_VERSION},
-        {"origin", HDR_ORIGIN},
-        {"authorization", HDR_AUTH},
-        {"sec-websocket-extensions", HDR_EXTENSIONS},
-    };
-    if (hs->field_len >= FIELD_MAX)
-        return HDR_OTHER;
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (strlen(known[i].name) == hs->field_len && !strncasecmp(known[i].name, hs->field, hs->field_len))
-            return known[i].id;
-    return HDR_OTHER;
-}
+static const struct http_hdr_name known[] = {
+    {"host", HDR_HOST},
+    {"upgrade", HDR_UPGRADE},
+    {"connection", HDR_CONNECTION},
+    {"sec-websocket-key", HDR_KEY},
+    {"sec-websocket-version", HDR_VERSION},
+    {"origin", HDR_ORIGIN},
+    {"authorization", HDR_AUTH},
+    {"sec-websocket-extensions", HDR_EXTENSIONS},
+};
 
 /* One Sec-WebSocket-Extensions header: the offers in it, until one is
  * accepted. A value longer than we keep is read up to its last whole
@@ -137,12 +117,12 @@ static void extensions(struct hs_state *hs, const char *v, size_t vl)
 }
 
 /* A header (name and whole value) is complete: record what it says. */
-static void header_done(struct hs_state *hs)
+static void header_done(struct hs_state *hs, int id)
 {
     struct hs_request *r = &hs->req;
     size_t vl = hs->value_len < VALUE_MAX ? hs->value_len : VALUE_MAX;
     const char *v = hs->value;
-    switch (header_id(hs)) {
+    switch (id) {
     case HDR_HOST: r->has_host = 1; break;
     case HDR_UPGRADE: r->upgrade_websocket |= hs_header_has_token(v, vl, "websocket"); break;
     case HDR_CONNECTION: r->connection_upgrade |= hs_header_has_token(v, vl, "upgrade"); break;
@@ -168,7 +148,7 @@ static void header_done(struct hs_state *hs)
     case HDR_EXTENSIONS: extensions(hs, v, vl); break;
     default: break;
     }
-    hs->field_len = hs->value_len = 0;
+    hs->value_len = 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t n)
@@ -186,46 +166,39 @@ static int on_url(http_parser *p, const char *at, size_t n)
         hs->url = u;
         hs->url_cap = cap;
     }
-    append(hs->url, hs->url_cap, &hs->url_len, at, n);
+    http_hdr_append(hs->url, hs->url_cap, &hs->url_len, at, n);
     return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     struct hs_state *hs = p->data;
-    if (hs->in_value) {
-        header_done(hs);
-        hs->in_value = 0;
-        hs->cur = HDR_OTHER;
-    }
-    append(hs->field, FIELD_MAX, &hs->field_len, at, n);
+    int done = http_hdr_field(&hs->hh, at, n);
+    if (done != HTTP_HDR_NONE)
+        header_done(hs, done);
     return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct hs_state *hs = p->data;
-    if (!hs->in_value)
-        hs->cur = header_id(hs);
-    hs->in_value = 1;
-    if (hs->cur == HDR_AUTH) {
+    if (http_hdr_value(&hs->hh, known, sizeof(known) / sizeof(known[0])) == HDR_AUTH) {
         /* Kept whole (up to a token's maximum) and only this one. */
         if (!hs->auth && !(hs->auth = malloc(AUTH_MAX)))
             return -1;
-        append(hs->auth, AUTH_MAX, &hs->auth_len, at, n);
+        http_hdr_append(hs->auth, AUTH_MAX, &hs->auth_len, at, n);
         return 0;
     }
-    append(hs->value, VALUE_MAX, &hs->value_len, at, n);
+    http_hdr_append(hs->value, VALUE_MAX, &hs->value_len, at, n);
     return 0;
 }
 
 static int on_headers_complete(http_parser *p)
 {
     struct hs_state *hs = p->data;
-    if (hs->in_value)
-        header_done(hs);
-    hs->in_value = 0;
-    hs->cur = HDR_OTHER;
+    int done = http_hdr_end(&hs->hh);
+    if (done != HTTP_HDR_NONE)
+        header_done(hs, done);
     hs->headers_done = 1;
     hs->req.method_get = p->method == HTTP_GET;
     hs->req.http_major = p->http_major;
@@ -395,6 +368,7 @@ static void decide(struct conn *c, struct hs_state *hs)
     c->endpoint = (uint8_t)idx;
     shm_add(&w->slot->connections, 1);
     shm_add(&w->slot->handshakes, 1);
+    metrics_observe_handshake(w, hs->began_ns);
     if (ep->open && ep->open(c, rest, rest_len) == -1) {
         conn_drop(c, 0); /* only out of memory gets here (the path was checked above) */
         return;

@@ -36,6 +36,7 @@
 #include "../conn/output.h"
 #include "../conn/pmd.h"
 #include "channel.h"
+#include "../http/metrics.h"
 
 #define STEP_WRITES      256         /* writes per step between event-loop turns */
 #define STEP_VISITS      8192        /* visits per step (up-to-date ones cost no syscall) */
@@ -227,6 +228,7 @@ static void pass_end(struct worker *w, struct channel *ch)
     shm_add(&w->slot->fanout_passes, 1);
     shm_add(&w->slot->fanout_pass_us, us);
     atomic_store_explicit(&w->slot->fanout_pass_last_us, us, memory_order_relaxed);
+    metrics_observe_pass(w, us, ch->log, ch->log_cap, ch->tail, ch->pass_start);
     log_trim(w, ch, ch->pass_start);
     if (ch->head != ch->pass_start && ch->nsubs) {
         activate(w, ch); /* at the end of the list: channels take turns */
@@ -271,6 +273,7 @@ static struct shbuf *frame_alloc(unsigned opcode, size_t len, uint8_t **payload)
     memcpy(sb->data, hdr, hl);
     sb->refs = 1;
     sb->len = (uint32_t)(hl + len);
+    sb->published_ns = 0;
     sb->twin = NULL;
     *payload = sb->data + hl;
     return sb;
@@ -288,6 +291,7 @@ static struct shbuf *record_frame(struct worker *w, const struct ring_msg *m)
         return NULL;
     }
     ring_commit(&w->reader, m, 0);
+    sb->published_ns = m->published_ns;
     return sb;
 }
 

@@ -20,7 +20,6 @@
 
 #define LOG_REPEAT_S 30.0 /* the same failure is logged again after this long */
 
-
 /* Logs a link failure once, again when it changes or after LOG_REPEAT_S,
  * and remembers it for redis_why. */
 static void __attribute__((format(printf, 2, 3))) link_error(struct link *l, const char *fmt, ...)
@@ -181,7 +180,6 @@ void redis_link_connect(struct link *l)
         redisAsyncCommand(ac, select_cb, l, "SELECT %d", u->db);
     redisAsyncCommand(ac, ping_cb, l, "PING");
 }
-
 
 static void health_ping_cb(redisAsyncContext *ac, void *reply, void *priv)
 {

@@ -1,0 +1,122 @@
+/* http.h: the worker's small HTTP/1.1 service on publish_listen, shared by
+ * its files: the listener (listener.c), connections (conn.c), answers
+ * (response.c), the route table (route.c), tokens (auth.c), event
+ * streams (stream.c) and one file per route (route_*.c).
+ *
+ * HTTP connections are few (backends, balancers, an operator's browser),
+ * so unlike struct conn each one is malloc'd with its own watchers.
+ * Requests are answered in arrival order as each completes; answers
+ * collect in the connection's output buffer and leave in one write at the
+ * end of the wakeup, so a pipelined batch is answered in one send. */
+#ifndef WSMILL_HTTP_SERVICE_H
+#define WSMILL_HTTP_SERVICE_H
+#include <ev.h>
+#include <stddef.h>
+
+#include "../worker-t.h"
+#include "history.h"
+#include "request.h"
+
+enum http_conn_state {
+    HC_IDLE,    /* between requests */
+    HC_REQUEST, /* a request has begun and is not complete */
+    HC_LINGER,  /* answered with Connection: close: FIN sent, discard input */
+    HC_STREAM,  /* an event stream (stream.c): we write, input is dropped */
+};
+
+struct http_service {
+    struct worker *w;
+    int fd;
+    ev_io accept_io;
+    ev_timer accept_pause;
+    ev_timer tick; /* once a second: history sample, event streams (stream.c) */
+    struct http_conn *conns;
+    int nstreams;
+    struct history history;
+    int stopped;
+    char name[CONFIG_STR_MAX];
+};
+
+struct http_route;
+
+struct http_conn {
+    struct http_conn *prev, *next;
+    struct http_service *svc;
+    ev_io io;
+    ev_timer timer;
+    uint8_t state;                  /* enum http_conn_state */
+    uint8_t closing;                /* no more requests: close once the output is flushed */
+    uint8_t peer_eof;               /* the peer sent FIN */
+    uint8_t broken;                 /* out of memory or a write error: close now */
+    const struct http_route *route; /* of the request in progress */
+    int status;                     /* refused at the headers, answered when complete */
+    const char *why;
+    char *out;
+    size_t out_len, out_off, out_cap;
+    struct http_request req;
+};
+
+enum route_match {
+    ROUTE_EXACT,  /* the path itself */
+    ROUTE_PREFIX, /* path + anything ("/pub/" + channels) */
+    ROUTE_FOLDER, /* the path, or path + "/" + anything */
+};
+
+/* One route: a path and what to do when the headers and then the whole
+ * request are in. */
+struct http_route {
+    const char *path;
+    int match;         /* enum route_match */
+    const char *allow; /* the method it serves, for 405's Allow */
+    /* Headers are in: 0 to take the request (clear hc->req.discard and set
+     * hc->req.limit to keep a body), or the status to refuse with (*why). */
+    int (*head)(struct http_conn *hc, const char **why);
+    /* Complete and not refused: answer (or start a stream). */
+    void (*done)(struct http_conn *hc);
+};
+
+/* conn.c */
+void http_conn_new(struct http_service *svc, int fd);
+/* Closes and frees hc; callers touch it no more. */
+void http_conn_close(struct http_conn *hc);
+/* After a wakeup: write, then pick what to wait for. -1 when hc was closed. */
+int http_conn_settle(struct http_conn *hc);
+
+/* response.c */
+/* Appends raw bytes to hc's output (marks hc broken when out of memory). */
+void http_out(struct http_conn *hc, const void *data, size_t n);
+/* Queues a whole response: status, Content-Type, extra header lines (each
+ * ending in \r\n, or ""), Content-Length and body. */
+void http_respond(struct http_conn *hc, int status, const char *ctype, const char *extra, const void *body,
+                  size_t blen);
+/* Counts and answers {"error": why} (why: our own text, nothing to
+ * escape); then_close ends the connection after it. */
+void http_refuse(struct http_conn *hc, int status, const char *why, int then_close);
+
+/* route.c */
+/* The headers are in: picks the route and checks what can be checked. */
+void http_route_head(struct http_conn *hc);
+/* The request is complete: answers it. */
+void http_route_done(struct http_conn *hc);
+
+/* auth.c */
+/* 1 when token is empty, or the request carries it as Authorization:
+ * Bearer (or, with query set, as ?token=, for browsers). */
+int auth_token_ok(const struct http_request *r, const char *token, int query);
+/* Why auth_token_ok refused r, for a 401's body. */
+const char *auth_why(const struct http_request *r, const char *key);
+/* The head of a GET route that shows the server's figures: 405 for other
+ * methods, 401 without metrics_token (when set). */
+int auth_metrics_head(struct http_conn *hc, const char **why);
+
+/* stream.c: the one-second tick (history, Server-Sent Events). */
+void stream_init(struct http_service *svc);
+void stream_stop(struct http_service *svc);
+/* Answers hc with an event stream: the history, then a snapshot a second. */
+void stream_start(struct http_conn *hc);
+void stream_end(struct http_conn *hc);
+
+/* The routes (route_*.c) */
+extern const struct http_route route_publish, route_metrics, route_health, route_status, route_dashboard;
+
+#endif
