@@ -88,8 +88,11 @@ def run_one(n, load_args=(), verify=None):
     st_path = srv.status_path
     try:
         # Warm-up: fault in each worker's code paths once (not per connection).
+        # With load_args (e.g. --deflate) the warm-up connections also echo
+        # once, so per-worker state (zlib streams) is in before the baseline.
+        warm = ["--verify-sample", str(workers * 20)] + list(load_args) if load_args else []
         subprocess.run(in_netns([LOAD, "hold", "--url", srv.url(), "-n", str(workers * 20), "-d", "1", "-q",
-                                 "--src-base", "127.1.0.2"]), stdout=subprocess.DEVNULL, check=False)
+                                 "--src-base", "127.1.0.2"] + warm), stdout=subprocess.DEVNULL, check=False)
         time.sleep(3)
         before = sample(st_path)
         cmd = [LOAD, "hold", "--url", srv.url(), "-n", str(n), "--rate", str(RATE),

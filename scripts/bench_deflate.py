@@ -33,7 +33,7 @@ def delta(a, b):
 
 def idle():
     rows = []
-    cases = [("plain", [], None), ("deflate negotiated, nothing compressed", ["--deflate"], None),
+    cases = [("plain, nothing sent", [], 0), ("deflate negotiated, nothing sent", ["--deflate"], 0),
              ("deflate, every connection sent one compressed message keeping its context",
               ["--deflate-takeover"], IDLE_N)]
     bench_common.NETNS = os.environ.get("NETNS", "wsmill-bench-pmd")
