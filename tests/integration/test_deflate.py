@@ -348,3 +348,26 @@ def test_load_tool_deflate(server, mode):
     assert deflate(server, "in_compressed") >= got
     if "hold" in mode:
         assert deflate(server, "windows") == 0  # released with the connections
+
+
+def test_metrics_show_deflate(server):
+    """/metrics carries the deflate counters, matching the status socket."""
+    import http.client
+    async def run():
+        async with websockets.connect(server.url("/echo")) as ws:
+            for i in range(3):
+                await ws.send(chat(i))
+                await ws.recv()
+            host, port = server.settings["publish_listen"].rsplit(":", 1)
+            c = http.client.HTTPConnection(host, int(port), timeout=5)
+            c.request("GET", "/metrics")
+            body = c.getresponse().read().decode()
+            c.close()
+            m = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in body.splitlines()
+                 if ln.startswith("wsmill_deflate")}
+            assert m["wsmill_deflate_negotiated_total"] == deflate(server, "negotiated") >= 1
+            assert m['wsmill_deflate_messages_total{direction="in",form="compressed"}'] == 3
+            assert m['wsmill_deflate_messages_total{direction="out",form="compressed"}'] == 3
+            assert m['wsmill_deflate_saved_bytes_total{direction="out"}'] == deflate(server, "out_bytes_saved") > 0
+            assert m["wsmill_deflate_windows"] == 1
+    asyncio.run(run())
