@@ -371,3 +371,39 @@ def test_metrics_show_deflate(server):
             assert m['wsmill_deflate_saved_bytes_total{direction="out"}'] == deflate(server, "out_bytes_saved") > 0
             assert m["wsmill_deflate_windows"] == 1
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("policy", ["close", "drop"])
+def test_slow_deflate_subscriber(server_factory, policy):
+    """A deflate subscriber that stops reading is handled by slow_consumer
+    like any other (its queue holds compressed twins); a reading one keeps
+    getting every message."""
+    srv = server_factory(workers=1, max_backpressure="64k", slow_consumer=policy)
+    port = int(srv.settings["publish_listen"].rsplit(":", 1)[1])
+    slow = open_ws(srv.port, "/ch/flood", timeout=10, rcvbuf=4096, extensions=offer(client_bits=True))
+    import random
+    rnd = random.Random(7)
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike".split()
+    n = 1500
+    # Prose of random words: about a third of its size compressed, so the
+    # 24 MiB published are ~8 MiB on the wire, past any socket buffer.
+    msgs = [" ".join(rnd.choice(words) for _ in range(2700))[:16000] for _ in range(n)]
+
+    async def run():
+        good = await websockets.connect(srv.url("/ch/flood"), max_queue=None)
+        await asyncio.sleep(0.2)
+        for m in msgs:
+            status, body = await asyncio.to_thread(http_post, port, "/pub/flood", m.encode())
+            assert 200 <= status < 300, body
+        for m in msgs:
+            assert await asyncio.wait_for(good.recv(), 20) == m
+        await good.close()
+    try:
+        assert slow.pmd
+        asyncio.run(run())
+        st = srv.status()
+        key = "slow_closes" if policy == "close" else "slow_drops"
+        assert srv.total(key, st) >= 1, (srv.total("slow_closes", st), srv.total("slow_drops", st))
+        assert deflate(srv, "out_compressed") >= n
+    finally:
+        slow.close()
