@@ -61,7 +61,7 @@ def fanout():
                 args = ["fanout", "--url", srv.url("/ch/fan"), "--pub-url", srv.pub_url("/pub/fan"), "-n", "10000",
                         "--pub-rate", str(rate), "-s", "512", "-d", DURATION, "--pipeline", "1000", "--rate", "10000",
                         "--per-src", "25000", "--src-base", "127.9.0.2", "--drain", "20", "--recv", "spin",
-                        "--cpu", "1"] + (["--deflate"] if deflate else [])
+                        "--cpu", "1", "--json"] + (["--deflate"] if deflate else [])
                 c0, cpu0 = deflate_counters(srv), proc_cpu_s(pids)
                 res, cmd = load(args)
                 c1, cpu1 = deflate_counters(srv), proc_cpu_s(pids)

@@ -327,8 +327,8 @@ LOAD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.absp
 
 
 @pytest.mark.parametrize("mode", [["echo", "--json"], ["echo"], ["hold", "--verify-sample", "20", "-n", "20",
-                                                                 "--deflate-takeover"]],
-                         ids=["echo-json", "echo-pattern", "hold-takeover"])
+                                                                 "--deflate-takeover"], ["fanout"]],
+                         ids=["echo-json", "echo-pattern", "hold-takeover", "fanout-json"])
 def test_load_tool_deflate(server, mode):
     """wsmill-load --deflate (the benchmarks' client) against the real
     server: every echo inflates and checks, and the server saw them
@@ -338,14 +338,23 @@ def test_load_tool_deflate(server, mode):
     if not os.access(load, os.X_OK):
         pytest.skip(f"{load} not built (meson option load_tool)")
     args = [load] + mode + ["--url", server.url("/echo"), "-d", "1", "-q"]
-    if "hold" not in mode:
+    if mode[0] == "echo":
         args += ["-n", "4", "--depth", "4", "-s", "700", "--deflate"]
+    if mode[0] == "fanout":
+        args[args.index("--url") + 1] = server.url("/ch/lt")
+        args += ["--pub-url", f"http://{server.settings['publish_listen']}/pub/lt", "-n", "50", "--pub-rate", "40",
+                 "-s", "512", "--json", "--deflate"]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60).stdout.strip().splitlines()
     j = json.loads(out[-1])
     assert j["failures"] == {} and j["connections"]["failed"] == 0, j["failures"]
-    got = j["verify"]["ok"] if "hold" in mode else j["messages"]["received"]
+    got = (j["verify"]["ok"] if "hold" in mode else j["deliveries"]["received"] if mode[0] == "fanout"
+           else j["messages"]["received"])
     assert got >= 20, j["messages"]
-    assert deflate(server, "in_compressed") >= got
+    if mode[0] == "fanout":
+        assert j["deliveries"]["missing"] == 0
+        assert deflate(server, "out_compressed") >= got and deflate(server, "compressions") <= got // 50 * 2 + 2
+    else:
+        assert deflate(server, "in_compressed") >= got
     if "hold" in mode:
         assert deflate(server, "windows") == 0  # released with the connections
 

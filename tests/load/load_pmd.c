@@ -101,6 +101,17 @@ void load_pmd_json(uint8_t *out, size_t size, uint32_t id, uint64_t seq)
     }
 }
 
+uint8_t load_pmd_text_byte(uint64_t i)
+{
+    static uint8_t text[4096];
+    static int ready;
+    if (!ready) {
+        load_pmd_json(text, sizeof(text), 0, 0);
+        ready = 1;
+    }
+    return text[i % sizeof(text)];
+}
+
 uint8_t *load_pmd_scratch(size_t n)
 {
     static uint8_t *buf;

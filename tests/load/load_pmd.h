@@ -32,6 +32,10 @@ ssize_t load_pmd_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
  * (chat records whose words depend on both) into out. */
 void load_pmd_json(uint8_t *out, size_t size, uint32_t id, uint64_t seq);
 
+/* --json for published messages: byte i of a fixed 4 KiB stretch of such
+ * text (wrapping), so a message's bytes stay a pure function of its stamp. */
+uint8_t load_pmd_text_byte(uint64_t i);
+
 /* A process-wide scratch buffer of at least n bytes (kept between calls),
  * or NULL when out of memory. */
 uint8_t *load_pmd_scratch(size_t n);
