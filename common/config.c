@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cidr.h"
 #include "log.h"
 #include "net.h"
 #include "redisurl.h"
@@ -117,6 +118,33 @@ static const struct config_key keys[] = {
      "prepended to channel names in Redis (PUBLISH/SUBSCRIBE wsmill:NAME); nodes that share it share "
      "channels",
      NULL},
+    {"tls_listen", CONFIG_STRING, OFF(tls_listen), 0, 0, "", RELOAD_RESTART,
+     "HOST:PORT of a second listener that speaks TLS (wss://), served by every worker next to listen; empty "
+     "= "
+     "none (docs/tls.md)",
+     NULL},
+    {"tls_cert", CONFIG_STRING, OFF(tls_cert), 0, 0, "", 1,
+     "PEM file with the certificate, then its chain; a reload re-reads it (refused, old one kept, if bad)",
+     NULL},
+    {"tls_key", CONFIG_STRING, OFF(tls_key), 0, 0, "", 1,
+     "PEM file with the private key, read by the master before workers drop privileges; a world-readable "
+     "key is a warning",
+     NULL},
+    {"tls_ciphers", CONFIG_STRING, OFF(tls_ciphers), 0, 0, TLS_DEFAULT_CIPHERS, 1,
+     "OpenSSL cipher list for TLS 1.2 (forward-secret AEAD only by default); TLS 1.3 uses OpenSSL's suites",
+     NULL},
+    {"tls_min_version", CONFIG_CHOICE, OFF(tls_min_version), 0, 1, "1.2", 1,
+     "oldest TLS version accepted (1.2 or 1.3); older ones are never offered", "1.2|1.3"},
+    {"tls_session_tickets", CONFIG_BOOL, OFF(tls_session_tickets), 0, 1, "on", 1,
+     "resumption by session tickets (stateless: no per-session memory in the server)", NULL},
+    {"proxy_protocol", CONFIG_BOOL, OFF(proxy_protocol), 0, 1, "off", 1,
+     "connections on listen start with a PROXY protocol v1/v2 header from a trusted_proxies peer; its "
+     "client address is used for limits, logs and status; missing, malformed or untrusted: closed",
+     NULL},
+    {"tls_proxy_protocol", CONFIG_BOOL, OFF(tls_proxy_protocol), 0, 1, "off", 1,
+     "the same for tls_listen: the PROXY header comes first, then the TLS handshake", NULL},
+    {"trusted_proxies", CONFIG_STRING, OFF(trusted_proxies), 0, 0, "", 1,
+     "comma-separated addresses or CIDR ranges (10.0.0.0/8, ::1) allowed to send a PROXY header", NULL},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -225,22 +253,6 @@ static int64_t choice_index(const char *choices, const char *word)
         p = end + 1;
     }
     return -1;
-}
-
-static void choice_word(const char *choices, int64_t idx, char *buf, size_t len)
-{
-    const char *p = choices;
-    for (int64_t i = 0; i < idx && p; i++) {
-        p = strchr(p, '|');
-        if (p)
-            p++;
-    }
-    if (!p) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    const char *end = strchr(p, '|');
-    snprintf(buf, len, "%.*s", (int)(end ? (size_t)(end - p) : strlen(p)), p);
 }
 
 static int set_listen(struct config *c, const char *v, char *err, size_t errlen)
@@ -387,6 +399,36 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* tls_listen, its files and the PROXY protocol's trust list. The files
+ * themselves are read by the master (master/tls_check.c), not here. */
+static int validate_tls(const struct config *c, char *err, size_t errlen)
+{
+    union sockaddr_any a, b;
+    if (c->tls_listen[0]) {
+        socklen_t al = net_parse_hostport(c->tls_listen, &a);
+        if (!al)
+            return fail(err, errlen,
+                        "tls_listen: '%s' is not HOST:PORT with an IPv4/IPv6 address, localhost or * and a "
+                        "port 1-65535 (or empty for no TLS listener)",
+                        c->tls_listen);
+        if (net_parse_hostport(c->listen, &b) == al && !memcmp(&a, &b, al) && c->listen_port)
+            return fail(err, errlen, "tls_listen %s is the same address as listen", c->tls_listen);
+        if (!c->tls_cert[0] || !c->tls_key[0])
+            return fail(err, errlen, "tls_listen is set: tls_cert and tls_key must name the PEM files");
+    }
+    struct cidr_list l;
+    char why[200];
+    if (cidr_list_parse(c->trusted_proxies, &l, why, sizeof why) == -1)
+        return fail(err, errlen, "trusted_proxies: %s", why);
+    int pp = c->proxy_protocol || (c->tls_listen[0] && c->tls_proxy_protocol);
+    if (pp && l.n == 0)
+        return fail(err, errlen,
+                    "%s is on but trusted_proxies is empty: every connection would be refused (list the "
+                    "balancer's addresses)",
+                    c->proxy_protocol ? "proxy_protocol" : "tls_proxy_protocol");
+    return 0;
+}
+
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
     if (c->ping_interval && c->idle_timeout && c->ping_interval >= c->idle_timeout)
@@ -408,43 +450,7 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         return fail(err, errlen, "redis_url: %s", why);
     if (strlen(c->status_socket) >= 108)
         return fail(err, errlen, "status_socket: a unix socket path must be shorter than 108 bytes");
-    return 0;
-}
-
-void config_format(const struct config *c, const struct config_key *k, char *buf, size_t len)
-{
-    const char *field = (const char *)c + k->offset;
-    int64_t n = k->type == CONFIG_STRING || k->type == CONFIG_LISTEN ? 0 : *(const int64_t *)field;
-    switch (k->type) {
-    case CONFIG_STRING:
-    case CONFIG_LISTEN: snprintf(buf, len, "%s", field); break;
-    case CONFIG_LOGLEVEL: snprintf(buf, len, "%s", log_level_name((int)n)); break;
-    case CONFIG_BOOL: snprintf(buf, len, "%s", n ? "on" : "off"); break;
-    case CONFIG_CHOICE: choice_word(k->choices, n, buf, len); break;
-    case CONFIG_AUTO_COUNT:
-        if (n == 0)
-            snprintf(buf, len, "auto");
-        else
-            snprintf(buf, len, "%" PRId64, n);
-        break;
-    case CONFIG_SIZE:
-        if (n && n % GiB == 0)
-            snprintf(buf, len, "%" PRId64 "g", n / GiB);
-        else if (n && n % MiB == 0)
-            snprintf(buf, len, "%" PRId64 "m", n / MiB);
-        else if (n && n % KiB == 0)
-            snprintf(buf, len, "%" PRId64 "k", n / KiB);
-        else
-            snprintf(buf, len, "%" PRId64, n);
-        break;
-    case CONFIG_DURATION:
-        if (n % SEC == 0)
-            snprintf(buf, len, "%" PRId64 "s", n / SEC);
-        else
-            snprintf(buf, len, "%" PRId64 "ms", n);
-        break;
-    default: snprintf(buf, len, "%" PRId64, n);
-    }
+    return validate_tls(c, err, errlen);
 }
 
 int config_diff(const struct config *a, const struct config *b, int only_restart, char *buf, size_t len)

@@ -13,6 +13,11 @@
 #define CONFIG_STR_MAX  256
 #define CONFIG_LIST_MAX 1024
 
+/* Mozilla's "intermediate" TLS 1.2 list: ECDHE with AES-GCM or ChaCha20-Poly1305. */
+#define TLS_DEFAULT_CIPHERS                                                                                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"               \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 struct config {
     char listen[CONFIG_STR_MAX];           /* HOST:PORT as written */
     char listen_host[CONFIG_STR_MAX];      /* derived: HOST part */
@@ -56,7 +61,19 @@ struct config {
     int64_t broker;                    /* enum broker_kind */
     char redis_url[CONFIG_STR_MAX];    /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] */
     char redis_prefix[CONFIG_STR_MAX]; /* prepended to a channel's name in Redis */
+    /* TLS and load balancers (docs/tls.md) */
+    char tls_listen[CONFIG_STR_MAX];       /* HOST:PORT of the wss listener; empty = none */
+    char tls_cert[CONFIG_STR_MAX];         /* PEM file: certificate, then its chain */
+    char tls_key[CONFIG_STR_MAX];          /* PEM file: the private key */
+    char tls_ciphers[CONFIG_STR_MAX];      /* TLS 1.2 cipher list (1.3 suites are OpenSSL's) */
+    int64_t tls_min_version;               /* enum tls_min_version */
+    int64_t tls_session_tickets;           /* bool */
+    int64_t proxy_protocol;                /* bool: connections on listen start with a PROXY header */
+    int64_t tls_proxy_protocol;            /* bool: connections on tls_listen start with one */
+    char trusted_proxies[CONFIG_LIST_MAX]; /* CIDRs that may send a PROXY header */
 };
+
+enum tls_min_version { TLS_MIN_12 = 0, TLS_MIN_13 = 1 };
 
 enum broker_kind { BROKER_LOCAL = 0, BROKER_REDIS = 1 };
 

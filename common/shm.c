@@ -172,6 +172,9 @@ void shm_slot_fold(struct worker_slot *g, struct worker_slot *s)
     add(&g->broker_lost, &s->broker_lost);
     add(&g->redis_publishes, &s->redis_publishes);
     add(&g->redis_received, &s->redis_received);
+    add(&g->tls_handshakes, &s->tls_handshakes);
+    add(&g->tls_handshake_errors, &s->tls_handshake_errors);
+    add(&g->proxy_refused, &s->proxy_refused);
     add(&g->cpu_us, &s->cpu_us);
     add(&g->http_requests, &s->http_requests);
     add(&g->http_sends, &s->http_sends);

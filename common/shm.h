@@ -15,6 +15,7 @@
 #include "config.h"
 #include "iptable.h"
 #include "ring.h"
+#include "tls_store.h"
 
 #define SHM_MAGIC          0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
 #define SHM_LAYOUT_VERSION 5
@@ -129,6 +130,11 @@ struct worker_slot {
     shm_counter broker_lost;       /* messages refused (503, 1013) or unanswered because Redis was down */
     shm_counter redis_publishes;   /* PUBLISH commands sent (one per channel of a message) */
     shm_counter redis_received;    /* messages that came back from Redis */
+    /* TLS and the PROXY protocol (worker/transport/) */
+    shm_counter tls_handshakes;       /* TLS handshakes completed */
+    shm_counter tls_handshake_errors; /* TLS handshakes failed (bad records, plain HTTP, no common cipher) */
+    shm_counter proxy_refused;        /* closed: PROXY header missing, malformed, or from an untrusted peer */
+    shm_counter tls_ctx_generation;   /* gauge: the certificate generation new handshakes use */
     /* for /metrics and the dashboard (worker/http/metrics.c) */
     shm_counter cpu_us;             /* user + system CPU time of the worker, updated every tick */
     shm_counter http_requests;      /* requests answered by the HTTP service (every route) */
@@ -171,6 +177,8 @@ struct shm {
      * ring moves. A publisher takes the whole word (exchange with 0) and
      * wakes each bit's worker, so a busy ring costs one load per word. */
     _Alignas(SHM_CACHELINE) _Atomic uint64_t ring_sleepers[SHM_MAX_WORKERS / 64];
+    /* tls_listen's certificate and key as the master last validated them */
+    struct tls_store tls;
     /* Written by the master only: what outlives a worker slot, so totals
      * read from the block never go backwards. */
     struct worker_slot gone;    /* counters of freed slots, summed */

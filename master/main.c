@@ -10,6 +10,7 @@
 #include "plan.h"
 #include "redischeck.h"
 #include "status.h"
+#include "tls_check.h"
 #include "statusfmt.h"
 #include "sysctls.h"
 
@@ -90,6 +91,8 @@ static int cmd_check(const struct args *a)
     }
     if (who == 1)
         printf("%s: warning: %s\n", a->path, err);
+    if (tls_check_report(&cfg, a->path, stdout) != 0)
+        return 1;
     printf("%s: configuration OK\n", a->path);
     int rc = capacity_report(&cfg, a->path, stdout);
     if (cfg.broker == BROKER_REDIS && redischeck_run(&cfg, stdout, stderr) != 0)

@@ -20,6 +20,8 @@
 #include "../common/log.h"
 #include "capacity.h"
 #include "listen.h"
+#include "tls_check.h"
+#include "tls_listen.h"
 #include "notify.h"
 #include "portowner.h"
 #include "status.h"
@@ -170,6 +172,9 @@ static int setup_listeners(struct master *m, int *inh, int ninh)
     }
     for (int k = 0; k < n; k++)
         m->cur_socks[k] = listen_table_add(m->socks, MASTER_MAX_SOCKETS, fds[k]);
+    for (int k = 0; k < n; k++)
+        if (tls_listen_twin(m, &m->cfg, m->cur_socks[k]) == -1)
+            return -1;
     return 0;
 }
 
@@ -184,6 +189,19 @@ static int setup_status(struct master *m, int inherited)
         close(inherited);
     m->status_fd = status_listen(m->cfg.status_socket);
     return m->status_fd == -1 ? -1 : 0;
+}
+
+/* The key is read here, before any worker drops privileges. */
+static int setup_tls(struct master *m)
+{
+    char err[768];
+    struct tls_pem pem;
+    if (tls_check_prepare(&m->cfg, &pem, err, sizeof err) == -1) {
+        fprintf(stderr, "%s: %s\n", m->conf_path, err);
+        return -1;
+    }
+    tls_check_commit(m->shm, &m->cfg, &pem);
+    return 0;
 }
 
 /* Everything that can fail at start-up. Returns 0; -1 when the error went
@@ -209,6 +227,8 @@ static int master_init(struct master *m)
     if (setup_listeners(m, inh, ninh) == -1)
         return -2;
     setup_shm(m);
+    if (setup_tls(m) == -1)
+        return -1;
     if (m->cfg.status_socket[0] && setup_status(m, status_in) == -1)
         return -2;
     if (pidfile_write(m->cfg.pid_file) == -1)
@@ -411,7 +431,7 @@ int master_run(const char *conf_path, char **argv)
         snprintf(m->conf_real, sizeof m->conf_real, "%s", conf_path);
     m->sig_fd = m->status_fd = -1;
     for (int i = 0; i < MASTER_MAX_SOCKETS; i++)
-        m->socks[i].fd = -1;
+        m->socks[i].fd = m->tls_socks[i] = -1;
     upgrade_init(m, argv);
     int init = master_init(m);
     if (init == -1) { /* nothing of ours exists yet; cfg may be partial */

@@ -101,7 +101,8 @@ struct master {
     int switching;       /* the newest generation is not all active yet */
     int migrate;         /* net.ipv4.tcp_migrate_req is on */
     struct listener socks[MASTER_MAX_SOCKETS];
-    int cur_socks[SHM_MAX_WORKERS]; /* socks entries of the newest generation, in order */
+    int cur_socks[SHM_MAX_WORKERS];    /* socks entries of the newest generation, in order */
+    int tls_socks[MASTER_MAX_SOCKETS]; /* socks[i]'s twin on tls_listen, -1 = none (tls_listen.c) */
     struct shm *shm;
     int sig_fd;
     int status_fd;

@@ -22,6 +22,8 @@
 #include "listen.h"
 #include "portowner.h"
 #include "status.h"
+#include "tls_check.h"
+#include "tls_listen.h"
 
 /* Keys the master applies itself: nothing for the workers to do. */
 static const char *const master_keys[] = {"status_socket", "pid_file"};
@@ -102,6 +104,8 @@ static int free_sock_entries(const struct master *m)
     return n;
 }
 
+static void unprepare_sockets(struct master *m, const int *socks, int n);
+
 /* Opens what the new generation lacks and fills socks[0..nworkers-1]
  * with socket-table indices. Returns 0, or -1 with the reason in err
  * (nothing new left open). */
@@ -131,6 +135,14 @@ static int prepare_sockets(struct master *m, const struct config *nc, const stru
     }
     for (int k = 0; k < need; k++)
         socks[reuse + k] = listen_table_add(m->socks, MASTER_MAX_SOCKETS, fds[k]);
+    for (int k = 0; k < need; k++) {
+        if (tls_listen_twin(m, &m->cfg, socks[reuse + k]) == -1) {
+            unprepare_sockets(m, socks, p->nworkers);
+            snprintf(err, errlen, "cannot open %d sockets on tls_listen %s (the log names the failed call)",
+                     need, m->cfg.tls_listen);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -146,6 +158,7 @@ static void unprepare_sockets(struct master *m, const int *socks, int n)
         if (!used) {
             close(m->socks[socks[k]].fd);
             m->socks[socks[k]].fd = -1;
+            tls_listen_untwin(m, socks[k]);
         }
     }
 }
@@ -303,11 +316,21 @@ void reload_run(struct master *m)
     if (p.kept[0])
         log_warn("%s changed: only a binary upgrade (SIGUSR2) or a restart applies it; keeping the old value",
                  p.kept);
+    /* The certificate and key are re-read on every reload (the paths may
+     * stay the same while the files change); a bad pair keeps the old. */
+    struct tls_pem pem;
+    if (tls_check_prepare(nc, &pem, err, sizeof err) == -1) {
+        refuse(m, err);
+        free(nc);
+        return;
+    }
     if (prepare(m, nc, &p, socks, &status_fd) == -1) {
+        tls_pem_free(&pem);
         free(nc);
         return;
     }
     commit_paths(m, nc, status_fd);
+    tls_check_commit(m->shm, nc, &pem);
     apply_log(&m->cfg, nc);
     int capacity_moved = nc->max_connections != m->cfg.max_connections || p.new_generation;
     m->cfg = *nc;
@@ -351,6 +374,7 @@ static int close_unused_sockets(struct master *m)
             continue;
         close(m->socks[s].fd);
         m->socks[s].fd = -1;
+        tls_listen_untwin(m, s);
         n++;
     }
     return n;

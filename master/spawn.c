@@ -58,6 +58,7 @@ static void __attribute__((noreturn)) child_main(struct master *m, int i)
         .id = i,
         .generation = m->w[i].generation,
         .listen_fd = own,
+        .tls_fd = m->tls_socks[m->w[i].sock],
         .shm = m->shm,
         .privs = &m->privs,
     };
@@ -66,9 +67,12 @@ static void __attribute__((noreturn)) child_main(struct master *m, int i)
         close(m->status_fd);
     if (m->up.oldbin_fd != -1)
         close(m->up.oldbin_fd);
-    for (int j = 0; j < MASTER_MAX_SOCKETS; j++)
+    for (int j = 0; j < MASTER_MAX_SOCKETS; j++) {
         if (m->socks[j].fd != -1 && m->socks[j].fd != own)
             close(m->socks[j].fd);
+        if (m->tls_socks[j] != -1 && j != m->w[i].sock)
+            close(m->tls_socks[j]);
+    }
     child_signals();
     snprintf(name, sizeof name, "worker %d", i);
     log_set_process(name);

@@ -175,6 +175,11 @@ static void json_counters(struct sbuf *b, struct worker_slot *s)
               ",\"redis_received\":%" PRIu64 ",",
               shm_get(&s->broker_reconnects), shm_get(&s->broker_lost), shm_get(&s->redis_publishes),
               shm_get(&s->redis_received));
+    sb_printf(b,
+              "\"tls_handshakes\":%" PRIu64 ",\"tls_handshake_errors\":%" PRIu64 ",\"proxy_refused\":%" PRIu64
+              ",\"tls_cert_generation\":%" PRIu64 ",",
+              shm_get(&s->tls_handshakes), shm_get(&s->tls_handshake_errors), shm_get(&s->proxy_refused),
+              shm_get(&s->tls_ctx_generation));
     json_limits(b, s);
     json_deflate(b, s);
     json_closes(b, s);

@@ -14,7 +14,7 @@ cd "$ROOT"
 
 ensure_packages "${WSMILL_BUILD_PACKAGES[@]}" python3 python3-websockets python3-pytest clang-format redis-server \
     prometheus chromium chromium-driver python3-selenium \
-    clang libclang-rt-14-dev systemd
+    clang libclang-rt-14-dev systemd haproxy openssl
 
 PY=/usr/bin/python3
 passed=0
@@ -35,6 +35,9 @@ record "format (clang-format)" $?
 
 scripts/gen-config-doc.sh --check
 record "docs/config.md matches the config table" $?
+
+$PY scripts/check-layout.py build
+record "layout (README table, rooms, file and function sizes)" $?
 
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --suite unit --print-errorlogs

@@ -20,6 +20,7 @@ struct conn;
 struct channel;
 struct endpoint;
 struct broker_ops;
+struct cidr_list;
 struct pmd_codec;
 
 #define WORKER_MAX_ENDPOINTS 4
@@ -75,9 +76,14 @@ struct worker {
     void *broker_state;              /* the broker's own (broker_redis.c), or NULL */
     /* permessage-deflate (conn/pmd.c) */
     struct pmd_codec *pmd; /* the worker's zlib streams */
-    void *pmd_wins;        /* descriptor-indexed client windows (pmd.c) */
+    void *pmd_tab;         /* descriptor-indexed settings and client windows (pmd.c) */
     /* the HTTP service on publish_listen (http/listener.c) */
     void *pubapi;
+    /* TLS and the PROXY protocol (transport/) */
+    int tls_listen_fd; /* this worker's own socket on tls_listen, -1 = none */
+    ev_io tls_accept_io;
+    void *tls;                 /* transport/tls.c's state, NULL without tls_listen */
+    struct cidr_list *trusted; /* trusted_proxies, parsed (transport/proxy.c) */
 };
 
 #endif

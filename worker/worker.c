@@ -16,6 +16,8 @@
 
 #include "../common/alloc.h"
 #include "../common/log.h"
+#include "transport/proxy.h"
+#include "transport/tls.h"
 #include "conn/conn.h"
 #include "conn/endpoint.h"
 #include "conn/output.h"
@@ -45,18 +47,37 @@ static void apply_config(struct worker *w)
     if (w->cfg.max_header_size > 0)
         http_parser_set_max_header_size((uint32_t)w->cfg.max_header_size);
     pmd_worker_config(w);
+    proxy_reload(w);
+    tls_reload(w);
+}
+
+/* Which listener io is, as conn_accepted's `how`. */
+static unsigned accept_how(const struct worker *w, const ev_io *io)
+{
+    if (io == &w->tls_accept_io)
+        return ACCEPT_TLS | (w->cfg.tls_proxy_protocol ? ACCEPT_PROXY : 0);
+    return w->cfg.proxy_protocol ? ACCEPT_PROXY : 0;
+}
+
+static void pause_accepting(struct worker *w)
+{
+    ev_io_stop(w->loop, &w->accept_io);
+    ev_io_stop(w->loop, &w->tls_accept_io);
+    ev_timer_set(&w->accept_pause, ACCEPT_PAUSE_S, 0);
+    ev_timer_start(w->loop, &w->accept_pause);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
-    struct worker *w = container_of(io, struct worker, accept_io);
+    struct worker *w = io->data;
+    unsigned how = accept_how(w, io);
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
         struct sockaddr_storage addr;
         socklen_t alen = sizeof(addr);
-        int fd = accept4(w->listen_fd, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(io->fd, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd != -1) {
-            conn_accepted(w, fd, (struct sockaddr *)&addr);
+            conn_accepted(w, fd, (struct sockaddr *)&addr, how);
             continue;
         }
         switch (errno) {
@@ -82,9 +103,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
                          strerror(errno), w->live, ACCEPT_PAUSE_S * 1000);
                 w->last_emfile_log = now;
             }
-            ev_io_stop(loop, &w->accept_io);
-            ev_timer_set(&w->accept_pause, ACCEPT_PAUSE_S, 0);
-            ev_timer_start(loop, &w->accept_pause);
+            pause_accepting(w);
             return;
         }
         default: log_error("accept4() on the listening socket failed: %s", strerror(errno)); return;
@@ -96,8 +115,11 @@ static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     struct worker *w = container_of(t, struct worker, accept_pause);
-    if (!w->draining)
-        ev_io_start(loop, &w->accept_io);
+    if (w->draining)
+        return;
+    ev_io_start(loop, &w->accept_io);
+    if (w->tls_listen_fd != -1)
+        ev_io_start(loop, &w->tls_accept_io);
 }
 
 static uint32_t now_ticks(struct worker *w)
@@ -142,6 +164,7 @@ static void stop_accepting(struct worker *w)
     atomic_store(&w->slot->state, WORKER_DRAINING);
     ev_io_stop(w->loop, &w->accept_io);
     ev_timer_stop(w->loop, &w->accept_pause);
+    tls_stop(w); /* this worker's own socket: a successor has its own */
     /* Our copy only: the master (and a successor) keep the socket open, so
      * nothing queued on it is lost. */
     close(w->listen_fd);
@@ -262,6 +285,7 @@ static int setup(struct worker *w, const struct worker_spec *spec)
     w->shm = spec->shm;
     w->slot = &spec->shm->slots[spec->id];
     w->listen_fd = spec->listen_fd;
+    w->tls_listen_fd = spec->tls_fd;
     apply_config(w);
     w->loop = ev_default_loop(EVBACKEND_EPOLL | EVFLAG_SIGNALFD);
     if (!w->loop) {
@@ -301,13 +325,21 @@ static int setup(struct worker *w, const struct worker_spec *spec)
         return -1;
     if (http_listener_start(w) == -1)
         return -1;
+    if (tls_start(w) == -1)
+        return -1;
     return drop_privileges(w, spec);
 }
 
 static void start_watchers(struct worker *w)
 {
     ev_io_init(&w->accept_io, accept_cb, w->listen_fd, EV_READ);
+    w->accept_io.data = w;
     ev_io_start(w->loop, &w->accept_io);
+    if (w->tls_listen_fd != -1) {
+        ev_io_init(&w->tls_accept_io, accept_cb, w->tls_listen_fd, EV_READ);
+        w->tls_accept_io.data = w;
+        ev_io_start(w->loop, &w->tls_accept_io);
+    }
     ev_timer_init(&w->accept_pause, accept_resume_cb, ACCEPT_PAUSE_S, 0);
     ev_timer_init(&w->drain_deadline, drain_deadline_cb, 1, 0);
     ev_timer_init(&w->tick, tick_cb, WHEEL_TICK_MS / 1000.0, WHEEL_TICK_MS / 1000.0);

@@ -20,6 +20,7 @@ struct worker_spec {
     int id;              /* slot index in shm->slots */
     uint32_t generation; /* master's worker generation */
     int listen_fd;       /* non-blocking, listening, SO_REUSEPORT */
+    int tls_fd;          /* its twin on tls_listen, or -1 */
     struct shm *shm;
     const struct privs *privs; /* the user to switch to once sockets are bound */
 };

@@ -7,6 +7,7 @@ the health check nor publishing."""
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -215,6 +216,23 @@ def test_prometheus_scrapes_the_expected_series(server_factory, clients, prometh
 
     wait_until(counted, timeout=15, what="a handshake rate")
     assert rate < 100, rate
+    grafana_queries_work(prom, metrics(srv, headers={"Authorization": "Bearer s3cret"}))
+
+
+def grafana_queries_work(prom, text):
+    """Every query of docs/grafana-wsmill.json parses in this Prometheus and
+    names only series /metrics has."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "docs", "grafana-wsmill.json")) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) > 20, exprs
+    names = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    for e in exprs:
+        q = e.replace("$__rate_interval", "5s").replace('=~"$job"', '=~".+"')
+        prom.query(q)  # asserts status success
+        for name in re.findall(r"\b(wsmill_[a-z_]+?)(?:_bucket)?\{", e):
+            assert name in names, (name, e)
 
 
 def test_metrics_token_guards_figures_not_health_or_publishing(server_factory):
@@ -319,3 +337,26 @@ def test_a_pipelined_batch_is_answered_in_one_send(server_factory, clients):
     # the /metrics answer that took `before` was sent after it was counted
     assert after["wsmill_http_requests_total"] - before["wsmill_http_requests_total"] == 22
     assert after["wsmill_http_sends_total"] - before["wsmill_http_sends_total"] == 2, (before, after)
+
+
+def test_event_stream_sends_history_then_a_snapshot_a_second(server_factory, clients):
+    srv = server_factory(workers=1)
+    clients.append(open_ws(srv.port, path="/echo"))
+    sock = socket.create_connection(("127.0.0.1", pub_port(srv)), timeout=10)
+    clients.append(sock)
+    # Connection: close does not end a stream: it lasts until the client goes
+    sock.sendall(b"GET /dashboard/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data, t0 = b"", time.monotonic()
+    while data.count(b"\ndata: {") < 3:
+        chunk = sock.recv(65536)
+        assert chunk, data[-300:]
+        data += chunk
+    took = time.monotonic() - t0
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Type: text/event-stream" in head, head
+    events = body.split(b"\n\n")
+    assert events[1].startswith(b"event: history\ndata: ["), events[1][:80]
+    snaps = [json.loads(e[len(b"data: "):]) for e in events if e.startswith(b"data: {")]
+    assert [s["connections"] for s in snaps] == [1] * len(snaps), snaps
+    gaps = [b["time_ms"] - a["time_ms"] for a, b in zip(snaps, snaps[1:])]
+    assert all(700 <= g <= 1500 for g in gaps) and took < 6, (gaps, took)

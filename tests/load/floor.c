@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor_tls.h"
 #include "load_ws.h"
 
 #define BUF_SIZE   65536
@@ -43,7 +44,7 @@
 
 enum floor_mode { FLOOR_ECHO, FLOOR_UPGRADE, FLOOR_FANOUT };
 
-enum fconn_state { FS_FREE, FS_RAW, FS_REQUEST, FS_FRAMES, FS_HTTP };
+enum fconn_state { FS_FREE, FS_RAW, FS_REQUEST, FS_FRAMES, FS_HTTP, FS_TLS };
 
 /* fanout: a channel, its subscribers' fds, and this round's frames. */
 struct fchan {
@@ -82,6 +83,7 @@ struct fconn {
 
 struct floor {
     enum floor_mode mode;
+    int tls; /* --tls: every connection starts with a TLS handshake */
     int ep, lfd;
     struct fconn *conns;
     size_t nconns;
@@ -114,6 +116,8 @@ static void unsubscribe(struct floor *f, int fd)
 static void conn_close(struct floor *f, int fd)
 {
     struct fconn *c = &f->conns[fd];
+    if (f->tls)
+        floor_tls_close(fd);
     close(fd); /* also leaves the epoll set */
     if (c->chan != NULL)
         unsubscribe(f, fd);
@@ -122,6 +126,11 @@ static void conn_close(struct floor *f, int fd)
     free(c->msg);
     memset(c, 0, sizeof(*c));
     f->open--;
+}
+
+static ssize_t io_send(struct floor *f, int fd, const void *p, size_t n)
+{
+    return f->tls ? floor_tls_send(fd, p, n) : send(fd, p, n, MSG_NOSIGNAL);
 }
 
 static int set_events(struct floor *f, int fd, uint32_t events)
@@ -139,7 +148,7 @@ static int set_events(struct floor *f, int fd, uint32_t events)
 static int send_out(struct floor *f, int fd, const uint8_t *p, size_t n)
 {
     struct fconn *c = &f->conns[fd];
-    ssize_t w = n ? send(fd, p, n, MSG_NOSIGNAL) : 0;
+    ssize_t w = n ? io_send(f, fd, p, n) : 0;
     if (w == -1) {
         if (errno != EAGAIN) {
             conn_close(f, fd);
@@ -172,7 +181,7 @@ static int send_out(struct floor *f, int fd, const uint8_t *p, size_t n)
 static void on_writable(struct floor *f, int fd)
 {
     struct fconn *c = &f->conns[fd];
-    ssize_t w = send(fd, c->pend, c->pend_len, MSG_NOSIGNAL);
+    ssize_t w = io_send(f, fd, c->pend, c->pend_len);
     if (w == -1) {
         if (errno != EAGAIN)
             conn_close(f, fd);
@@ -629,10 +638,32 @@ static void on_request(struct floor *f, int fd, const uint8_t *p, size_t n)
     send_behind(f, fd, olen);
 }
 
+/* --tls: the handshake; 1 once done (the connection goes on as its mode
+ * says), 0 while waiting, -1 when it failed (closed). */
+static int tls_step(struct floor *f, int fd)
+{
+    int want_write = 0;
+    int r = floor_tls_handshake(fd, &want_write);
+    if (r == -1) {
+        f->bad_requests++;
+        conn_close(f, fd);
+        return -1;
+    }
+    if (set_events(f, fd, r == 0 && want_write ? EPOLLOUT : EPOLLIN) == -1) {
+        conn_close(f, fd);
+        return -1;
+    }
+    if (r == 1)
+        f->conns[fd].state = f->mode == FLOOR_ECHO ? FS_RAW : FS_REQUEST;
+    return r;
+}
+
 static void on_readable(struct floor *f, int fd)
 {
     struct fconn *c = &f->conns[fd];
-    ssize_t n = read(fd, f->in, sizeof(f->in));
+    if (c->state == FS_TLS && tls_step(f, fd) != 1)
+        return;
+    ssize_t n = f->tls ? floor_tls_recv(fd, f->in, sizeof(f->in)) : read(fd, f->in, sizeof(f->in));
     if (n == -1 && errno == EAGAIN)
         return;
     if (n <= 0) { /* EOF or reset: the client is gone */
@@ -690,6 +721,14 @@ static void on_accept(struct floor *f)
             continue;
         }
         f->conns[fd].state = f->mode == FLOOR_ECHO ? FS_RAW : FS_REQUEST;
+        if (f->tls && floor_tls_accept(fd) == -1) {
+            fprintf(stderr, "wsmill-floor: SSL_new for fd %d failed\n", fd);
+            floor_tls_close(fd);
+            close(fd);
+            continue;
+        }
+        if (f->tls)
+            f->conns[fd].state = FS_TLS;
         f->accepted++;
         if (++f->open > f->peak)
             f->peak = f->open;
@@ -755,6 +794,8 @@ static void run(struct floor *f, double duration)
 
 static const char usage[] =
     "usage: wsmill-floor --listen ADDR:PORT [--mode echo|upgrade|fanout] [--cpu N] [--duration S]\n"
+    "                    [--tls CERT,KEY]\n"
+    "  --tls: echo and upgrade over TLS (a minimal OpenSSL accept loop, PEM files)\n"
     "  echo: send raw TCP bytes back (wsmill-load --raw)\n"
     "  upgrade: answer a bare 101, then echo WebSocket frames unmasked\n"
     "  fanout: GET /ch/NAME subscribes, POST /pub/NAME or a client frame publishes;\n"
@@ -788,12 +829,17 @@ static int pin(int cpu)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, struct floor *f, const char **listen, double *duration)
+static int parse_args(int argc, char **argv, struct floor *f, const char **listen, double *duration,
+                      const char **tls)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"mode", required_argument, NULL, 'm'},
-        {"cpu", required_argument, NULL, 'c'},    {"duration", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"mode", required_argument, NULL, 'm'},
+        {"cpu", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {"tls", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -805,6 +851,8 @@ static int parse_args(int argc, char **argv, struct floor *f, const char **liste
             f->mode = FLOOR_UPGRADE;
         else if (c == 'm' && strcmp(optarg, "fanout") == 0)
             f->mode = FLOOR_FANOUT;
+        else if (c == 't')
+            *tls = optarg;
         else if (c == 'c' && pin(atoi(optarg)) == 0)
             continue;
         else if (c == 'd' && (*duration = atof(optarg)) > 0)
@@ -818,9 +866,9 @@ static int parse_args(int argc, char **argv, struct floor *f, const char **liste
 int main(int argc, char **argv)
 {
     static struct floor f;
-    const char *listen_addr = NULL;
+    const char *listen_addr = NULL, *tls = NULL;
     double duration = 600;
-    if (parse_args(argc, argv, &f, &listen_addr, &duration) == -1) {
+    if (parse_args(argc, argv, &f, &listen_addr, &duration, &tls) == -1 || (tls && f.mode == FLOOR_FANOUT)) {
         fputs(usage, stderr);
         return 2;
     }
@@ -831,7 +879,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsmill-floor: setup failed: %s\n", strerror(errno));
         return 1;
     }
-    if (listen_on(&f, listen_addr) == -1)
+    f.tls = tls != NULL;
+    if ((tls && floor_tls_init(tls, f.nconns) == -1) || listen_on(&f, listen_addr) == -1)
         return 1;
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -839,20 +888,22 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     static const char *const names[] = {"echo", "upgrade", "fanout"};
-    fprintf(stderr, "wsmill-floor: %s mode on %s (pid %d)\n", names[f.mode], listen_addr, (int)getpid());
+    fprintf(stderr, "wsmill-floor: %s mode%s on %s (pid %d)\n", names[f.mode], f.tls ? " over TLS" : "",
+            listen_addr, (int)getpid());
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     run(&f, duration);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("{\"floor\":\"%s\",\"listen\":\"%s\",\"accepted\":%llu,\"open_at_exit\":%llu,"
+    printf("{\"floor\":\"%s\",\"tls\":%s,\"listen\":\"%s\",\"accepted\":%llu,\"open_at_exit\":%llu,"
            "\"peak_open\":%llu,\"handshakes\":%llu,\"bad_requests\":%llu,\"frames\":%llu,"
            "\"bytes_in\":%llu,\"bytes_out\":%llu,\"publishes\":%llu,\"deliveries\":%llu,\"drops\":%llu,"
            "\"elapsed_s\":%.3f}\n",
-           names[f.mode], listen_addr, (unsigned long long)f.accepted, (unsigned long long)f.open,
-           (unsigned long long)f.peak, (unsigned long long)f.handshakes, (unsigned long long)f.bad_requests,
-           (unsigned long long)f.frames, (unsigned long long)f.bytes_in, (unsigned long long)f.bytes_out,
-           (unsigned long long)f.publishes, (unsigned long long)f.deliveries, (unsigned long long)f.drops,
+           names[f.mode], f.tls ? "true" : "false", listen_addr, (unsigned long long)f.accepted,
+           (unsigned long long)f.open, (unsigned long long)f.peak, (unsigned long long)f.handshakes,
+           (unsigned long long)f.bad_requests, (unsigned long long)f.frames, (unsigned long long)f.bytes_in,
+           (unsigned long long)f.bytes_out, (unsigned long long)f.publishes, (unsigned long long)f.deliveries,
+           (unsigned long long)f.drops,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     return 0;
 }

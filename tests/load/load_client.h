@@ -70,6 +70,7 @@ struct load_conn {
     uint64_t t0;       /* connect start, ns */
     uint64_t deadline; /* ns; 0 = none (open connections wait forever) */
     uint64_t *sent_at; /* ring of send times, allocated on first send */
+    void *tls;         /* wss: the SSL (load_tls.c), NULL for ws:// */
     uint8_t *out;      /* bytes the socket refused, in order */
     uint32_t out_len, out_cap;
     uint8_t *zin; /* a message kept whole: compressed (--deflate) or JSON to compare (--json) */

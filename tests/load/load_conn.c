@@ -11,6 +11,7 @@
  * buffered on the receive side. */
 #include "load_client.h"
 #include "load_pmd.h"
+#include "load_tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,6 +26,17 @@
 #define EV_OUT 2
 
 static int frames_input(struct load_client *cl, struct load_conn *c, const uint8_t *p, size_t n);
+
+/* read() and send(), over TLS for wss://. */
+static ssize_t conn_recv(struct load_conn *c, void *buf, size_t n)
+{
+    return c->tls ? load_tls_recv(c->tls, buf, n) : read(c->fd, buf, n);
+}
+
+static ssize_t conn_send(struct load_conn *c, const void *buf, size_t n)
+{
+    return c->tls ? load_tls_send(c->tls, buf, n) : send(c->fd, buf, n, MSG_NOSIGNAL);
+}
 
 static enum load_stage stage_of(const struct load_conn *c)
 {
@@ -79,6 +91,9 @@ static void release(struct load_client *cl, struct load_conn *c, int clean)
     struct load_slot *st = cl->st;
 
     leave_state(cl, c);
+    if (c->tls)
+        load_tls_free(c->tls);
+    c->tls = NULL;
     if (c->fd != -1)
         close(c->fd); /* a socket's close cannot fail in a way we could act on */
     load_ps_release(cl, c);
@@ -195,7 +210,7 @@ static int flush(struct load_client *cl, struct load_conn *c)
     cl->wlen = 0;
     if (c->out_len > 0)
         return keep_out(cl, c, cl->wbuf, n);
-    ssize_t w = send(c->fd, cl->wbuf, n, MSG_NOSIGNAL);
+    ssize_t w = conn_send(c, cl->wbuf, n);
     if (w == -1) {
         if (errno != EAGAIN)
             return fail_errno(cl, c, errno);
@@ -209,7 +224,7 @@ static int flush(struct load_client *cl, struct load_conn *c)
 /* Drains the refused bytes when the socket is writable again. */
 static int write_out(struct load_client *cl, struct load_conn *c)
 {
-    ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+    ssize_t w = conn_send(c, c->out, c->out_len);
     if (w == -1)
         return errno == EAGAIN ? 0 : fail_errno(cl, c, errno);
     memmove(c->out, c->out + w, c->out_len - (size_t)w);
@@ -690,7 +705,7 @@ static int opened(struct load_client *cl, struct load_conn *c)
 static int hs_read(struct load_client *cl, struct load_conn *c)
 {
     struct load_hs *hs = c->aux.hs;
-    ssize_t n = read(c->fd, hs->buf + hs->len, sizeof(hs->buf) - hs->len);
+    ssize_t n = conn_recv(c, hs->buf + hs->len, sizeof(hs->buf) - hs->len);
     if (n == -1)
         return errno == EAGAIN ? 0 : fail_errno(cl, c, errno);
     if (n == 0)
@@ -739,7 +754,7 @@ static int on_readable(struct load_client *cl, struct load_conn *c)
         return hs_read(cl, c);
     if (cl->role == LOAD_ROLE_PUB_HTTP)
         return load_pub_http_read(cl, c);
-    ssize_t n = read(c->fd, cl->rbuf, cl->rcap);
+    ssize_t n = conn_recv(c, cl->rbuf, cl->rcap);
     if (n == -1)
         return errno == EAGAIN ? 0 : fail_errno(cl, c, errno);
     if (n == 0)
@@ -790,16 +805,45 @@ static int connected(struct load_client *cl, struct load_conn *c)
     return flush(cl, c);
 }
 
+/* wss: the TLS handshake, still in the connect stage. */
+static void tls_step(struct load_client *cl, struct load_conn *c)
+{
+    int want_write = 0;
+    int r = load_tls_handshake(c->tls, &want_write);
+    if (r == 1) {
+        connected(cl, c);
+        return;
+    }
+    if (r == -1) {
+        fail(cl, c, LOAD_ST_CONNECT, LOAD_C_TLS);
+        return;
+    }
+    set_events(cl, c, want_write ? EV_OUT : EV_IN);
+}
+
 static void connect_done(struct load_client *cl, struct load_conn *c)
 {
     int err = 0;
     socklen_t len = sizeof(err);
+    if (c->tls) {
+        tls_step(cl, c);
+        return;
+    }
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
         err = errno;
-    if (err != 0)
+    if (err != 0) {
         fail_errno(cl, c, err);
-    else
+    } else if (cl->target->tls) {
+        char sni[sizeof(cl->target->host)];
+        snprintf(sni, sizeof sni, "%.*s", (int)strcspn(cl->target->host, ":"), cl->target->host);
+        c->tls = load_tls_new(c->fd, sni);
+        if (!c->tls)
+            fail_errno(cl, c, ENOMEM);
+        else
+            tls_step(cl, c);
+    } else {
         connected(cl, c);
+    }
 }
 
 /* socket, bind to this connection's source address, non-blocking connect. */

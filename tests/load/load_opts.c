@@ -13,7 +13,8 @@
 
 static const char usage[] =
     "usage: wsmill-load hold|echo|churn|subscribe|publish|fanout [options]\n"
-    "  --url URL                  target (default ws://127.0.0.1:8080/): ws://HOST:PORT/PATH;\n"
+    "  --url URL                  target (default ws://127.0.0.1:8080/): ws://HOST:PORT/PATH\n"
+    "                             or wss:// (TLS, certificate not verified);\n"
     "                             publish also http://HOST:PORT/pub/NAME (publish API)\n"
     "  -n, --connections N        hold/echo/subscribe/fanout: connections (subscribers);\n"
     "                             churn: concurrent loops; publish: publisher connections\n"
@@ -192,22 +193,29 @@ static int parse_u32(const char *name, const char *s, double max, uint32_t *out)
     return 0;
 }
 
-/* "ws://host[:port][/path]" or "http://..."; resolves host to one IPv4
+/* "ws://host[:port][/path]", "wss://..." or "http://..."; resolves host to one IPv4
  * address. Whether http:// is acceptable is checked once the mode is known. */
 static int parse_url(struct load_target *t, const char *opt, const char *url)
 {
     const char *hp;
     unsigned long port;
+    t->tls = 0;
     if (strncasecmp(url, "ws://", 5) == 0) {
         hp = url + 5;
         port = 80;
         t->http = 0;
+    } else if (strncasecmp(url, "wss://", 6) == 0) {
+        hp = url + 6;
+        port = 443;
+        t->http = 0;
+        t->tls = 1;
     } else if (strncasecmp(url, "http://", 7) == 0) {
         hp = url + 7;
         port = 80;
         t->http = 1;
     } else {
-        fprintf(stderr, "wsmill-load: --%s %s: only ws:// and http:// URLs are supported\n", opt, url);
+        fprintf(stderr, "wsmill-load: --%s %s: only ws://, wss:// and http:// URLs are supported\n", opt,
+                url);
         return -1;
     }
     snprintf(t->url, sizeof(t->url), "%s", url);

@@ -20,6 +20,7 @@ struct load_target {
     uint32_t name_end; /* where --channels puts "-K": the end of the path before any '?' */
     struct sockaddr_in dst;
     int http; /* http:// (the publish API) rather than ws:// */
+    int tls;  /* wss:// */
 };
 
 struct load_opts {

@@ -29,6 +29,7 @@ static const char *const cause_names[LOAD_C_N] = {
     "unexpected_data",
     "wrong_channel",
     "aborted",
+    "tls_handshake",
 };
 
 void load_stats_init(struct load_slot *s)

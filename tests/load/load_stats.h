@@ -71,6 +71,7 @@ enum load_cause {
     LOAD_C_UNEXPECTED_DATA, /* data with nothing outstanding */
     LOAD_C_WRONG_CHANNEL,   /* a published message reached a subscriber of another channel */
     LOAD_C_ABORTED,         /* still in progress when time ran out */
+    LOAD_C_TLS,             /* wss: the TLS handshake failed */
     LOAD_C_N
 };
 

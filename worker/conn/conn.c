@@ -20,6 +20,9 @@
 #include "output.h"
 #include "pmd.h"
 #include "upgrade.h"
+#include "../transport/proxy.h"
+#include "../transport/tls.h"
+#include "../transport/transport.h"
 
 #define CLOSE_GRACE_MS   3000 /* how long a peer has to answer our close, or to hang up */
 #define READS_PER_WAKEUP 4    /* bound one wakeup's work so nobody starves */
@@ -94,11 +97,28 @@ static void free_busy(struct conn *c, int handshake)
     c->busy = NULL;
 }
 
-void conn_accepted(struct worker *w, int fd, const struct sockaddr *addr)
+/* Over a per-address limit: a plain client is told (429); a TLS client
+ * cannot be before its handshake, so it is closed (counted all the same). */
+static void refuse_address(struct worker *w, struct conn *c, int why)
+{
+    if (transport_of(c)->answers_early) {
+        limits_refuse_address(w, c, why);
+        return;
+    }
+    shm_add(&w->slot->rejected[why], 1);
+    conn_set_state(c, CONN_LINGER);
+    conn_drop(c, 0);
+}
+
+void conn_accepted(struct worker *w, int fd, const struct sockaddr *addr, unsigned how)
 {
     if (fd >= w->nconns) { /* cannot happen under our own RLIMIT_NOFILE */
         log_error("accepted fd %d beyond the connection table (%d)", fd, w->nconns);
         close(fd);
+        return;
+    }
+    if ((how & ACCEPT_PROXY) && !proxy_trusted(w, addr)) {
+        close(fd); /* not a balancer we know: no word, no state */
         return;
     }
     int one = 1;
@@ -108,18 +128,27 @@ void conn_accepted(struct worker *w, int fd, const struct sockaddr *addr)
     memset(c, 0, sizeof(*c));
     ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
     c->io.data = w;
-    int refused = limits_admit_address(w, c, addr);
-    if (!refused && !(c->busy = upgrade_state_new())) {
-        log_warn("out of memory for a handshake; closing fd %d", fd);
-        iptable_release(&w->shm->iptable, c->ip_slot, 1);
+    if ((how & ACCEPT_TLS) && tls_conn_start(c) == -1) {
+        log_warn("out of memory for a TLS connection; closing fd %d", fd);
         close(fd);
         return;
     }
+    /* Behind a balancer the address to count is in the PROXY header. */
+    int refused = how & ACCEPT_PROXY ? 0 : limits_admit_address(w, c, addr);
+    if (!refused && !(c->busy = upgrade_state_new())) {
+        log_warn("out of memory for a handshake; closing fd %d", fd);
+        iptable_release(&w->shm->iptable, c->ip_slot, 1);
+        transport_of(c)->release(c);
+        close(fd);
+        return;
+    }
+    if (how & ACCEPT_PROXY)
+        c->flags |= CF_PROXY;
     ev_io_start(w->loop, &c->io);
     w->live++;
     shm_add(&w->slot->accepted, 1);
     if (refused) {
-        limits_refuse_address(w, c, refused);
+        refuse_address(w, c, refused);
         return;
     }
     conn_set_state(c, CONN_HANDSHAKE);
@@ -193,6 +222,8 @@ static void release(struct worker *w, struct conn *c)
         shm_sub(&w->slot->connections, 1);
         shm_release(w->shm, 1);
     }
+    transport_of(c)->release(c);
+    c->transport = TRANSPORT_PLAIN;
     close(conn_fd(c));
     c->state = CONN_FREE;
     c->flags = 0;
@@ -229,7 +260,7 @@ void conn_want_write(struct conn *c, int on)
 void conn_output_done(struct conn *c)
 {
     if (c->state == CONN_LINGER && !output_pending(c) && !(c->flags & CF_SHUT_WR)) {
-        shutdown(conn_fd(c), SHUT_WR);
+        transport_of(c)->shutdown(c);
         c->flags |= CF_SHUT_WR;
     }
 }
@@ -311,10 +342,36 @@ static void handle_input(struct conn *c, uint8_t *p, size_t len)
     output_uncork(c);
 }
 
+/* The PROXY header, then the per-IP admission with the address it
+ * carries. Returns 1 when the connection goes on, else 0 (waiting for the
+ * rest of the header, or c refused). */
+static int proxy_step(struct worker *w, struct conn *c)
+{
+    struct sockaddr_storage ss;
+    int r = proxy_read(c, &ss);
+    if (r == 0)
+        return 0;
+    if (r == -1) {
+        conn_drop(c, 0);
+        return 0;
+    }
+    c->flags &= (uint8_t)~CF_PROXY;
+    int refused = limits_admit_address(w, c, (const struct sockaddr *)&ss);
+    if (refused) {
+        refuse_address(w, c, refused);
+        return 0;
+    }
+    return 1;
+}
+
 static void on_readable(struct worker *w, struct conn *c)
 {
+    if ((c->flags & CF_PROXY) && !proxy_step(w, c))
+        return;
     for (int i = 0; i < READS_PER_WAKEUP; i++) {
-        ssize_t n = read(conn_fd(c), w->scratch, w->scratch_size);
+        ssize_t n = transport_of(c)->recv(c, w->scratch, w->scratch_size);
+        if (transport_of(c)->pending(c))
+            conn_want_write(c, 1); /* a handshake step waits for room */
         if (n == 0) {
             /* EOF: a clean end after a close handshake, else abnormal. */
             conn_drop(c, c->state == CONN_OPEN ? WS_CLOSE_ABNORMAL : 0);

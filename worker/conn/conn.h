@@ -27,6 +27,14 @@ enum conn_flags {
     CF_WRITING = 1 << 2,           /* EV_WRITE is armed */
     CF_SHUT_WR = 1 << 3,           /* FIN sent */
     CF_DIED_IN_HANDSHAKE = 1 << 4, /* CONN_DEAD from CONN_HANDSHAKE: busy is the upgrade parser */
+    CF_PROXY = 1 << 5,             /* a PROXY protocol header is due before anything else */
+    CF_DEFLATE = 1 << 6,           /* permessage-deflate agreed; its settings are in pmd.c's table */
+};
+
+/* How a connection arrived: which listener (conn_accepted's `how`). */
+enum conn_accept {
+    ACCEPT_TLS = 1 << 0,   /* tls_listen: the TLS transport */
+    ACCEPT_PROXY = 1 << 1, /* the listener expects a PROXY protocol header */
 };
 
 /* One per descriptor, in a table indexed by fd: no allocation per idle
@@ -39,7 +47,7 @@ struct conn {
     uint8_t state;        /* enum conn_state */
     uint8_t flags;        /* enum conn_flags */
     uint8_t endpoint;     /* index in w->endpoints, 0 = none yet */
-    uint8_t pmd;          /* permessage-deflate as negotiated (pmd.h), 0 = not */
+    uint8_t transport;    /* enum transport_kind (transport/transport.h) */
     uint32_t stamp;       /* tick of the last input, or of entering the state */
     uint32_t ip_slot;     /* iptable slot + 1 of the client address, 0 = not counted */
     void *busy;
@@ -83,8 +91,9 @@ static inline int conn_gone(const struct conn *c)
 
 /* Sets up the connection table's wheel and the reaper (worker start). */
 void conn_init(struct worker *w, uint32_t now_tick);
-/* Takes over a freshly accepted socket from addr (IPv4/IPv6 sockaddr). */
-void conn_accepted(struct worker *w, int fd, const struct sockaddr *addr);
+/* Takes over a freshly accepted socket from addr (IPv4/IPv6 sockaddr);
+ * how is a set of enum conn_accept. */
+void conn_accepted(struct worker *w, int fd, const struct sockaddr *addr, unsigned how);
 /* The one function that changes a live connection's state (and deadline). */
 void conn_set_state(struct conn *c, enum conn_state s);
 /* Advances the wheel to tick now: timeouts and pings come due. */

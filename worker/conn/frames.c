@@ -139,7 +139,7 @@ static long next_header(struct conn *c, const uint8_t *data, size_t len, struct 
      * alone; too_big() says which limit it was. */
     uint64_t max = (uint64_t)(w->cfg.max_frame_size < w->cfg.max_message_size ? w->cfg.max_frame_size
                                                                               : w->cfg.max_message_size);
-    unsigned rsv = c->pmd & PMD_ON ? WS_RSV1 : 0; /* permessage-deflate's "compressed" */
+    unsigned rsv = c->flags & CF_DEFLATE ? WS_RSV1 : 0; /* permessage-deflate's "compressed" */
     *ok = 0;
     if (!b || !b->hdr_len) {
         int rc = ws_parse_header_ext(data, len, 1, max, rsv, h);

@@ -19,6 +19,7 @@
 #include "../../common/log.h"
 #include "../shbuf.h"
 #include "conn.h"
+#include "../transport/transport.h"
 #include "pmd.h"
 
 #define FLUSH_IOV     64
@@ -33,12 +34,11 @@ int output_init(struct worker *w)
 
 ssize_t output_sendv(struct conn *c, const struct iovec *iov, int n)
 {
-    /* sendmsg rather than writev: it goes straight to the socket layer and
-     * skips the file write path (fdget_pos, rw_verify_area, fsnotify), which
-     * the fan-out sweep pays once per subscriber (docs/channels.md). */
-    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
     shm_add(&conn_worker(c)->slot->sends, 1);
-    return sendmsg(conn_fd(c), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t r = transport_of(c)->sendv(c, iov, n);
+    if (transport_of(c)->pending(c))
+        conn_want_write(c, 1); /* it took bytes the socket refused */
+    return r;
 }
 
 static void chunk_free(struct chunk *ch)
@@ -78,7 +78,7 @@ size_t output_queued(const struct conn *c)
 int output_pending(const struct conn *c)
 {
     const struct cork *k = &conn_worker(c)->cork;
-    return output_queued(c) > 0 || (k->c == c && k->niov > 0);
+    return output_queued(c) > 0 || (k->c == c && k->niov > 0) || transport_of(c)->pending(c);
 }
 
 void output_overflow_close(struct conn *c, int code, const char *reason)
@@ -341,7 +341,7 @@ int output_frame(struct conn *c, unsigned opcode, const uint8_t *payload, size_t
         shm_add(&w->slot->bytes_out, len);
     }
     size_t zlen;
-    uint8_t *z = c->pmd ? pmd_compress(c, opcode, payload, len, &zlen) : NULL;
+    uint8_t *z = c->flags & CF_DEFLATE ? pmd_compress(c, opcode, payload, len, &zlen) : NULL;
     if (z) { /* permessage-deflate: the compressed payload replaces it */
         free(owned);
         owned = z;
@@ -387,6 +387,13 @@ int output_raw(struct conn *c, const void *data, size_t len)
 int output_flush(struct conn *c)
 {
     struct outq *q = queue_of(c);
+    /* What the transport took but could not send goes before the queue. */
+    if (transport_of(c)->flush(c) == -1) {
+        if (errno == EAGAIN || errno == EINTR)
+            return 0;
+        conn_drop(c, c->state == CONN_OPEN ? WS_CLOSE_ABNORMAL : 0);
+        return -1;
+    }
     while (q && q->head) {
         struct iovec iov[FLUSH_IOV];
         int n = 0;
@@ -424,6 +431,8 @@ int output_flush(struct conn *c)
         if (q->head)
             return 0; /* the socket is full; EV_WRITE will call again */
     }
+    if (transport_of(c)->pending(c))
+        return 0;
     conn_want_write(c, 0);
     conn_maybe_idle(c);
     return 0;

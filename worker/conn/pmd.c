@@ -7,25 +7,54 @@
  * Incoming: the worker's one inflate stream is primed, per message, from
  * the client's window when the client keeps its context; the window
  * (exactly 2^bits bytes, a jemalloc size class) is allocated on the
- * connection's first compressed message and is all it ever costs. */
+ * connection's first compressed message and is all it ever costs.
+ *
+ * struct conn has no byte to spare, so a connection carries only the flag
+ * CF_DEFLATE; what it negotiated is one byte in a descriptor-indexed table
+ * and its window an entry in a second one, both reserved with
+ * MAP_NORESERVE: only pages holding entries in use are ever resident (a
+ * byte per idle deflate connection, 16 more once it has a window). */
 #include "pmd.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "../../common/alloc.h"
 #include "../../common/log.h"
 #include "../../common/pmd_codec.h"
 #include "../shbuf.h"
 #include "conn.h"
 
 /* A client's window: the last `fill` bytes of plaintext it sent, up to
- * 2^bits. In a descriptor-indexed table reserved with MAP_NORESERVE, so
- * only pages holding a window's entry are ever resident. */
+ * 2^bits. */
 struct pmd_win {
     uint8_t *buf;
     uint32_t fill;
 };
+
+struct pmd_tables {
+    uint8_t *params;      /* per fd: pmd_encode's byte */
+    struct pmd_win *wins; /* per fd */
+};
+
+static uint8_t params_of(const struct conn *c)
+{
+    return ((struct pmd_tables *)conn_worker(c)->pmd_tab)->params[conn_fd(c)];
+}
+
+static struct pmd_win *win_of(const struct conn *c)
+{
+    return &((struct pmd_tables *)conn_worker(c)->pmd_tab)->wins[conn_fd(c)];
+}
+
+static void *reserve(size_t bytes)
+{
+    void *t = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (t == MAP_FAILED)
+        log_crit("mmap(%zu bytes) for the deflate tables failed", bytes);
+    return t == MAP_FAILED ? NULL : t;
+}
 
 uint8_t pmd_encode(const struct pmd_params *p)
 {
@@ -35,15 +64,18 @@ uint8_t pmd_encode(const struct pmd_params *p)
 
 int pmd_worker_init(struct worker *w)
 {
+    struct pmd_tables *t = xcalloc(1, sizeof(*t));
     w->pmd = pmd_codec_new((int)w->cfg.deflate_level);
-    size_t bytes = (size_t)w->nconns * sizeof(struct pmd_win);
-    void *t = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (t == MAP_FAILED) {
-        log_crit("mmap(%zu bytes) for the deflate window table failed", bytes);
-        return -1;
-    }
-    w->pmd_wins = t;
-    return 0;
+    t->params = reserve((size_t)w->nconns);
+    t->wins = reserve((size_t)w->nconns * sizeof(struct pmd_win));
+    w->pmd_tab = t;
+    return t->params && t->wins ? 0 : -1;
+}
+
+void pmd_conn_agreed(struct conn *c, const struct pmd_params *p)
+{
+    ((struct pmd_tables *)conn_worker(c)->pmd_tab)->params[conn_fd(c)] = pmd_encode(p);
+    c->flags |= CF_DEFLATE;
 }
 
 void pmd_worker_config(struct worker *w)
@@ -57,8 +89,8 @@ void pmd_worker_config(struct worker *w)
 static int window_push(struct conn *c, const uint8_t *msg, size_t n)
 {
     struct worker *w = conn_worker(c);
-    struct pmd_win *win = &((struct pmd_win *)w->pmd_wins)[conn_fd(c)];
-    size_t cap = (size_t)1 << pmd_client_bits(c->pmd);
+    struct pmd_win *win = win_of(c);
+    size_t cap = (size_t)1 << pmd_client_bits(params_of(c));
     if (!win->buf) {
         if (!n)
             return 0;
@@ -76,8 +108,8 @@ static int window_push(struct conn *c, const uint8_t *msg, size_t n)
 int pmd_inflate(struct conn *c, const uint8_t *in, size_t len, const uint8_t **out, size_t *out_len)
 {
     struct worker *w = conn_worker(c);
-    struct pmd_win *win = &((struct pmd_win *)w->pmd_wins)[conn_fd(c)];
-    int keep = pmd_client_bits(c->pmd) != 0;
+    struct pmd_win *win = win_of(c);
+    int keep = pmd_client_bits(params_of(c)) != 0;
     const uint8_t *dict = keep ? win->buf : NULL;
     size_t dict_len = dict ? win->fill : 0;
     int r = pmd_codec_inflate(w->pmd, dict, dict_len, in, len, (size_t)w->cfg.max_message_size, out, out_len);
@@ -106,13 +138,13 @@ void pmd_count_out(struct conn *c, uint64_t n_compressed, uint64_t n_plain, uint
 
 uint8_t *pmd_compress(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len, size_t *zlen)
 {
-    if (!(c->pmd & PMD_ON) || (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY))
+    if (!(c->flags & CF_DEFLATE) || (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY))
         return NULL;
     struct worker *w = conn_worker(c);
     uint8_t *out = NULL;
     size_t n = 0;
     if ((int64_t)len >= w->cfg.deflate_min_size && (out = malloc(len + 8))) {
-        n = pmd_codec_deflate(w->pmd, pmd_server_bits(c->pmd), payload, len, out, len + 8);
+        n = pmd_codec_deflate(w->pmd, pmd_server_bits(params_of(c)), payload, len, out, len + 8);
         if (n)
             shm_add(&w->slot->pmd_deflates, 1);
     }
@@ -177,7 +209,7 @@ size_t pmd_frames(struct conn *c, struct shbuf **log, int n, struct shbuf **bufs
     struct worker *w = conn_worker(c);
     size_t total = 0;
     uint64_t zn = 0, saved = 0;
-    size_t window = (size_t)1 << pmd_server_bits(c->pmd);
+    size_t window = (size_t)1 << pmd_server_bits(params_of(c));
     for (int i = 0; i < n; i++) {
         struct shbuf *p = log[i], *t = twin_of(w, p, built);
         size_t len;
@@ -200,14 +232,15 @@ size_t pmd_frames(struct conn *c, struct shbuf **log, int n, struct shbuf **bufs
 void pmd_conn_release(struct conn *c)
 {
     struct worker *w = conn_worker(c);
-    if (!(c->pmd & PMD_ON) || !w->pmd_wins)
+    if (!(c->flags & CF_DEFLATE))
         return;
-    struct pmd_win *win = &((struct pmd_win *)w->pmd_wins)[conn_fd(c)];
+    struct pmd_win *win = win_of(c);
     if (win->buf) {
         free(win->buf);
         win->buf = NULL;
         win->fill = 0;
         shm_sub(&w->slot->pmd_windows, 1);
     }
-    c->pmd = 0;
+    ((struct pmd_tables *)w->pmd_tab)->params[conn_fd(c)] = 0;
+    c->flags &= (uint8_t)~CF_DEFLATE;
 }

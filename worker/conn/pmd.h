@@ -15,9 +15,10 @@ struct conn;
 struct shbuf;
 struct worker;
 
-/* conn->pmd: bit 7 negotiated, bits 6..4 server window bits - 8, bits
- * 3..0 the client's window bits (8-15), or 0 when the client does not keep
- * its context (no window is ever kept). */
+/* A connection's negotiated byte (pmd.c keeps it per descriptor; the
+ * connection itself carries CF_DEFLATE): bit 7 set, bits 6..4 server
+ * window bits - 8, bits 3..0 the client's window bits (8-15), or 0 when the
+ * client does not keep its context (no window is ever kept). */
 #define PMD_ON 0x80
 static inline int pmd_server_bits(uint8_t p)
 {
@@ -29,9 +30,13 @@ static inline int pmd_client_bits(uint8_t p)
 }
 uint8_t pmd_encode(const struct pmd_params *p);
 
-/* Worker start: the codec, and a descriptor-indexed table of client
- * windows (reserved, touched only where windows exist). Returns 0 or -1. */
+/* Worker start: the codec, and the descriptor-indexed tables of
+ * negotiated bytes and client windows (reserved, touched only where used).
+ * Returns 0 or -1. */
 int pmd_worker_init(struct worker *w);
+/* c's handshake agreed on p: c gets CF_DEFLATE and its byte. */
+void pmd_conn_agreed(struct conn *c, const struct pmd_params *p);
+
 /* A reload may change deflate_level. */
 void pmd_worker_config(struct worker *w);
 

@@ -361,7 +361,7 @@ static void decide(struct conn *c, struct hs_state *hs)
         n += pmd_offer_answer(&hs->pmd, resp + n, sizeof(resp) - n - 2);
         memcpy(resp + n, "\r\n", 2);
         n += 2;
-        c->pmd = pmd_encode(&hs->pmd);
+        pmd_conn_agreed(c, &hs->pmd);
         shm_add(&w->slot->pmd_negotiated, 1);
     }
     c->flags |= CF_UPGRADED;

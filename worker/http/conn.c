@@ -152,8 +152,10 @@ static void complete(struct http_conn *hc)
     else
         http_route_done(hc);
     http_request_reset_body(&hc->req);
-    if (hc->state == HC_STREAM)
+    if (hc->state == HC_STREAM) {
+        hc->closing = hc->svc->stopped; /* a stream lasts until the peer goes */
         return;
+    }
     hc->state = HC_IDLE;
     set_timer(hc, HC_IDLE_S);
 }

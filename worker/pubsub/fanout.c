@@ -179,7 +179,7 @@ static void deliver_one(struct worker *w, struct conn *c, struct shbuf *sb)
 {
     struct iovec iov = {sb->data, sb->len};
     size_t unlogged = 0;
-    if (c->pmd)
+    if (c->flags & CF_DEFLATE)
         pmd_frames(c, &sb, 1, &sb, &iov, &unlogged);
     deliver(w, c, &sb, 1, &iov, iov.iov_len);
 }
@@ -198,7 +198,7 @@ static void visit(struct worker *w, struct channel *ch, uint32_t i)
             n = ch->log_cap - at; /* up to the end of the circular array */
         if (n > MAX_IOV)
             n = MAX_IOV;
-        if (c->pmd) { /* permessage-deflate: the frames' compressed twins */
+        if (c->flags & CF_DEFLATE) { /* permessage-deflate: the frames' compressed twins */
             struct shbuf *zb[TWIN_IOV];
             struct iovec ziov[TWIN_IOV];
             n = n < TWIN_IOV ? n : TWIN_IOV;

@@ -79,18 +79,28 @@ function draw(canvas) {
   g.fillText('-5 min', left, h - 3);
   g.fillText('now', w - 26, h - 3);
   names.forEach((n, k) => {
-    const pts = (hist[n] || []).filter(p => p[1] !== null);
-    if (!pts.length) return;
+    const pts = hist[n] || [];
     const x = t => left + pw * (1 - (now - t) / WINDOW_S);
     const y = v => top + ph - ph * v / max;
+    /* a second with nothing observed (null) breaks the line */
     g.beginPath();
-    pts.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
+    let drawing = false, first = null, last = null;
+    for (const [t, v] of pts) {
+      if (v === null) { drawing = false; continue; }
+      if (drawing) g.lineTo(x(t), y(v)); else g.moveTo(x(t), y(v));
+      drawing = true;
+      if (!first) first = t;
+      last = t;
+    }
+    if (first === null) return;
     g.strokeStyle = COLORS[def[k][1]];
     g.lineWidth = 1.6;
+    g.setLineDash(k ? [5, 3] : []); /* a second series stays visible where it lies on the first */
     g.stroke();
-    if (k === 0) {
-      g.lineTo(x(pts[pts.length - 1][0]), top + ph);
-      g.lineTo(x(pts[0][0]), top + ph);
+    g.setLineDash([]);
+    if (k === 0 && !seconds) {
+      g.lineTo(x(last), top + ph);
+      g.lineTo(x(first), top + ph);
       g.closePath();
       g.fillStyle = 'rgba(79,179,255,0.10)';
       g.fill();
@@ -98,7 +108,6 @@ function draw(canvas) {
   });
 }
 
-/* A round ceiling that divides into 4 round steps. */
 function niceCeil(v) {
   const p = Math.pow(10, Math.floor(Math.log10(v)));
   for (const m of [1, 2, 4, 6, 8, 10]) if (v <= m * p) return m * p;

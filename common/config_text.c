@@ -1,0 +1,65 @@
+/* config_text.c: a setting's value formatted the way it would be written
+ * in the file (config_format); config.c parses, config_doc.c documents. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+#define KiB ((int64_t)1024)
+#define MiB (KiB * 1024)
+#define GiB (MiB * 1024)
+#define SEC ((int64_t)1000)
+
+static void choice_word(const char *choices, int64_t idx, char *buf, size_t len)
+{
+    const char *p = choices;
+    for (int64_t i = 0; i < idx && p; i++) {
+        p = strchr(p, '|');
+        if (p)
+            p++;
+    }
+    if (!p) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    const char *end = strchr(p, '|');
+    snprintf(buf, len, "%.*s", (int)(end ? (size_t)(end - p) : strlen(p)), p);
+}
+
+void config_format(const struct config *c, const struct config_key *k, char *buf, size_t len)
+{
+    const char *field = (const char *)c + k->offset;
+    int64_t n = k->type == CONFIG_STRING || k->type == CONFIG_LISTEN ? 0 : *(const int64_t *)field;
+    switch (k->type) {
+    case CONFIG_STRING:
+    case CONFIG_LISTEN: snprintf(buf, len, "%s", field); break;
+    case CONFIG_LOGLEVEL: snprintf(buf, len, "%s", log_level_name((int)n)); break;
+    case CONFIG_BOOL: snprintf(buf, len, "%s", n ? "on" : "off"); break;
+    case CONFIG_CHOICE: choice_word(k->choices, n, buf, len); break;
+    case CONFIG_AUTO_COUNT:
+        if (n == 0)
+            snprintf(buf, len, "auto");
+        else
+            snprintf(buf, len, "%" PRId64, n);
+        break;
+    case CONFIG_SIZE:
+        if (n && n % GiB == 0)
+            snprintf(buf, len, "%" PRId64 "g", n / GiB);
+        else if (n && n % MiB == 0)
+            snprintf(buf, len, "%" PRId64 "m", n / MiB);
+        else if (n && n % KiB == 0)
+            snprintf(buf, len, "%" PRId64 "k", n / KiB);
+        else
+            snprintf(buf, len, "%" PRId64, n);
+        break;
+    case CONFIG_DURATION:
+        if (n % SEC == 0)
+            snprintf(buf, len, "%" PRId64 "s", n / SEC);
+        else
+            snprintf(buf, len, "%" PRId64 "ms", n);
+        break;
+    default: snprintf(buf, len, "%" PRId64, n);
+    }
+}
