@@ -478,27 +478,3 @@ int config_diff(const struct config *a, const struct config *b, int only_restart
     }
     return count;
 }
-
-int config_origin_allowed(const struct config *c, const char *origin, size_t n)
-{
-    const char *p = c->allowed_origins;
-    if (!*p)
-        return 1;
-    while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t')
-            p++;
-        const char *end = p;
-        while (*end && *end != ',')
-            end++;
-        const char *tail = end;
-        while (tail > p && (tail[-1] == ' ' || tail[-1] == '\t'))
-            tail--;
-        size_t l = (size_t)(tail - p);
-        if (l && l == n && strncasecmp(p, origin, n) == 0)
-            return 1;
-        if (l == 1 && *p == '*')
-            return 1;
-        p = end;
-    }
-    return 0;
-}
