@@ -416,3 +416,30 @@ def test_slow_deflate_subscriber(server_factory, policy):
         assert deflate(srv, "out_compressed") >= n
     finally:
         slow.close()
+
+
+from test_tls import pki, tls_server  # noqa: E402,F401
+from tlskit import client_context  # noqa: E402
+
+
+def test_wss_compressed(server_factory, pki):  # noqa: F811
+    """Over wss:// (TLS transport) deflate works the same: echo and a
+    channel, compressed before encryption."""
+    srv = tls_server(server_factory, pki, workers=1)
+    port = int(srv.settings["publish_listen"].rsplit(":", 1)[1])
+
+    async def run():
+        ctx = client_context(pki["ca"])
+        async with websockets.connect(f"wss://localhost:{srv.tls_port}/echo", ssl=ctx) as ws:
+            assert "permessage-deflate" in ws.response_headers["Sec-WebSocket-Extensions"]
+            for i in range(5):
+                await ws.send(chat(i))
+                assert await ws.recv() == chat(i)
+        sub = await websockets.connect(f"wss://localhost:{srv.tls_port}/ch/sec", ssl=ctx)
+        await asyncio.sleep(0.2)
+        status, _ = await asyncio.to_thread(http_post, port, "/pub/sec", chat(8).encode())
+        assert 200 <= status < 300
+        assert await asyncio.wait_for(sub.recv(), 10) == chat(8)
+        await sub.close()
+    asyncio.run(run())
+    assert deflate(srv, "in_compressed") >= 5 and deflate(srv, "out_compressed") >= 6
