@@ -19,6 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmd_client import offer  # noqa: E402
 from test_channels import http_post  # noqa: E402
 from rawws import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, build_frame, open_ws  # noqa: E402
+from test_redis import api_publish, redis, redis_node, wait_connected  # noqa: E402,F401
+from test_reload import reload_and_wait  # noqa: E402
+from test_tls import pki, tls_server  # noqa: E402,F401
+from tlskit import client_context  # noqa: E402
 
 
 def deflate(srv, key):
@@ -255,8 +259,6 @@ def test_multi_channel_message_compressed(server):
     asyncio.run(run())
 
 
-from test_redis import api_publish, redis, redis_node, wait_connected  # noqa: E402,F401
-
 
 def test_redis_broker_compressed(server_factory, redis):  # noqa: F811
     """Through Redis: a message published on one node reaches the other
@@ -287,8 +289,6 @@ def test_redis_broker_compressed(server_factory, redis):  # noqa: F811
         await both.close()
     asyncio.run(run())
 
-
-from test_reload import reload_and_wait  # noqa: E402
 
 
 def test_reload_keeps_negotiated_streams(server_factory):
@@ -416,10 +416,6 @@ def test_slow_deflate_subscriber(server_factory, policy):
         assert deflate(srv, "out_compressed") >= n
     finally:
         slow.close()
-
-
-from test_tls import pki, tls_server  # noqa: E402,F401
-from tlskit import client_context  # noqa: E402
 
 
 def test_wss_compressed(server_factory, pki):  # noqa: F811
