@@ -7,7 +7,7 @@
 #     tool on CPU 1), 512-byte messages, deflate off and on;
 #   echo: 100 connections x 8 in flight, 512-byte JSON text, off and on.
 # Writes docs/bench/deflate.json. Run it alone on the machine (flock
-# /tmp/wsmill-bench.lock scripts/bench-deflate.sh); GROUPS=idle,fanout,echo
+# /tmp/wsmill-bench.lock scripts/bench-deflate.sh); PARTS=idle,fanout,echo
 # picks parts, DURATION seconds per run (default 10), HOLD for the idle part.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
