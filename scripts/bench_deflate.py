@@ -123,12 +123,12 @@ def main():
     parts = os.environ.get("PARTS", "idle,fanout,echo").split(",")
     out = bench_common.read_json("deflate.json")
     t0 = time.time()
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("BENCH_NICE", "HOLD", "DURATION", "IDLE_N", "FANOUT_RATES")
+                   if k in os.environ)
     for p in parts:
         out[p] = {"idle": idle, "fanout": fanout, "echo": echo}[p]()
         out[p + "_measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("BENCH_NICE", "HOLD", "DURATION", "IDLE_N", "FANOUT_RATES")
-                   if k in os.environ)
-    out["command"] = (f"{env} PARTS={','.join(parts)} flock /tmp/wsmill-bench.lock scripts/bench-deflate.sh").strip()
+        out[p + "_command"] = f"{env} PARTS={','.join(parts)} flock /tmp/wsmill-bench.lock scripts/bench-deflate.sh".strip()
     out["machine"] = "2 cores shared with other engineers' builds and tests; see each row's load"
     write_json("deflate.json", out)
     print(f"done in {time.time() - t0:.0f} s", file=sys.stderr)
