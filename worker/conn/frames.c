@@ -212,6 +212,7 @@ static int deflated_message(struct conn *c, unsigned op, const uint8_t *z, size_
     if (op == WS_OP_TEXT && !utf8_valid(p, n))
         return -WS_CLOSE_INVALID_DATA;
     on_message(c, op, (uint8_t *)p, n, NULL);
+    pmd_trim(conn_worker(c)); /* a large message's buffer goes back now it is handled */
     return 0;
 }
 

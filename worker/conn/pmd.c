@@ -125,6 +125,11 @@ int pmd_inflate(struct conn *c, const uint8_t *in, size_t len, const uint8_t **o
     return 0;
 }
 
+void pmd_trim(struct worker *w)
+{
+    pmd_codec_trim(w->pmd);
+}
+
 void pmd_count_out(struct conn *c, uint64_t n_compressed, uint64_t n_plain, uint64_t saved)
 {
     struct worker_slot *s = conn_worker(c)->slot;

@@ -46,6 +46,9 @@ void pmd_worker_config(struct worker *w);
  * 1011 (out of memory). */
 int pmd_inflate(struct conn *c, const uint8_t *in, size_t len, const uint8_t **out, size_t *out_len);
 
+/* Gives back the inflate buffer a large message grew (after it is handled). */
+void pmd_trim(struct worker *w);
+
 /* For a data message to c: NULL when it goes uncompressed (no deflate on
  * c, shorter than deflate_min_size, or it does not shrink), else a
  * malloc'd compressed payload of *zlen bytes (the caller owns it). */
