@@ -63,7 +63,7 @@ def symbols(obj):
     return defined, undefined
 
 
-LIBS = {"wsmill_worker.a.p": "worker", "wsmill_common.a.p": "common", "wsmill.p": ""}
+LIBS = {"libwsmill_worker.a.p": "worker", "libwsmill_common.a.p": "common", "wsmill.p": ""}
 
 
 def room_of(lib_room, objname):
