@@ -186,6 +186,6 @@ def test_tls_and_proxy_counters_in_metrics(server_factory, pki):  # noqa: F811
     wait_until(lambda: refused_total(srv) == 1 and tls_total(srv, "tls_handshake_errors") == 1,
                what="the counters")
     m = samples(metrics(srv))
-    assert m['wsmill_tls_handshakes_total{outcome="done"}'] == tls_total(srv, "tls_handshakes") == 1
+    assert m['wsmill_tls_handshakes_total{outcome="ok"}'] == tls_total(srv, "tls_handshakes") == 1
     assert m['wsmill_tls_handshakes_total{outcome="failed"}'] == 1
     assert m["wsmill_proxy_refused_total"] == 1

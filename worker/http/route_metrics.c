@@ -90,13 +90,6 @@ static void handshakes(struct hbuf *b, struct worker_slot *t)
         if (reject_status[r])
             hbuf_printf(b, P "upgrades_refused_total{reason=\"%s\",status=\"%d\"} %" PRIu64 "\n",
                         shm_reject_name(r), reject_status[r], shm_get(&t->rejected[r]));
-    head(b, "tls_handshakes_total", "counter", "TLS handshakes on tls_listen, by outcome");
-    hbuf_printf(b,
-                P "tls_handshakes_total{outcome=\"done\"} %" PRIu64 "\n" P
-                  "tls_handshakes_total{outcome=\"failed\"} %" PRIu64 "\n",
-                shm_get(&t->tls_handshakes), shm_get(&t->tls_handshake_errors));
-    counter(b, "proxy_refused_total", "Connections closed: PROXY header missing, malformed or untrusted peer",
-            shm_get(&t->proxy_refused));
 }
 
 static void traffic(struct hbuf *b, struct worker_slot *t)
