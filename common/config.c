@@ -110,6 +110,15 @@ static const struct config_key keys[] = {
      "local: publishes reach this node's subscribers through the shared ring; redis: through Redis pub/sub, "
      "so they reach subscribers on every node sharing redis_url (docs/redis.md)",
      "local|redis"},
+    {"permessage_deflate", CONFIG_BOOL, OFF(permessage_deflate), 0, 1, "on", 1,
+     "accept permessage-deflate (RFC 7692, always server_no_context_takeover) on new connections", NULL},
+    {"deflate_min_size", CONFIG_SIZE, OFF(deflate_min_size), 0, 1 * GiB, "64", 1,
+     "messages shorter than this go out uncompressed (docs/deflate.md)", NULL},
+    {"deflate_level", CONFIG_INT, OFF(deflate_level), 1, 9, "1", 1,
+     "zlib level for outgoing messages: 1 fastest, 9 smallest (docs/deflate.md)", NULL},
+    {"deflate_client_window_bits", CONFIG_INT, OFF(deflate_client_window_bits), 8, 15, "10", 1,
+     "window (2^N bytes) asked of clients that let the server pick it; kept per client keeping context",
+     NULL},
     {"redis_url", CONFIG_STRING, OFF(redis_url), 0, 0, "redis://127.0.0.1:6379", RELOAD_GENERATION,
      "Redis for broker = redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (%XX escapes in the password)",
      NULL},
@@ -471,28 +480,4 @@ int config_diff(const struct config *a, const struct config *b, int only_restart
         used += w > 0 ? (size_t)w : 0;
     }
     return count;
-}
-
-int config_origin_allowed(const struct config *c, const char *origin, size_t n)
-{
-    const char *p = c->allowed_origins;
-    if (!*p)
-        return 1;
-    while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t')
-            p++;
-        const char *end = p;
-        while (*end && *end != ',')
-            end++;
-        const char *tail = end;
-        while (tail > p && (tail[-1] == ' ' || tail[-1] == '\t'))
-            tail--;
-        size_t l = (size_t)(tail - p);
-        if (l && l == n && strncasecmp(p, origin, n) == 0)
-            return 1;
-        if (l == 1 && *p == '*')
-            return 1;
-        p = end;
-    }
-    return 0;
 }

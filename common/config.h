@@ -57,6 +57,11 @@ struct config {
     int64_t max_handshakes_per_ip;    /* unfinished, across workers; 0 = off */
     char auth_secret[CONFIG_STR_MAX]; /* HS256 key for connection tokens; empty = no auth */
     char user[CONFIG_STR_MAX];        /* workers switch to this user; empty = stay */
+    /* permessage-deflate (RFC 7692) */
+    int64_t permessage_deflate;         /* bool */
+    int64_t deflate_min_size;           /* bytes: shorter messages go uncompressed */
+    int64_t deflate_level;              /* zlib level 1-9 */
+    int64_t deflate_client_window_bits; /* 8-15, asked of clients that allow it */
     /* past one machine (worker/pubsub/broker_redis.c) */
     int64_t broker;                    /* enum broker_kind */
     char redis_url[CONFIG_STR_MAX];    /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] */

@@ -1,8 +1,10 @@
 /* config_text.c: a setting's value formatted the way it would be written
- * in the file (config_format); config.c parses, config_doc.c documents. */
+ * in the file (config_format), and a list setting read as a list
+ * (config_origin_allowed); config.c parses, config_doc.c documents. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "log.h"
@@ -62,4 +64,28 @@ void config_format(const struct config *c, const struct config_key *k, char *buf
         break;
     default: snprintf(buf, len, "%" PRId64, n);
     }
+}
+
+int config_origin_allowed(const struct config *c, const char *origin, size_t n)
+{
+    const char *p = c->allowed_origins;
+    if (!*p)
+        return 1;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *tail = end;
+        while (tail > p && (tail[-1] == ' ' || tail[-1] == '\t'))
+            tail--;
+        size_t l = (size_t)(tail - p);
+        if (l && l == n && strncasecmp(p, origin, n) == 0)
+            return 1;
+        if (l == 1 && *p == '*')
+            return 1;
+        p = end;
+    }
+    return 0;
 }

@@ -179,6 +179,13 @@ void shm_slot_fold(struct worker_slot *g, struct worker_slot *s)
     add(&g->http_requests, &s->http_requests);
     add(&g->http_sends, &s->http_sends);
     add(&g->sends, &s->sends);
+    add(&g->pmd_negotiated, &s->pmd_negotiated); /* pmd_windows: a gauge, stays 0 */
+    add(&g->pmd_out_compressed, &s->pmd_out_compressed);
+    add(&g->pmd_out_plain, &s->pmd_out_plain);
+    add(&g->pmd_out_saved, &s->pmd_out_saved);
+    add(&g->pmd_deflates, &s->pmd_deflates);
+    add(&g->pmd_in_compressed, &s->pmd_in_compressed);
+    add(&g->pmd_in_saved, &s->pmd_in_saved);
     hist_add(&g->hist_pass, &s->hist_pass);
     hist_add(&g->hist_delay, &s->hist_delay);
     hist_add(&g->hist_handshake, &s->hist_handshake);

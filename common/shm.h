@@ -18,7 +18,7 @@
 #include "tls_store.h"
 
 #define SHM_MAGIC          0x4c4c494d53571001ULL /* "\x01\x10WSMILL" */
-#define SHM_LAYOUT_VERSION 4
+#define SHM_LAYOUT_VERSION 5
 #define SHM_MAX_WORKERS    256
 #define SHM_CACHELINE      64
 
@@ -142,6 +142,15 @@ struct worker_slot {
     struct shm_hist hist_pass;      /* fan-out pass length */
     struct shm_hist hist_delay;     /* publish (ring) to the end of the pass that sent it */
     struct shm_hist hist_handshake; /* accept to 101 */
+    /* permessage-deflate (worker/conn/pmd.c) */
+    shm_counter pmd_negotiated;     /* handshakes that agreed on permessage-deflate */
+    shm_counter pmd_out_compressed; /* messages sent compressed (each send, fan-out included) */
+    shm_counter pmd_out_plain;      /* messages sent uncompressed to a deflate connection */
+    shm_counter pmd_out_saved;      /* payload bytes those compressed sends saved */
+    shm_counter pmd_deflates;       /* compressions run: once per message per worker in a fan-out */
+    shm_counter pmd_in_compressed;  /* compressed messages received */
+    shm_counter pmd_in_saved;       /* inflated minus compressed bytes of those */
+    shm_counter pmd_windows;        /* gauge: client windows held (clients keeping context) */
 };
 
 struct shm {

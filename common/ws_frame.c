@@ -8,6 +8,12 @@
 int ws_parse_header(const uint8_t *buf, size_t len, int require_mask, uint64_t max_payload,
                     struct ws_header *h)
 {
+    return ws_parse_header_ext(buf, len, require_mask, max_payload, 0, h);
+}
+
+int ws_parse_header_ext(const uint8_t *buf, size_t len, int require_mask, uint64_t max_payload,
+                        unsigned rsv_allowed, struct ws_header *h)
+{
     if (len < 2)
         return 0;
     uint8_t b0 = buf[0], b1 = buf[1];
@@ -16,8 +22,12 @@ int ws_parse_header(const uint8_t *buf, size_t len, int require_mask, uint64_t m
     h->opcode = b0 & 0x0f;
     h->masked = b1 >> 7;
     /* Fail as early as the bytes allow: these need only the first two. */
-    if (h->rsv)
-        return -WS_CLOSE_PROTOCOL; /* no extension negotiated */
+    if (h->rsv & ~rsv_allowed)
+        return -WS_CLOSE_PROTOCOL; /* no extension negotiated that uses it */
+    /* An extension's bit (RSV1: "compressed", RFC 7692 6) marks a data
+     * message's first frame only: never a control frame or a continuation. */
+    if (h->rsv && (h->opcode == WS_OP_CONT || (h->opcode & 0x8)))
+        return -WS_CLOSE_PROTOCOL;
     switch (h->opcode) {
     case WS_OP_CONT:
     case WS_OP_TEXT:

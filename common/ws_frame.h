@@ -62,6 +62,15 @@ static inline int ws_is_control(unsigned opcode)
 int ws_parse_header(const uint8_t *buf, size_t len, int require_mask, uint64_t max_payload,
                     struct ws_header *h);
 
+/* ws_parse_header with the RSV bits in rsv_allowed (bits 2..0, RSV1 = 4)
+ * accepted on the first frame of a data message (an extension such as
+ * permessage-deflate negotiated them); on a control frame or a
+ * continuation they are still -1002. */
+int ws_parse_header_ext(const uint8_t *buf, size_t len, int require_mask, uint64_t max_payload,
+                        unsigned rsv_allowed, struct ws_header *h);
+
+#define WS_RSV1 4 /* in struct ws_header.rsv */
+
 /* Unmasks (or masks: XOR is its own inverse) n bytes in place; offset is
  * how many payload bytes of this frame came before p, so the key stays
  * aligned when a frame arrives in pieces. Works a machine word at a time. */

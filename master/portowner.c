@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,9 +242,17 @@ int portowner_check_config(const struct config *cfg, const struct config *old, p
         if (alen && portowner_check("listen", &a, alen, family_root, err, errlen) == -1)
             return -1;
     }
-    if (cfg->publish_listen[0] && (!old || strcmp(old->publish_listen, cfg->publish_listen))) {
-        alen = net_parse_hostport(cfg->publish_listen, &a);
-        if (alen && portowner_check("publish_listen", &a, alen, family_root, err, errlen) == -1)
+    static const struct {
+        const char *name;
+        size_t off;
+    } others[] = {{"publish_listen", offsetof(struct config, publish_listen)},
+                  {"tls_listen", offsetof(struct config, tls_listen)}};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        const char *now = (const char *)cfg + others[i].off;
+        if (!now[0] || (old && !strcmp((const char *)old + others[i].off, now)))
+            continue;
+        alen = net_parse_hostport(now, &a);
+        if (alen && portowner_check(others[i].name, &a, alen, family_root, err, errlen) == -1)
             return -1;
     }
     return 0;

@@ -52,7 +52,8 @@ int portowner_find(const union sockaddr_any *a, pid_t *pids, int max);
 int portowner_check(const char *what, const union sockaddr_any *a, socklen_t alen, pid_t family_root,
                     char *err, size_t errlen);
 
-/* portowner_check for every listener of cfg (listen, publish_listen);
+/* portowner_check for every listener of cfg (listen, publish_listen,
+ * tls_listen);
  * with old (a reload), only for addresses that changed. Returns 0, or -1
  * with the first conflict in err. */
 int portowner_check_config(const struct config *cfg, const struct config *old, pid_t family_root, char *err,

@@ -121,6 +121,17 @@ static void json_channels(struct sbuf *b, struct worker_slot *s)
               shm_get(&s->fanout_passes), shm_get(&s->fanout_pass_us), shm_get(&s->fanout_pass_last_us));
 }
 
+static void json_deflate(struct sbuf *b, struct worker_slot *s)
+{
+    sb_printf(b,
+              "\"deflate\":{\"negotiated\":%" PRIu64 ",\"out_compressed\":%" PRIu64 ",\"out_plain\":%" PRIu64
+              ",\"out_bytes_saved\":%" PRIu64 ",\"compressions\":%" PRIu64 ",\"in_compressed\":%" PRIu64
+              ",\"in_bytes_saved\":%" PRIu64 ",\"windows\":%" PRIu64 "},",
+              shm_get(&s->pmd_negotiated), shm_get(&s->pmd_out_compressed), shm_get(&s->pmd_out_plain),
+              shm_get(&s->pmd_out_saved), shm_get(&s->pmd_deflates), shm_get(&s->pmd_in_compressed),
+              shm_get(&s->pmd_in_saved), shm_get(&s->pmd_windows));
+}
+
 static void json_limits(struct sbuf *b, struct worker_slot *s)
 {
     sb_printf(b,
@@ -170,6 +181,7 @@ static void json_counters(struct sbuf *b, struct worker_slot *s)
               shm_get(&s->tls_handshakes), shm_get(&s->tls_handshake_errors), shm_get(&s->proxy_refused),
               shm_get(&s->tls_ctx_generation));
     json_limits(b, s);
+    json_deflate(b, s);
     json_closes(b, s);
 }
 

@@ -196,6 +196,11 @@ int statusfmt_summary(const char *sock, double interval, FILE *out)
     print_rates(a, b, secs, out);
     print_nonzero(b, "handshakes_rejected", "rejected handshakes since start:", out);
     print_nonzero(b, "closes", "closes since start (by code):", out);
+    if (total(b, "tls_handshakes") || total(b, "tls_handshake_errors") || total(b, "proxy_refused"))
+        fprintf(out,
+                "tls      %lld handshakes, %lld failed; %lld connections refused for their PROXY header\n",
+                (long long)total(b, "tls_handshakes"), (long long)total(b, "tls_handshake_errors"),
+                (long long)total(b, "proxy_refused"));
     print_tail(b, out);
     json_decref(a);
     json_decref(b);

@@ -8,6 +8,8 @@
 #               CPU 0 (a minimal OpenSSL accept loop), wsmill-load on CPU 1
 #   echo:       wss echo, 100 connections x 8 in flight, 64 bytes, the same
 #               two servers
+#   reload:     wss churn while the certificate is swapped and reloaded
+#               RELOADS (8) times: failed handshakes must be 0
 #   plain:      (with BASE_BIN=a build of main) plain ws handshakes/s and
 #               echo, this build against that one, alternating
 # RUNS rounds alternate the servers; medians and ratios in docs/bench/tls.json.

@@ -80,20 +80,26 @@ def start_server(n):
     return Wsmill(workers, extra="handshake_timeout = 30s\n" + extra), {}
 
 
-def run_one(n):
+def run_one(n, load_args=(), verify=None):
+    """Holds n connections; load_args go to wsmill-load (e.g. --deflate),
+    verify is how many echo once (default min(1000, n))."""
     srv, plan = start_server(n)
     workers = len(srv.status()["workers"])
     st_path = srv.status_path
     try:
         # Warm-up: fault in each worker's code paths once (not per connection).
+        # With load_args (e.g. --deflate) the warm-up connections also echo
+        # once, so per-worker state (zlib streams) is in before the baseline.
+        warm = ["--verify-sample", str(workers * 20)] + list(load_args) if load_args else []
         subprocess.run(in_netns([LOAD, "hold", "--url", srv.url(), "-n", str(workers * 20), "-d", "1", "-q",
-                                 "--src-base", "127.1.0.2"]), stdout=subprocess.DEVNULL, check=False)
+                                 "--src-base", "127.1.0.2"] + warm), stdout=subprocess.DEVNULL, check=False)
         time.sleep(3)
         before = sample(st_path)
         cmd = [LOAD, "hold", "--url", srv.url(), "-n", str(n), "--rate", str(RATE),
-               "-d", str(HOLD), "--verify-sample", str(min(1000, n)), "--per-src", os.environ.get("PER_SRC", "16000"),
+               "-d", str(HOLD), "--verify-sample", str(verify if verify is not None else min(1000, n)),
+               "--per-src", os.environ.get("PER_SRC", "16000"),
                "--max-pending", os.environ.get("MAX_PENDING", "100"), "--timeout", os.environ.get("TIMEOUT", "300"),
-               "--conn-timeout", os.environ.get("CONN_TIMEOUT", "30"), "-q"]
+               "--conn-timeout", os.environ.get("CONN_TIMEOUT", "30"), "-q"] + list(load_args)
         cmd = in_netns(cmd)
         print("+", shown(cmd), file=sys.stderr, flush=True)
         load = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

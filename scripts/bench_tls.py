@@ -13,19 +13,65 @@ DURATION = os.environ.get("DURATION", "10")
 RUNS = int(os.environ.get("RUNS", "3"))
 
 
-def make_certs(d):
-    """A test CA and a leaf for 127.0.0.1 it signs (ECDSA P-256)."""
+def make_certs(d, names=("srv",)):
+    """A test CA and leaves for 127.0.0.1 it signs (ECDSA P-256): NAME.pem,
+    NAME.key. Returns the first leaf's (cert, key)."""
     def ossl(*args):
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
     ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA")
-    ossl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost")
     with open(os.path.join(d, "ext"), "w") as f:
         f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-         "-out", "srv.pem", "-days", "2", "-extfile", "ext")
-    os.chmod(os.path.join(d, "srv.key"), 0o600)
-    return os.path.join(d, "srv.pem"), os.path.join(d, "srv.key")
+    for n in names:
+        ossl("req", *ec, "-keyout", f"{n}.key", "-out", f"{n}.csr", "-subj", f"/CN={n}")
+        ossl("x509", "-req", "-in", f"{n}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", f"{n}.pem", "-days", "2", "-extfile", "ext")
+        os.chmod(os.path.join(d, f"{n}.key"), 0o600)
+    return os.path.join(d, f"{names[0]}.pem"), os.path.join(d, f"{names[0]}.key")
+
+
+def reload_churn(d):
+    """wss churn (connect, TLS, upgrade, close) by wsmill-load for DURATION
+    seconds while the certificate is swapped and reloaded RELOADS times:
+    the failed handshakes and the reloads' outcomes."""
+    os.makedirs(d, exist_ok=True)
+    make_certs(d, ("live", "a", "b"))
+    cert, key = os.path.join(d, "live.pem"), os.path.join(d, "live.key")
+    srv = TlsWsmill(2, cert, key)
+    reloads = int(os.environ.get("RELOADS", "8"))
+    try:
+        cmd = in_netns([LOAD, "churn", "--handshake-only", "--url", srv.wss(), "-n", "32", "-d", DURATION, "-q"])
+        print("+", shown(cmd), file=sys.stderr, flush=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        outcomes = []
+        for i in range(reloads):
+            src = "a" if i % 2 == 0 else "b"
+            for ext in ("pem", "key"):
+                tmp = os.path.join(d, f"live.{ext}.new")
+                with open(os.path.join(d, f"{src}.{ext}"), "rb") as f, open(tmp, "wb") as g:
+                    g.write(f.read())
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, os.path.join(d, f"live.{ext}"))
+            seq = srv.status()["last_reload"]["seq"]
+            os.kill(srv.proc.pid, 1)  # SIGHUP
+            deadline = time.time() + 10
+            while srv.status()["last_reload"]["seq"] == seq and time.time() < deadline:
+                time.sleep(0.05)
+            outcomes.append(srv.status()["last_reload"]["ok"])
+            time.sleep(max(0.2, (float(DURATION) - 2) / reloads))
+        out = proc.stdout.read().strip().splitlines()
+        res = json.loads(out[-1]) if out else {}
+        st = srv.status()
+        row = {"command": shown(cmd), "reloads": reloads, "reloads_ok": sum(outcomes),
+               "cycles": res.get("cycles", {}).get("completed"), "failed": res.get("connections", {}).get("failed"),
+               "failures": res.get("failures"),
+               "cert_generation": [w["tls_cert_generation"] for w in st["workers"]],
+               "tls_handshake_errors": sum(w["tls_handshake_errors"] for w in st["workers"])}
+        print(json.dumps(row), flush=True)
+        return row
+    finally:
+        srv.stop()
 
 
 class TlsWsmill(Wsmill):
@@ -185,8 +231,8 @@ def plain(_cert, _key):
 
 def main():
     only = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--only" else None
-    groups = pick_groups(only, ["idle", "handshakes", "echo", "plain"] if os.environ.get("BASE_BIN") else
-                         ["idle", "handshakes", "echo"])
+    groups = pick_groups(only, ["idle", "handshakes", "echo", "reload"] +
+                         (["plain"] if os.environ.get("BASE_BIN") else []))
     out = read_json("tls.json")
     out["command"] = "scripts/bench-tls.sh" + (f" --only {only}" if only else "")
     out["setup"] = ("certificates: ECDSA P-256 (openssl CLI); handshakes/echo: one wsmill worker or "
@@ -200,6 +246,8 @@ def main():
             out["handshakes"] = compare(cert, key, handshakes)
         if "echo" in groups:
             out["echo"] = compare(cert, key, echo)
+        if "reload" in groups:
+            out["reload"] = reload_churn(os.path.join(d, "reload"))
         if "plain" in groups:
             out["plain"] = plain(cert, key)
     write_json("tls.json", out)

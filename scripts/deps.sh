@@ -22,7 +22,7 @@ ensure_packages() {
 }
 
 WSMILL_BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libev-dev libhttp-parser-dev
-    libjemalloc-dev libssl-dev libinih-dev libhiredis-dev libjansson-dev)
+    libjemalloc-dev libssl-dev libinih-dev libhiredis-dev libjansson-dev zlib1g-dev)
 
 # Usage: build_release (from the repo root): the release build in build/,
 # configured on first use, brought up to date.

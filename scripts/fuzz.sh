@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
 # SECONDS defaults to 60 per target; TARGET is ws_frame, utf8, handshake,
-# config, jwt, json, b64url, http_request or proxy_proto (with or without the fuzz_ prefix); default all. The build lives
+# config, jwt, json, b64url, http_request, proxy_proto, pmd_offer or pmd_inflate (with or without the fuzz_ prefix); default all. The build lives
 # in build-fuzz (clang, ASan+UBSan, -Dfuzz=true). Each target runs on a
 # copy of tests/fuzz/corpus/TARGET so the checked-in seeds stay small; the
 # run's corpus, log and any crash file stay under build-fuzz/fuzz-run/TARGET
@@ -22,7 +22,7 @@ if [ $# -gt 0 ]; then shift; fi
 case "$secs" in
     '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
-all=(ws_frame utf8 handshake config jwt json b64url http_request proxy_proto resume)
+all=(ws_frame utf8 handshake config jwt json b64url http_request proxy_proto pmd_offer pmd_inflate resume)
 targets=()
 for t in "${@:-${all[@]}}"; do
     t=${t#fuzz_}

@@ -22,6 +22,7 @@ struct endpoint;
 struct broker_ops;
 struct history;
 struct cidr_list;
+struct pmd_codec;
 
 #define WORKER_MAX_ENDPOINTS 4
 
@@ -77,6 +78,9 @@ struct worker {
     void *hist_pending;              /* wsmill.v1 opens waiting for Redis (histsub_redis.c) */
     const struct broker_ops *broker; /* where publishes go: the shared ring or Redis */
     void *broker_state;              /* the broker's own (broker_redis.c), or NULL */
+    /* permessage-deflate (conn/pmd.c) */
+    struct pmd_codec *pmd; /* the worker's zlib streams */
+    void *pmd_tab;         /* descriptor-indexed settings and client windows (pmd.c) */
     /* the HTTP service on publish_listen (http/listener.c) */
     void *pubapi;
     /* TLS and the PROXY protocol (transport/) */

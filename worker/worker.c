@@ -21,6 +21,7 @@
 #include "conn/conn.h"
 #include "conn/endpoint.h"
 #include "conn/output.h"
+#include "conn/pmd.h"
 #include "echo.h"
 #include "http/listener.h"
 #include "http/metrics.h"
@@ -45,6 +46,7 @@ static void apply_config(struct worker *w)
     log_set_level((int)w->cfg.log_level);
     if (w->cfg.max_header_size > 0)
         http_parser_set_max_header_size((uint32_t)w->cfg.max_header_size);
+    pmd_worker_config(w);
     proxy_reload(w);
     tls_reload(w);
 }
@@ -316,6 +318,8 @@ static int setup(struct worker *w, const struct worker_spec *spec)
         return -1;
     }
     conn_init(w, now_ticks(w));
+    if (pmd_worker_init(w) == -1)
+        return -1;
     endpoint_register(w, &echo_endpoint);
     endpoint_register(w, &channels_endpoint);
     if (channels_init(w) == -1)

@@ -20,10 +20,33 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* With RSV1 allowed (permessage-deflate): the same answer as without, but
+ * for RSV1 alone on a data message's first frame, which is then taken. */
+static void check_rsv1(const uint8_t *data, size_t size, int require_mask, uint64_t max, int plain)
+{
+    struct ws_header h;
+    int r = ws_parse_header_ext(data, size, require_mask, max, WS_RSV1, &h);
+    int rsv1_data = size >= 1 && (data[0] & 0x70) == 0x40 && ((data[0] & 0x0f) == 1 || (data[0] & 0x0f) == 2);
+    if (!rsv1_data) {
+        CHECK(r == plain);
+        return;
+    }
+    /* The same bytes without RSV1 must parse alike. */
+    uint8_t copy[WS_MAX_HEADER];
+    size_t n = size < sizeof(copy) ? size : sizeof(copy);
+    memcpy(copy, data, n);
+    copy[0] &= (uint8_t)~0x40;
+    struct ws_header g;
+    CHECK(r == ws_parse_header(copy, n, require_mask, max, &g));
+    if (r > 0)
+        CHECK(h.rsv == WS_RSV1 && h.length == g.length && h.opcode == g.opcode);
+}
+
 static void check_header(const uint8_t *data, size_t size, int require_mask, uint64_t max)
 {
     struct ws_header h;
     int r = ws_parse_header(data, size, require_mask, max, &h);
+    check_rsv1(data, size, require_mask, max, r);
     CHECK(r >= -1009 && r <= WS_MAX_HEADER);
     if (r < 0)
         CHECK(r == -1002 || r == -1009);

@@ -10,7 +10,11 @@ on every read. Two ways to read:
   the rules a server must follow (unmasked, RSV 0, known opcode, minimal
   length, control frames unfragmented and <= 125 bytes, text and close
   reasons valid UTF-8), for the RFC 6455 conformance suite; a breach raises
-  ProtocolViolation."""
+  ProtocolViolation.
+With extensions= (open_ws) it offers permessage-deflate; when the server
+accepts, self.pmd (pmd_client.py) compresses what send_message sends and
+read_event inflates and checks the server's compressed messages (RSV1 on a
+message's first frame, the only RSV bit then allowed)."""
 import base64
 import hashlib
 import os
@@ -19,6 +23,8 @@ import socket
 import struct
 import threading
 import time
+
+from pmd_client import PmdClient
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -171,6 +177,8 @@ class RawWS:
         self.server_pings = []      # payloads of pings read_event answered
         self._frag_op = None        # opcode of the server's open fragmented message
         self._frag = bytearray()
+        self._frag_compressed = False
+        self.pmd = None             # PmdClient once permessage-deflate is agreed
 
     # -- bytes ---------------------------------------------------------
     def send(self, data):
@@ -272,9 +280,14 @@ class RawWS:
         assert "websocket" in [v.strip().lower() for v in r.all_headers.get("upgrade", [])], r.raw
         tokens = [t.strip().lower() for v in r.all_headers.get("connection", []) for t in v.split(",")]
         assert "upgrade" in tokens, r.raw
-        offered = {name.lower() for name, _ in kw.get("extra", ())}
+        offered = {name.lower(): value for name, value in kw.get("extra", ())}
         for h in ("sec-websocket-extensions", "sec-websocket-protocol"):
             assert h in offered or h not in r.all_headers, f"{h} answered though none was offered: {r.raw!r}"
+        ext = r.all_headers.get("sec-websocket-extensions", [])
+        if len(ext) > 1:
+            raise ProtocolViolation(f"several extension answers: {r.raw!r}")
+        if ext:
+            self.pmd = PmdClient.answering(ext[0], offered["sec-websocket-extensions"])
         return r
 
     # -- frames ------------------------------------------------------------
@@ -288,6 +301,22 @@ class RawWS:
         (chop None) or in chop-byte writes."""
         data = b"".join(build_frame(f[0], f[1], f[2], f[3] if len(f) > 3 else 0) for f in frames)
         return self.send_raw(data, chop, delay)
+
+    def send_message(self, opcode, payload, compress=True, frag=None, chop=None):
+        """One data message, compressed with the agreed parameters when
+        compress (RSV1 on its first frame), in frames of frag bytes of the
+        (compressed) payload when frag is set."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        rsv = 0
+        if compress:
+            payload, rsv = self.pmd.compress(payload), 4
+        if not frag:
+            return self.send_raw(build_frame(opcode, payload, True, rsv), chop)
+        parts = [payload[i:i + frag] for i in range(0, len(payload), frag)] or [b""]
+        data = b"".join(build_frame(opcode if i == 0 else OP_CONT, p, i == len(parts) - 1,
+                                    rsv if i == 0 else 0) for i, p in enumerate(parts))
+        return self.send_raw(data, chop)
 
     def send_text(self, text, **kw):
         self.send_frame(OP_TEXT, text, **kw)
@@ -422,8 +451,9 @@ class RawWS:
             raise ProtocolViolation(f"bad 64-bit length {n}")
         if f.masked:
             raise ProtocolViolation("server sent a masked frame")
-        if f.rsv:
-            raise ProtocolViolation(f"server set RSV bits {f.rsv}")
+        if f.rsv and not (f.rsv == 4 and self.pmd and f.opcode in (OP_TEXT, OP_BINARY)):
+            raise ProtocolViolation(f"server set RSV bits {f.rsv} on opcode {f.opcode:#x}"
+                                    f"{' (deflate agreed)' if self.pmd else ''}")
         if f.opcode not in KNOWN_OPCODES:
             raise ProtocolViolation(f"server sent reserved opcode {f.opcode:#x}")
         if f.opcode & 8 and (not f.fin or n > 125):
@@ -455,10 +485,15 @@ class RawWS:
             if self._frag_op is not None:
                 raise ProtocolViolation("server started a new message inside a fragmented one")
             self._frag_op, self._frag = f.opcode, bytearray(f.payload)
+            self._frag_compressed = bool(f.rsv)
         if not f.fin:
             return None
         op, data = self._frag_op, bytes(self._frag)
         self._frag_op, self._frag = None, bytearray()
+        if self._frag_compressed:
+            data = self.pmd.inflate(data)
+        elif self.pmd:
+            self.pmd.plain_in += 1
         if op == OP_TEXT:
             try:
                 data.decode("utf-8")
@@ -569,9 +604,12 @@ class RawWS:
         self.close()
 
 
-def open_ws(port, path="/echo", timeout=5.0, rcvbuf=None, **kw):
+def open_ws(port, path="/echo", timeout=5.0, rcvbuf=None, extensions=None, **kw):
     """Connects and completes the handshake; returns the RawWS. kw goes to
-    build_request."""
+    build_request; extensions is a Sec-WebSocket-Extensions offer
+    (pmd_client.offer()): c.pmd is then set when the server accepted it."""
+    if extensions:
+        kw["extra"] = list(kw.get("extra", ())) + [("Sec-WebSocket-Extensions", extensions)]
     c = RawWS(port, timeout=timeout, rcvbuf=rcvbuf)
     try:
         c.handshake(path=path, **kw)

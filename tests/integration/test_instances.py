@@ -55,6 +55,19 @@ def test_second_master_on_same_publish_listen_is_refused(server_factory, tmp_pat
     assert any(f"pid {pid} (wsmill)" in err for pid in first.worker_pids()), err
 
 
+def test_second_master_on_same_tls_listen_is_refused(server_factory, tmp_path):
+    from tlskit import make_ca, make_leaf
+    make_ca(str(tmp_path))
+    cert, key = make_leaf(str(tmp_path), "wsmill-a")
+    tls = f"127.0.0.1:{free_port()}"
+    first = server_factory(workers=2, tls_listen=tls, tls_cert=cert, tls_key=key)
+    second = tmp_path / "second"
+    second.mkdir()
+    rc, err = start_second(second, workers=1, tls_listen=tls, tls_cert=cert, tls_key=key)
+    assert rc == 1, err
+    assert f"tls_listen {tls}: address already in use by pid {first.proc.pid} (wsmill)" in err, err
+
+
 def test_wildcard_listener_conflicts_with_loopback(tmp_path):
     """Another program on *:PORT (SO_REUSEPORT, same user) blocks
     127.0.0.1:PORT, and is named by pid."""

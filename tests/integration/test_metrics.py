@@ -360,3 +360,25 @@ def test_event_stream_sends_history_then_a_snapshot_a_second(server_factory, cli
     assert [s["connections"] for s in snaps] == [1] * len(snaps), snaps
     gaps = [b["time_ms"] - a["time_ms"] for a, b in zip(snaps, snaps[1:])]
     assert all(700 <= g <= 1500 for g in gaps) and took < 6, (gaps, took)
+
+
+def test_tls_handshakes_are_counted(server_factory, tmp_path, clients):
+    from tlskit import make_ca, make_leaf, tls_raw
+    ca = make_ca(str(tmp_path))
+    cert, key = make_leaf(str(tmp_path), "wsmill-m")
+    tls_port = free_port()
+    srv = server_factory(workers=2, tls_listen=f"127.0.0.1:{tls_port}", tls_cert=cert, tls_key=key)
+    for _ in range(3):
+        clients.append(tls_raw(tls_port, ca))
+    bad = socket.create_connection(("127.0.0.1", tls_port), timeout=5)
+    clients.append(bad)
+    bad.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP to the TLS port
+    bad.recv(4096)
+
+    def counted():
+        m = samples(metrics(srv))
+        return (m['wsmill_tls_handshakes_total{outcome="ok"}'], m['wsmill_tls_handshakes_total{outcome="failed"}'])
+
+    wait_until(lambda: counted() == (3, 1), timeout=10, what="3 TLS handshakes and 1 failure in /metrics")
+    st = srv.status()
+    assert counted() == (sum(w["tls_handshakes"] for w in st["workers"]), sum(w["tls_handshake_errors"] for w in st["workers"]))

@@ -172,3 +172,20 @@ def test_haproxy_send_proxy_v2_limits_original_addresses(server_factory, pki, ha
     # Straight to wsmill from an address outside trusted_proxies: refused.
     assert proxied(srv.port, b"GET / HTTP/1.1\r\n\r\n", "127.0.0.13").expect_eof(timeout=3) == b""
     wait_until(lambda: refused_total(srv) == 1, what="the untrusted peer counted")
+
+
+def test_tls_and_proxy_counters_in_metrics(server_factory, pki):  # noqa: F811
+    from test_metrics import metrics, samples
+    srv = tls_server(server_factory, pki, proxy_protocol="on", trusted_proxies="127.0.0.1")
+    ok = tls_raw(srv.tls_port, pki["ca"])
+    ok.handshake()
+    bad = RawWS(srv.tls_port)
+    bad.send(b"GET / HTTP/1.1\r\n\r\n")
+    bad.expect_eof(timeout=3)
+    assert proxied(srv.port, b"GET / HTTP/1.1\r\n\r\n").expect_eof(timeout=3) == b""
+    wait_until(lambda: refused_total(srv) == 1 and tls_total(srv, "tls_handshake_errors") == 1,
+               what="the counters")
+    m = samples(metrics(srv))
+    assert m['wsmill_tls_handshakes_total{outcome="ok"}'] == tls_total(srv, "tls_handshakes") == 1
+    assert m['wsmill_tls_handshakes_total{outcome="failed"}'] == 1
+    assert m["wsmill_proxy_refused_total"] == 1

@@ -263,7 +263,7 @@ static ssize_t frame_header(struct floor *f, struct fconn *c, const uint8_t *p, 
         c->hdr_len += (uint8_t)take;
         return (ssize_t)take;
     }
-    if (h == -1 || !fr.masked) /* clients must mask (RFC 6455 5.1) */
+    if (h == -1 || !fr.masked || fr.rsv1) /* clients must mask (RFC 6455 5.1); no extension here */
         return -1;
     size_t used = (size_t)h - c->hdr_len;
     c->hdr_len = 0;
@@ -499,7 +499,7 @@ static int sub_frames(struct floor *f, struct fconn *c, const uint8_t *p, size_t
                 c->hdr_len += (uint8_t)take;
                 return 0;
             }
-            if (h == -1 || !fr.masked || !fr.fin || fr.len > MSG_MAX)
+            if (h == -1 || !fr.masked || fr.rsv1 || !fr.fin || fr.len > MSG_MAX)
                 return -1; /* the floor takes whole, masked messages only */
             size_t used = (size_t)h - c->hdr_len;
             c->hdr_len = 0;

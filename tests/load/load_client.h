@@ -61,6 +61,7 @@ struct load_conn {
     uint8_t cooldown;      /* churn: failed, restart on the next timer scan */
     uint8_t counted;       /* subscriber counted in its channel's open subscribers */
     uint8_t rx_op, rx_fin; /* frame being received */
+    uint8_t rx_z;          /* --deflate: the message being received is compressed (RSV1) */
     uint8_t hdr_len;
     uint8_t hdr[LOAD_WS_HDR_MAX];
     uint64_t rx_left; /* payload bytes left in the frame being received */
@@ -72,6 +73,8 @@ struct load_conn {
     void *tls;         /* wss: the SSL (load_tls.c), NULL for ws:// */
     uint8_t *out;      /* bytes the socket refused, in order */
     uint32_t out_len, out_cap;
+    uint8_t *zin; /* a message kept whole: compressed (--deflate) or JSON to compare (--json) */
+    uint32_t zin_len, zin_cap;
     union {
         struct load_hs *hs;      /* LOAD_CS_HANDSHAKE */
         struct load_ctlbuf *ctl; /* open: a control frame in progress */

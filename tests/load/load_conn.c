@@ -10,6 +10,7 @@
  * Echoed payloads are verified as they stream in, so no message is ever
  * buffered on the receive side. */
 #include "load_client.h"
+#include "load_pmd.h"
 #include "load_tls.h"
 
 #include <errno.h>
@@ -104,6 +105,10 @@ static void release(struct load_client *cl, struct load_conn *c, int clean)
     free(c->out);
     c->out = NULL;
     c->out_len = c->out_cap = 0;
+    free(c->zin);
+    c->zin = NULL;
+    c->zin_len = c->zin_cap = 0;
+    c->rx_z = 0;
     cl->wlen = 0; /* anything staged was for this connection */
     LOAD_SUB(st->active, 1);
     if (clean && !c->failed) {
@@ -282,11 +287,50 @@ static int stage_control(struct load_client *cl, struct load_conn *c, unsigned o
     return 0;
 }
 
+/* --json / --deflate: one echo message built whole (JSON or the pattern),
+ * compressed when deflate was negotiated, as one masked frame. */
+static int stage_built(struct load_client *cl, struct load_conn *c, uint64_t seq)
+{
+    size_t size = (size_t)cl->o->size, zcap = size + 64;
+    uint8_t *plain = load_pmd_scratch(size + zcap), *z = plain ? plain + size : NULL, mask[4];
+    if (plain == NULL)
+        return fail_errno(cl, c, ENOMEM);
+    if (cl->o->json)
+        load_pmd_json(plain, size, c->id, seq);
+    else
+        for (size_t i = 0; i < size; i++)
+            plain[i] = pattern(c->id, seq, i);
+    ssize_t zl = cl->o->deflate ? load_pmd_deflate(plain, size, z, zcap) : -1;
+    const uint8_t *body = zl >= 0 ? z : plain;
+    size_t len = zl >= 0 ? (size_t)zl : size;
+    uint8_t *h = reserve(cl, c, LOAD_WS_HDR_MAX);
+    if (h == NULL)
+        return -1;
+    random_mask(cl, mask);
+    size_t hl = load_ws_frame_header(h, cl->o->json ? LOAD_WS_TEXT : LOAD_WS_BINARY, len, mask);
+    if (zl >= 0)
+        h[0] |= 0x40; /* RSV1: compressed */
+    cl->wlen += hl;
+    for (size_t off = 0; off < len;) {
+        size_t chunk = len - off < cl->wcap ? len - off : cl->wcap;
+        uint8_t *p = reserve(cl, c, chunk);
+        if (p == NULL)
+            return -1;
+        memcpy(p, body + off, chunk);
+        load_ws_mask(p, chunk, mask, off);
+        cl->wlen += chunk;
+        off += chunk;
+    }
+    return 0;
+}
+
 /* Stages one echo message: a masked binary frame, or raw bytes. */
 static int stage_msg(struct load_client *cl, struct load_conn *c, uint64_t seq)
 {
     uint64_t size = cl->o->size;
     uint8_t mask[4];
+    if (cl->o->json || cl->o->deflate)
+        return stage_built(cl, c, seq);
     if (!cl->o->raw) {
         uint8_t *h = reserve(cl, c, LOAD_WS_HDR_MAX);
         if (h == NULL)
@@ -454,11 +498,72 @@ static int frame_begin(struct load_client *cl, struct load_conn *c, const struct
     }
     if ((f->opcode == LOAD_WS_CONT) != (c->in_msg != 0))
         return fail(cl, c, stage_of(c), LOAD_C_FRAGMENT);
+    if (f->rsv1 && !cl->o->deflate)
+        return fail(cl, c, stage_of(c), LOAD_C_FRAME_RSV);
+    if (f->opcode != LOAD_WS_CONT) {
+        c->rx_z = f->rsv1;
+        c->zin_len = 0;
+    }
     if (cl->role == LOAD_ROLE_SUB && f->opcode != LOAD_WS_CONT)
         load_sub_begin(c);
     else if (cl->role == LOAD_ROLE_CONN && f->opcode != LOAD_WS_CONT && c->seq_recv == c->seq_sent)
         return fail(cl, c, LOAD_ST_ECHO, LOAD_C_UNEXPECTED_DATA);
     c->in_msg = 1;
+    return 0;
+}
+
+/* Keeps a data message's bytes until it is whole (to inflate or compare). */
+static int keep_whole(struct load_client *cl, struct load_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->zin_len + n > c->zin_cap) {
+        size_t cap = c->zin_cap ? c->zin_cap : (size_t)cl->o->size + 64;
+        while (cap < c->zin_len + n)
+            cap *= 2;
+        if (cap > UINT32_MAX || cap > 4 * cl->o->size + (1 << 20))
+            return fail(cl, c, stage_of(c), LOAD_C_MISMATCH); /* far longer than any message we sent */
+        uint8_t *b = realloc(c->zin, cap);
+        if (b == NULL)
+            return fail_errno(cl, c, ENOMEM);
+        c->zin = b;
+        c->zin_cap = (uint32_t)cap;
+    }
+    memcpy(c->zin + c->zin_len, p, n);
+    c->zin_len += (uint32_t)n;
+    return 0;
+}
+
+/* A message kept whole is complete: inflate it if compressed, then check
+ * it like streamed bytes (or, --json, against the message we sent). */
+static int whole_message(struct load_client *cl, struct load_conn *c)
+{
+    size_t size = (size_t)cl->o->size, cap = c->rx_z ? size + 64 : 0; /* longer is a mismatch */
+    const uint8_t *plain = c->zin;
+    size_t len = c->zin_len;
+    uint8_t *buf = load_pmd_scratch(cap + size + 1);
+    if (buf == NULL)
+        return fail_errno(cl, c, ENOMEM);
+    if (c->rx_z) {
+        ssize_t l = load_pmd_inflate(c->zin, c->zin_len, buf, cap);
+        if (l < 0)
+            return fail(cl, c, stage_of(c), LOAD_C_MISMATCH);
+        plain = buf;
+        len = (size_t)l;
+    }
+    c->rx_z = 0;
+    c->zin_len = 0;
+    if (cl->role == LOAD_ROLE_SUB)
+        return load_sub_bytes(cl, c, plain, len);
+    if (cl->role != LOAD_ROLE_CONN)
+        return 0;
+    if (!cl->o->json)
+        return echo_bytes(cl, c, plain, len);
+    if (c->seq_recv == c->seq_sent)
+        return fail(cl, c, LOAD_ST_ECHO, LOAD_C_UNEXPECTED_DATA);
+    uint8_t *want = buf + cap;
+    load_pmd_json(want, size, c->id, c->seq_recv);
+    if (len != size || memcmp(plain, want, size) != 0)
+        return fail(cl, c, LOAD_ST_ECHO, LOAD_C_MISMATCH);
+    c->msg_off = size;
     return 0;
 }
 
@@ -469,6 +574,8 @@ static int frame_payload(struct load_client *cl, struct load_conn *c, const uint
         c->aux.ctl->len += (uint8_t)n;
         return 0;
     }
+    if (c->rx_z || (cl->role == LOAD_ROLE_CONN && cl->o->json))
+        return keep_whole(cl, c, p, n);
     switch (cl->role) {
     case LOAD_ROLE_SUB: return load_sub_bytes(cl, c, p, n);
     case LOAD_ROLE_PUB_WS: return 0; /* its own channel's messages: only counted */
@@ -494,6 +601,10 @@ static int frame_end(struct load_client *cl, struct load_conn *c)
         if (!c->rx_fin)
             break;
         c->in_msg = 0;
+        if ((c->rx_z || (cl->role == LOAD_ROLE_CONN && cl->o->json)) && whole_message(cl, c) == -1) {
+            free(ctl);
+            return -1;
+        }
         if (cl->role == LOAD_ROLE_SUB)
             r = load_sub_done(cl, c);
         else if (cl->role == LOAD_ROLE_PUB_WS)
@@ -617,6 +728,8 @@ static int hs_read(struct load_client *cl, struct load_conn *c)
                     err == LOAD_WS_HS_ACCEPT    ? LOAD_C_BAD_ACCEPT
                     : err == LOAD_WS_HS_UPGRADE ? LOAD_C_BAD_UPGRADE
                                                 : LOAD_C_BAD_RESPONSE);
+    if (cl->o->deflate && !load_pmd_accepted(hs->buf, (size_t)r))
+        return fail(cl, c, LOAD_ST_HANDSHAKE, LOAD_C_BAD_RESPONSE); /* permessage-deflate declined */
     size_t rest = hs->len - (size_t)r;
     memcpy(cl->rbuf, hs->buf + r, rest); /* opened() frees hs */
     if (opened(cl, c) == -1 || c->state == LOAD_CS_IDLE)
@@ -683,7 +796,11 @@ static int connected(struct load_client *cl, struct load_conn *c)
     int n = load_opts_chan_path(cl->o, cl->target, load_ps_channel(cl, c), path, sizeof(path));
     if (n != -1)
         n = load_ws_request((char *)p, 1024, cl->target->host, path, cl->o->origin, key,
+                            cl->o->deflate == 2 ? LOAD_PMD_OFFER_TAKEOVER
+                            : cl->o->deflate    ? LOAD_PMD_OFFER
+                                                : NULL,
                             cl->o->v1 && cl->role == LOAD_ROLE_SUB ? "wsmill.v1" : NULL);
+
     if (n == -1)
         return fail_errno(cl, c, ENAMETOOLONG); /* --url/--origin too long to send */
     cl->wlen += (size_t)n;

@@ -37,6 +37,15 @@ static const char usage[] =
     "  --per-src N                connections per source address (60000)\n"
     "  --origin ORIGIN            send an Origin header\n"
     "  --raw                      plain TCP against wsmill-floor --mode echo\n"
+    "  --deflate                  offer permessage-deflate (client_no_context_takeover): the\n"
+    "                             101 must accept it; echo messages go out compressed, and\n"
+    "                             compressed messages (RSV1) are inflated, then checked\n"
+    "  --deflate-takeover         --deflate, but without client_no_context_takeover, so the\n"
+    "                             server keeps each connection's window (the tool still\n"
+    "                             compresses every message on its own, as the RFC allows)\n"
+    "  --json                     echo: JSON-like ASCII text messages (text frames), still\n"
+    "                             carrying the sequence and connection number; publish,\n"
+    "                             subscribe, fanout: JSON-like text after the 24-byte stamp\n"
     "  --handshake-only           hold/churn: upgrade only, no echo, no close frame\n"
     "  --channels K               subscribe/publish/fanout: use channels NAME-0..NAME-(K-1)\n"
     "                             (subscribers and publishes spread round robin)\n"
@@ -72,6 +81,9 @@ enum {
     O_PER_SRC,
     O_ORIGIN,
     O_RAW,
+    O_DEFLATE,
+    O_DEFLATE_TAKEOVER,
+    O_JSON,
     O_HS_ONLY,
     O_CHANNELS,
     O_PUB_RATE,
@@ -103,6 +115,9 @@ static const struct option longopts[] = {
     {"per-src", required_argument, NULL, O_PER_SRC},
     {"origin", required_argument, NULL, O_ORIGIN},
     {"raw", no_argument, NULL, O_RAW},
+    {"deflate", no_argument, NULL, O_DEFLATE},
+    {"deflate-takeover", no_argument, NULL, O_DEFLATE_TAKEOVER},
+    {"json", no_argument, NULL, O_JSON},
     {"handshake-only", no_argument, NULL, O_HS_ONLY},
     {"channels", required_argument, NULL, O_CHANNELS},
     {"pub-rate", required_argument, NULL, O_PUB_RATE},
@@ -322,6 +337,9 @@ static int parse_one(struct load_opts *o, int c, const char *arg)
     case O_PER_SRC: return parse_u64("per-src", arg, 1e6, &o->per_src);
     case O_ORIGIN: o->origin = arg; return 0;
     case O_RAW: o->raw = 1; return 0;
+    case O_DEFLATE: o->deflate = 1; return 0;
+    case O_DEFLATE_TAKEOVER: o->deflate = 2; return 0;
+    case O_JSON: o->json = 1; return 0;
     case O_HS_ONLY: o->handshake_only = 1; return 0;
     case O_CHANNELS: return parse_u64("channels", arg, LOAD_MAX_CHANNELS, &o->channels);
     case O_PUB_RATE: return parse_num("pub-rate", arg, 1e8, &o->pub_rate);
@@ -412,6 +430,8 @@ static int validate(struct load_opts *o, int conns_given)
         return bad("--timeout and --conn-timeout must be positive");
     if (o->raw && o->handshake_only)
         return bad("--raw and --handshake-only exclude each other");
+    if (o->raw && (o->deflate || o->json))
+        return bad("--deflate and --json need WebSocket frames, not --raw");
     if (o->handshake_only && o->mode == LOAD_ECHO)
         return bad("--handshake-only applies to hold and churn only");
     if (o->verify_sample > 0 && (o->mode != LOAD_HOLD || o->handshake_only))

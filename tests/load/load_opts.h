@@ -41,6 +41,9 @@ struct load_opts {
     uint32_t src_base;      /* first source address, host byte order */
     uint64_t per_src;       /* connections per source address */
     int raw;                /* plain TCP (floor server echo mode) */
+    int deflate;            /* offer permessage-deflate (2: letting the server keep our window);
+                             * compress echo messages, inflate RSV1 ones */
+    int json;               /* echo: JSON-like text messages instead of the binary pattern */
     int recv_spin;          /* subscribers: poll epoll without sleeping during the run */
     int v1;                 /* subscribers offer wsmill.v1 and strip each message's "NAME OFFSET\n" */
     int handshake_only;     /* churn/hold: no echo, no close frame */

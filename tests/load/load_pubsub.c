@@ -26,6 +26,7 @@
  * socket backed up) the tick stops there: the rate achieved falls below the
  * rate asked and the report shows it. */
 #include "load_client.h"
+#include "load_pmd.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -98,6 +99,13 @@ static inline void wr32(uint8_t *p, uint32_t v)
 static inline uint8_t pattern_base(uint32_t pub, uint64_t seq)
 {
     return (uint8_t)(seq * 7 + (uint64_t)pub * 13);
+}
+
+/* The byte after the stamp at payload offset i: the pattern, or (--json)
+ * JSON-like text starting at a point the base picks. */
+static inline uint8_t body_byte(const struct load_client *cl, uint8_t base, uint64_t i)
+{
+    return cl->o->json ? load_pmd_text_byte((uint64_t)base * 13 + i) : (uint8_t)(base + i);
 }
 
 static uint64_t nchan_total(const struct load_client *cl)
@@ -206,9 +214,9 @@ int load_sub_bytes(struct load_client *cl, struct load_conn *c, const uint8_t *p
         n--;
     }
     if (n > 0) {
-        uint8_t b = (uint8_t)(pattern_base(rd32(s->hdr + 16), rd64(s->hdr + 8)) + off);
-        for (size_t i = 0; i < n; i++, b++)
-            if (p[i] != b)
+        uint8_t base = pattern_base(rd32(s->hdr + 16), rd64(s->hdr + 8));
+        for (size_t i = 0; i < n; i++)
+            if (p[i] != body_byte(cl, base, off + i))
                 return load_conn_fail(cl, c, LOAD_ST_MESSAGE, LOAD_C_MISMATCH);
         off += n;
     }
@@ -319,7 +327,7 @@ static int stage_payload(struct load_client *cl, struct load_conn *c, uint32_t p
             return -1;
         for (size_t i = 0; i < chunk; i++) {
             uint64_t at = off + i;
-            p[i] = at < LOAD_STAMP_LEN ? stamp[at] : (uint8_t)(base + at);
+            p[i] = at < LOAD_STAMP_LEN ? stamp[at] : body_byte(cl, base, at);
         }
         if (mask != NULL)
             load_ws_mask(p, chunk, mask, off);

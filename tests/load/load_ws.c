@@ -32,7 +32,7 @@ void load_ws_accept(const char *key, size_t key_len, char out[LOAD_WS_ACCEPT_LEN
 }
 
 int load_ws_request(char *buf, size_t cap, const char *host, const char *path, const char *origin,
-                    const char *key, const char *protocol)
+                    const char *key, const char *extensions, const char *protocol)
 {
     int n = snprintf(buf, cap,
                      "GET %s HTTP/1.1\r\n"
@@ -43,10 +43,12 @@ int load_ws_request(char *buf, size_t cap, const char *host, const char *path, c
                      "Sec-WebSocket-Version: 13\r\n"
                      "%s%s%s"
                      "%s%s%s"
+                     "%s%s%s"
                      "\r\n",
                      path, host, key, origin ? "Origin: " : "", origin ? origin : "", origin ? "\r\n" : "",
-                     protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
-                     protocol ? "\r\n" : "");
+                     extensions ? "Sec-WebSocket-Extensions: " : "", extensions ? extensions : "",
+                     extensions ? "\r\n" : "", protocol ? "Sec-WebSocket-Protocol: " : "",
+                     protocol ? protocol : "", protocol ? "\r\n" : "");
     if (n < 0 || (size_t)n >= cap)
         return -1;
     return n;
@@ -131,7 +133,9 @@ ssize_t load_ws_response(const char *buf, size_t len, const char *accept, int *s
 
 static int frame_check(const struct load_ws_frame *f, uint8_t b0, enum load_ws_frame_err *err)
 {
-    if (b0 & 0x70)
+    /* RSV1 is permessage-deflate's "compressed" on a message's first frame;
+     * the caller refuses it unless that was negotiated. */
+    if ((b0 & 0x30) || ((b0 & 0x40) && (f->opcode == LOAD_WS_CONT || (f->opcode & 0x8))))
         return *err = LOAD_WS_F_RSV, -1;
     if ((f->opcode > LOAD_WS_BINARY && f->opcode < LOAD_WS_CLOSE) || f->opcode > LOAD_WS_PONG)
         return *err = LOAD_WS_F_OPCODE, -1;
@@ -168,6 +172,7 @@ int load_ws_frame_parse(const uint8_t *p, size_t n, struct load_ws_frame *f, enu
     }
     f->fin = p[0] >> 7;
     f->opcode = p[0] & 0x0f;
+    f->rsv1 = (p[0] >> 6) & 1;
     f->len = len;
     if (f->masked)
         memcpy(f->mask, p + need - 4, 4);

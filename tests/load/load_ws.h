@@ -33,7 +33,7 @@ enum load_ws_hs_err {
 
 /* Why a frame header was refused. */
 enum load_ws_frame_err {
-    LOAD_WS_F_RSV = 1, /* RSV bits set, no extension was negotiated */
+    LOAD_WS_F_RSV = 1, /* RSV2/RSV3 set, or RSV1 on a control frame or continuation */
     LOAD_WS_F_OPCODE,  /* reserved opcode */
     LOAD_WS_F_CONTROL, /* fragmented control frame or payload > 125 */
     LOAD_WS_F_LENGTH,  /* non-minimal length, or 64-bit length with the top bit set */
@@ -41,6 +41,7 @@ enum load_ws_frame_err {
 
 struct load_ws_frame {
     uint8_t fin;
+    uint8_t rsv1; /* permessage-deflate: the message is compressed (data, first frame only) */
     uint8_t opcode;
     uint8_t masked;
     uint8_t mask[4];
@@ -53,10 +54,11 @@ void load_ws_key(const uint8_t raw[16], char out[LOAD_WS_KEY_LEN + 1]);
 /* Writes base64(SHA-1(key + RFC 6455 GUID)) into out (NUL-terminated). */
 void load_ws_accept(const char *key, size_t key_len, char out[LOAD_WS_ACCEPT_LEN + 1]);
 
-/* Formats the upgrade request into buf; origin may be NULL.
+/* Formats the upgrade request into buf; origin and extensions (a
+ * Sec-WebSocket-Extensions value) may be NULL.
  * Returns its length, or -1 when it does not fit in cap. */
 int load_ws_request(char *buf, size_t cap, const char *host, const char *path, const char *origin,
-                    const char *key, const char *protocol);
+                    const char *key, const char *extensions, const char *protocol);
 
 /* Checks an upgrade response against the expected accept value.
  * Returns the header length (> 0) when complete and valid, 0 when "\r\n\r\n"

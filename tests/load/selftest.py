@@ -115,6 +115,8 @@ def floor_cases():
          lambda j: j["cycles"]["completed"] > 100),
         ("ws client vs raw floor", "echo", ["hold", "-n", "5", "-d", "0.2"],
          {"handshake:bad_response": 5}, None),
+        ("--deflate declined by the floor", "upgrade", ["hold", "-n", "5", "-d", "0.2", "--deflate"],
+         {"handshake:bad_response": 5}, None),
         ("two processes, rate", "upgrade", ["hold", "-n", "400", "-d", "0.5", "--procs", "2",
                                             "--rate", "1000", "--cpu", "0,1"], {},
          lambda j: j["ramp_s"] >= 0.3 and j["connections"]["opened"] == 400),

@@ -482,6 +482,37 @@ static void test_build_close(void)
        r, n - 2);
 }
 
+/* ws_parse_header_ext: RSV1 (permessage-deflate) on a data message's first
+ * frame only, and only when allowed; RSV2/RSV3 never. */
+static void test_rsv_ext(void)
+{
+    static const struct {
+        uint8_t b0;
+        unsigned allowed;
+        int want; /* > 0: header length */
+        const char *what;
+    } cases[] = {
+        {0xC1, WS_RSV1, 6, "RSV1 text, allowed"},
+        {0xC2, WS_RSV1, 6, "RSV1 binary, allowed"},
+        {0x41, WS_RSV1, 6, "RSV1 text without FIN (first fragment), allowed"},
+        {0xC1, 0, -1002, "RSV1 text, not negotiated"},
+        {0xC0, WS_RSV1, -1002, "RSV1 continuation"},
+        {0xC9, WS_RSV1, -1002, "RSV1 ping"},
+        {0xC8, WS_RSV1, -1002, "RSV1 close"},
+        {0xA1, WS_RSV1, -1002, "RSV2 text"},
+        {0x91, WS_RSV1, -1002, "RSV3 text"},
+        {0x81, WS_RSV1, 6, "no RSV, allowed mask set"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t hdr[6] = {cases[i].b0, 0x80, 1, 2, 3, 4};
+        struct ws_header h;
+        int r = ws_parse_header_ext(hdr, sizeof(hdr), 1, 1000, cases[i].allowed, &h);
+        is_int(r, cases[i].want, "%s", cases[i].what);
+        if (r > 0)
+            is_int(h.rsv, cases[i].b0 >> 4 & 7, "%s: rsv reported", cases[i].what);
+    }
+}
+
 int main(void)
 {
     test_lengths();
@@ -494,5 +525,6 @@ int main(void)
     test_build_header();
     test_parse_close();
     test_build_close();
+    test_rsv_ext();
     return done_testing();
 }

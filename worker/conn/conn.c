@@ -18,6 +18,7 @@
 #include "frames.h"
 #include "limits.h"
 #include "output.h"
+#include "pmd.h"
 #include "upgrade.h"
 #include "../transport/proxy.h"
 #include "../transport/tls.h"
@@ -212,6 +213,7 @@ static void release(struct worker *w, struct conn *c)
 {
     int handshake = (c->flags & CF_DIED_IN_HANDSHAKE) != 0;
     free_busy(c, handshake);
+    pmd_conn_release(c);
     const struct endpoint *ep = endpoint_of(w, c->endpoint);
     if (ep && ep->close)
         ep->close(c);

@@ -28,6 +28,7 @@ enum conn_flags {
     CF_SHUT_WR = 1 << 3,           /* FIN sent */
     CF_DIED_IN_HANDSHAKE = 1 << 4, /* CONN_DEAD from CONN_HANDSHAKE: busy is the upgrade parser */
     CF_PROXY = 1 << 5,             /* a PROXY protocol header is due before anything else */
+    CF_DEFLATE = 1 << 6,           /* permessage-deflate agreed; its settings are in pmd.c's table */
 };
 
 /* How a connection arrived: which listener (conn_accepted's `how`). */
@@ -59,8 +60,9 @@ struct conn_busy {
     struct ws_header cur; /* frame being received, valid while in_frame */
     uint64_t cur_done;    /* payload bytes of cur already consumed */
     uint8_t in_frame;
-    uint8_t hdr_len;    /* bytes of a partial header kept in hdr */
-    uint8_t msg_opcode; /* TEXT/BINARY of the message in progress, 0 = none */
+    uint8_t hdr_len;      /* bytes of a partial header kept in hdr */
+    uint8_t msg_opcode;   /* TEXT/BINARY of the message in progress, 0 = none */
+    uint8_t msg_deflated; /* it is compressed (RSV1): inflated once whole */
     uint8_t hdr[WS_MAX_HEADER];
     uint8_t ctl[WS_MAX_CONTROL_PAYLOAD];
     uint32_t utf8; /* validator state across fragments */

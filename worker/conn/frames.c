@@ -13,6 +13,7 @@
 #include "frames.h"
 #include "limits.h"
 #include "output.h"
+#include "pmd.h"
 
 /* Charges a frame's payload (at its header) or a message (when complete)
  * to the connection's rate buckets. Returns 0 or the close code. */
@@ -138,9 +139,10 @@ static long next_header(struct conn *c, const uint8_t *data, size_t len, struct 
      * alone; too_big() says which limit it was. */
     uint64_t max = (uint64_t)(w->cfg.max_frame_size < w->cfg.max_message_size ? w->cfg.max_frame_size
                                                                               : w->cfg.max_message_size);
+    unsigned rsv = c->flags & CF_DEFLATE ? WS_RSV1 : 0; /* permessage-deflate's "compressed" */
     *ok = 0;
     if (!b || !b->hdr_len) {
-        int rc = ws_parse_header(data, len, 1, max, h);
+        int rc = ws_parse_header_ext(data, len, 1, max, rsv, h);
         if (rc < 0)
             return too_big(w, rc);
         if (rc > 0) {
@@ -157,7 +159,7 @@ static long next_header(struct conn *c, const uint8_t *data, size_t len, struct 
     if (take > len)
         take = len;
     memcpy(b->hdr + b->hdr_len, data, take);
-    int rc = ws_parse_header(b->hdr, b->hdr_len + take, 1, max, h);
+    int rc = ws_parse_header_ext(b->hdr, b->hdr_len + take, 1, max, rsv, h);
     if (rc < 0)
         return too_big(w, rc);
     if (rc == 0) {
@@ -178,7 +180,7 @@ static int frame_payload(struct conn *c, struct conn_busy *b, uint8_t *p, size_t
     if (ws_is_control(h->opcode)) {
         memcpy(b->ctl + b->cur_done, p, n);
     } else {
-        if (b->msg_opcode == WS_OP_TEXT) {
+        if (b->msg_opcode == WS_OP_TEXT && !b->msg_deflated) {
             b->utf8 = utf8_feed(b->utf8, p, n);
             if (b->utf8 == UTF8_REJECT)
                 return -WS_CLOSE_INVALID_DATA; /* fail fast, mid-frame */
@@ -187,6 +189,30 @@ static int frame_payload(struct conn *c, struct conn_busy *b, uint8_t *p, size_t
             return -WS_CLOSE_INTERNAL;
     }
     b->cur_done += n;
+    return 0;
+}
+
+/* A compressed message is whole: its plaintext (in the worker's inflate
+ * buffer, not owned) goes on like any message. Returns 0 or -code; fails c
+ * itself when the message does not inflate, to say why. */
+static int deflated_message(struct conn *c, unsigned op, const uint8_t *z, size_t zlen)
+{
+    const uint8_t *p;
+    size_t n;
+    int rc = pmd_inflate(c, z, zlen, &p, &n);
+    if (rc && c->state != CONN_OPEN)
+        return -rc; /* while closing: hang up */
+    if (rc) {
+        conn_fail(c, rc,
+                  rc == WS_CLOSE_INVALID_DATA ? "compressed message is not valid deflate data"
+                  : rc == WS_CLOSE_TOO_BIG    ? "message inflates past max_message_size"
+                                              : "internal error (out of memory)");
+        return 0;
+    }
+    if (op == WS_OP_TEXT && !utf8_valid(p, n))
+        return -WS_CLOSE_INVALID_DATA;
+    on_message(c, op, (uint8_t *)p, n, NULL);
+    pmd_trim(conn_worker(c)); /* a large message's buffer goes back now it is handled */
     return 0;
 }
 
@@ -206,10 +232,17 @@ static int frame_complete(struct conn *c, struct conn_busy *b)
     unsigned op = b->msg_opcode;
     uint8_t *msg = b->msg;
     size_t len = b->msg_len;
+    int deflated = b->msg_deflated;
     b->msg = NULL;
     b->msg_len = b->msg_cap = 0;
     b->msg_opcode = 0;
+    b->msg_deflated = 0;
     b->utf8 = UTF8_ACCEPT;
+    if (deflated) {
+        int rc = deflated_message(c, op, msg, len);
+        free(msg);
+        return rc;
+    }
     on_message(c, op, msg, len, msg);
     return 0;
 }
@@ -223,6 +256,8 @@ static int frame_inline(struct conn *c, struct ws_header *h, uint8_t *p)
         on_control(c, h->opcode, p, n);
         return 0;
     }
+    if (h->rsv & WS_RSV1)
+        return deflated_message(c, h->opcode, p, n);
     if (h->opcode == WS_OP_TEXT && !utf8_valid(p, n))
         return -WS_CLOSE_INVALID_DATA;
     on_message(c, h->opcode, p, n, NULL);
@@ -235,6 +270,7 @@ static const char *close_reason(int code)
     case WS_CLOSE_PROTOCOL: return "protocol error";
     case WS_CLOSE_INVALID_DATA: return "invalid UTF-8 in text message";
     case WS_CLOSE_TOO_BIG: return "frame or message too big (max_frame_size, max_message_size)";
+    case WS_CLOSE_INTERNAL: return "internal error (out of memory)";
     default: return "internal error";
     }
 }
@@ -283,6 +319,7 @@ void frames_feed(struct conn *c, uint8_t *data, size_t len)
             b->in_frame = 1;
             if (!ws_is_control(h.opcode) && h.opcode != WS_OP_CONT) {
                 b->msg_opcode = h.opcode;
+                b->msg_deflated = (h.rsv & WS_RSV1) != 0;
                 b->utf8 = UTF8_ACCEPT;
             }
         }

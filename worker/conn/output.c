@@ -20,6 +20,7 @@
 #include "../shbuf.h"
 #include "conn.h"
 #include "../transport/transport.h"
+#include "pmd.h"
 
 #define FLUSH_IOV     64
 #define CORK_COPY_MAX 1024 /* payloads up to this are copied into the cork buffer */
@@ -335,11 +336,21 @@ int output_frame(struct conn *c, unsigned opcode, const uint8_t *payload, size_t
 {
     struct worker *w = conn_worker(c);
     uint8_t hdr[WS_MAX_HEADER];
-    size_t hl = ws_build_header(hdr, opcode, 1, len);
     if (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) {
         shm_add(&w->slot->messages_out, 1);
         shm_add(&w->slot->bytes_out, len);
     }
+    size_t zlen;
+    uint8_t *z = c->flags & CF_DEFLATE ? pmd_compress(c, opcode, payload, len, &zlen) : NULL;
+    if (z) { /* permessage-deflate: the compressed payload replaces it */
+        free(owned);
+        owned = z;
+        payload = z;
+        len = zlen;
+    }
+    size_t hl = ws_build_header(hdr, opcode, 1, len);
+    if (z)
+        hdr[0] |= 0x40; /* RSV1: compressed */
     if (!len && owned) {
         free(owned);
         owned = NULL;

@@ -17,6 +17,7 @@
 #include "endpoint.h"
 #include "limits.h"
 #include "output.h"
+#include "pmd.h"
 #include "upgrade.h"
 
 enum hdr_id {
@@ -28,7 +29,8 @@ enum hdr_id {
     HDR_VERSION,
     HDR_ORIGIN,
     HDR_AUTH,
-    HDR_PROTOCOL
+    HDR_PROTOCOL,
+    HDR_EXTENSIONS
 };
 
 #define VALUE_MAX  HS_ORIGIN_MAX        /* longest value we keep (Origin); longer ones are truncated */
@@ -51,6 +53,10 @@ struct hs_state {
     size_t path_len;
     char *auth; /* Authorization value (a token can be long); malloc'd */
     size_t auth_len;
+    /* permessage-deflate: the first acceptable offer (pmd.h) */
+    int pmd_pref;   /* deflate_client_window_bits, or 0 when permessage_deflate is off */
+    int pmd_result; /* enum pmd_offer_result so far */
+    struct pmd_params pmd;
 };
 
 void *upgrade_state_new(void)
@@ -72,6 +78,8 @@ void *upgrade_state_new(void)
     hs->path_len = 0;
     hs->auth = NULL;
     hs->auth_len = 0;
+    hs->pmd_pref = 0;
+    hs->pmd_result = PMD_OFFER_NONE;
     return hs;
 }
 
@@ -93,7 +101,22 @@ static const struct http_hdr_name known[] = {
     {"origin", HDR_ORIGIN},
     {"authorization", HDR_AUTH},
     {"sec-websocket-protocol", HDR_PROTOCOL},
+    {"sec-websocket-extensions", HDR_EXTENSIONS},
 };
+
+/* One Sec-WebSocket-Extensions header: the offers in it, until one is
+ * accepted. A value longer than we keep is read up to its last whole
+ * offer (the last comma we have). */
+static void extensions(struct hs_state *hs, const char *v, size_t vl)
+{
+    if (!hs->pmd_pref || hs->pmd_result != PMD_OFFER_NONE)
+        return;
+    if (hs->value_len > VALUE_MAX) {
+        const char *comma = memrchr(v, ',', vl);
+        vl = comma ? (size_t)(comma - v) : 0;
+    }
+    hs->pmd_result = pmd_offer_parse(v, vl, hs->pmd_pref, &hs->pmd);
+}
 
 /* A header (name and whole value) is complete: record what it says. */
 static void header_done(struct hs_state *hs, int id)
@@ -125,6 +148,7 @@ static void header_done(struct hs_state *hs, int id)
         memcpy(r->origin, v,
                (size_t)r->origin_len < HS_ORIGIN_MAX ? (size_t)r->origin_len : HS_ORIGIN_MAX - 1);
         break;
+    case HDR_EXTENSIONS: extensions(hs, v, vl); break;
     default: break;
     }
     hs->value_len = 0;
@@ -321,6 +345,11 @@ static void decide(struct conn *c, struct hs_state *hs)
         reject(c, status, reason, why);
         return;
     }
+    if (hs->pmd_result == PMD_OFFER_MALFORMED) {
+        reject(c, 400, HS_REJECT_BAD_REQUEST,
+               "malformed Sec-WebSocket-Extensions (RFC 6455 9.1: offer; param[=token|\"quoted\"], ...)");
+        return;
+    }
     if (w->cfg.auth_secret[0] && !authorized(c, hs, ep, rest, rest_len))
         return;
     /* The endpoint's subprotocol: today only wsmill.v1 exists, and the
@@ -337,15 +366,26 @@ static void decide(struct conn *c, struct hs_state *hs)
         reject(c, 503, HS_REJECT_FULL, "server full (max_connections reached); retry later");
         return;
     }
-    char resp[256];
-    size_t n = hs_build_accept(resp, sizeof(resp), hs->req.key, (size_t)hs->req.key_len);
+    char resp[256 + PMD_ANSWER_MAX];
+    /* The endpoint's subprotocol, when the client offered it, is named in
+     * the answer (a wsmill.v1 subscriber, pubsub/histsub.c). */
+    size_t n = hs_build_accept_proto(resp, sizeof(resp), hs->req.key, (size_t)hs->req.key_len,
+                                     offered ? ep->protocol : NULL);
+    if (hs->pmd_result == PMD_OFFER_ACCEPTED) {
+        /* The answer goes before the blank line that ends the head. */
+        n -= 2;
+        n += pmd_offer_answer(&hs->pmd, resp + n, sizeof(resp) - n - 2);
+        memcpy(resp + n, "\r\n", 2);
+        n += 2;
+        pmd_conn_agreed(c, &hs->pmd);
+        shm_add(&w->slot->pmd_negotiated, 1);
+    }
     c->flags |= CF_UPGRADED;
     c->endpoint = (uint8_t)idx;
     shm_add(&w->slot->connections, 1);
     shm_add(&w->slot->handshakes, 1);
     metrics_observe_handshake(w, hs->began_ns);
     if (offered) {
-        n = hs_build_accept_proto(resp, sizeof(resp), hs->req.key, (size_t)hs->req.key_len, ep->protocol);
         ep->open_protocol(c, rest, rest_len, query, qlen, resp, n);
         return;
     }
@@ -361,6 +401,7 @@ size_t upgrade_feed(struct conn *c, uint8_t *data, size_t len)
 {
     struct worker *w = conn_worker(c);
     struct hs_state *hs = c->busy;
+    hs->pmd_pref = w->cfg.permessage_deflate ? (int)w->cfg.deflate_client_window_bits : 0;
     size_t used = http_parser_execute(&hs->parser, &settings, (const char *)data, len);
     hs->bytes += used;
     if (hs->headers_done) {

@@ -24,6 +24,7 @@ void collect_totals(struct shm *s, struct collect *c)
         c->channels += shm_get(&ws->channels);
         c->subscriptions += shm_get(&ws->subscriptions);
         c->ring_lag += shm_get(&ws->ring_lag);
+        shm_add(&c->sum.pmd_windows, shm_get(&ws->pmd_windows)); /* a gauge: live slots only */
         uint32_t b = atomic_load_explicit(&ws->broker_state, memory_order_relaxed);
         if (st != WORKER_DEAD && b <= BROKER_STATE_DOWN)
             c->brokers[b]++;

@@ -68,6 +68,13 @@ static void connections(struct hbuf *b, struct shm *s, const struct collect *c, 
 static void handshakes(struct hbuf *b, struct worker_slot *t)
 {
     counter(b, "accepted_total", "TCP connections accepted on listen", shm_get(&t->accepted));
+    head(b, "tls_handshakes_total", "counter", "TLS handshakes on tls_listen, by outcome");
+    hbuf_printf(b,
+                P "tls_handshakes_total{outcome=\"ok\"} %" PRIu64 "\n" P
+                  "tls_handshakes_total{outcome=\"failed\"} %" PRIu64 "\n",
+                shm_get(&t->tls_handshakes), shm_get(&t->tls_handshake_errors));
+    counter(b, "proxy_refused_total", "Connections closed for a missing, malformed or untrusted PROXY header",
+            shm_get(&t->proxy_refused));
     counter(b, "accept_errors_total", "Accept pauses for lack of descriptors or memory",
             shm_get(&t->accept_errors));
     uint64_t refused = 0;
@@ -139,6 +146,29 @@ static void channels(struct hbuf *b, const struct collect *c, struct worker_slot
             shm_get(&t->fanout_passes));
 }
 
+/* permessage-deflate (docs/deflate.md); pmd_windows is the live slots'
+ * gauge (collect_totals). */
+static void deflate(struct hbuf *b, struct worker_slot *t)
+{
+    counter(b, "deflate_negotiated_total", "Handshakes that agreed on permessage-deflate",
+            shm_get(&t->pmd_negotiated));
+    head(b, "deflate_messages_total", "counter", "Messages on deflate connections, by direction and form");
+    hbuf_printf(b,
+                P "deflate_messages_total{direction=\"out\",form=\"compressed\"} %" PRIu64 "\n" P
+                  "deflate_messages_total{direction=\"out\",form=\"plain\"} %" PRIu64 "\n" P
+                  "deflate_messages_total{direction=\"in\",form=\"compressed\"} %" PRIu64 "\n",
+                shm_get(&t->pmd_out_compressed), shm_get(&t->pmd_out_plain), shm_get(&t->pmd_in_compressed));
+    head(b, "deflate_saved_bytes_total", "counter", "Payload bytes compression kept off the wire");
+    hbuf_printf(b,
+                P "deflate_saved_bytes_total{direction=\"out\"} %" PRIu64 "\n" P
+                  "deflate_saved_bytes_total{direction=\"in\"} %" PRIu64 "\n",
+                shm_get(&t->pmd_out_saved), shm_get(&t->pmd_in_saved));
+    counter(b, "deflate_compressions_total",
+            "Messages zlib compressed (once per message per worker in a fan-out)", shm_get(&t->pmd_deflates));
+    gauge(b, "deflate_windows", "Client windows held (clients keeping their context)",
+          (double)shm_get(&t->pmd_windows));
+}
+
 static void node(struct hbuf *b, struct shm *s, const struct collect *c, struct worker_slot *t)
 {
     head(b, "broker_workers", "gauge", "Live workers by the state of their broker link");
@@ -177,6 +207,7 @@ static void expose(struct hbuf *b, struct worker *w)
     handshakes(b, &c.sum);
     traffic(b, &c.sum);
     channels(b, &c, &c.sum);
+    deflate(b, &c.sum);
     node(b, w->shm, &c, &c.sum);
     histogram(b, "fanout_pass_seconds", "Length of a fan-out pass over a channel's subscribers",
               &c.sum.hist_pass);

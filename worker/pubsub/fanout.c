@@ -34,6 +34,7 @@
 #include "../../common/handshake.h"
 #include "../../common/log.h"
 #include "../conn/output.h"
+#include "../conn/pmd.h"
 #include "channel.h"
 #include "../http/metrics.h"
 #include "histsub.h"
@@ -45,6 +46,7 @@
 #define LOG_MAX_FRAMES   (1u << 20)  /* per channel */
 #define LOG_MIN_CAP      16
 #define MAX_IOV          1024 /* IOV_MAX on Linux */
+#define TWIN_IOV         64   /* frames per send to a deflate subscriber (arrays on the stack) */
 
 /* ---- the log ---------------------------------------------------------- */
 
@@ -55,7 +57,7 @@ static void log_trim(struct worker *w, struct channel *ch, uint32_t upto)
         return; /* a wsmill.v1 client waits for Redis's answer: it may need these (histsub_redis.c) */
     while (ch->tail != upto) {
         struct shbuf *b = ch->log[ch->tail & (ch->log_cap - 1)];
-        w->log_bytes -= b->len;
+        w->log_bytes -= shbuf_bytes(b);
         shbuf_unref(b);
         ch->tail++;
     }
@@ -174,6 +176,17 @@ static void deliver(struct worker *w, struct conn *c, struct shbuf **bufs, int n
     output_queue_shared(c, bufs, n, sent);
 }
 
+/* One frame outside a log (a multi-channel message) to one subscriber: its
+ * compressed twin when c negotiated permessage-deflate. */
+static void deliver_one(struct worker *w, struct conn *c, struct shbuf *sb)
+{
+    struct iovec iov = {sb->data, sb->len};
+    size_t unlogged = 0;
+    if (c->flags & CF_DEFLATE)
+        pmd_frames(c, &sb, 1, &sb, &iov, &unlogged);
+    deliver(w, c, &sb, 1, &iov, iov.iov_len);
+}
+
 /* Visits subscriber i of ch: sends it frames [its seq, head). */
 static void visit(struct worker *w, struct channel *ch, uint32_t i)
 {
@@ -188,6 +201,15 @@ static void visit(struct worker *w, struct channel *ch, uint32_t i)
             n = ch->log_cap - at; /* up to the end of the circular array */
         if (n > MAX_IOV)
             n = MAX_IOV;
+        if (c->flags & CF_DEFLATE) { /* permessage-deflate: the frames' compressed twins */
+            struct shbuf *zb[TWIN_IOV];
+            struct iovec ziov[TWIN_IOV];
+            n = n < TWIN_IOV ? n : TWIN_IOV;
+            size_t ztotal = pmd_frames(c, &ch->log[at], (int)n, zb, ziov, &w->log_bytes);
+            deliver(w, c, zb, (int)n, ziov, ztotal);
+            from += n;
+            continue;
+        }
         size_t total = 0;
         for (uint32_t k = 0; k < n; k++)
             total += ch->log_iov[at + k].iov_len;
@@ -255,6 +277,7 @@ static struct shbuf *frame_alloc(unsigned opcode, size_t len, uint8_t **payload)
     sb->refs = 1;
     sb->len = (uint32_t)(hl + len);
     sb->published_ns = 0;
+    sb->twin = NULL;
     *payload = sb->data + hl;
     return sb;
 }
@@ -324,14 +347,13 @@ static void deliver_multi(struct worker *w, const struct ring_msg *m)
     if (!w->marks && !(w->marks = calloc((size_t)w->nconns, sizeof(*w->marks))))
         goto out;
     uint32_t gen = ++w->mark_gen ? w->mark_gen : ++w->mark_gen; /* 0 means "never marked" */
-    struct iovec iov = {sb->data, sb->len};
     for (int i = 0; i < n; i++) {
         struct channel *ch = chs[i];
         for (uint32_t k = ch->nsubs; k-- > 0;) {
             if (k >= ch->nsubs || w->marks[ch->subs[k].fd] == gen)
                 continue;
             w->marks[ch->subs[k].fd] = gen;
-            deliver(w, &w->conns[ch->subs[k].fd], &sb, 1, &iov, sb->len);
+            deliver_one(w, &w->conns[ch->subs[k].fd], sb);
         }
     }
 out:
@@ -378,13 +400,12 @@ void fanout_deliver(struct worker *w, const char *via, size_t via_len, const cha
      * subscribers get the message through the first of them. */
     struct channel *before[RING_CHANNEL_MAX / 2 + 1];
     int n = listed_channels(w, list, list_len, via, via_len, before);
-    struct iovec iov = {sb->data, sb->len};
     for (uint32_t k = ch->nsubs; k-- > 0;) {
         if (k >= ch->nsubs)
             continue;
         struct conn *c = &w->conns[ch->subs[k].fd];
         if (!n || !subscribed_to_any(c, before, n))
-            deliver(w, c, &sb, 1, &iov, sb->len);
+            deliver_one(w, c, sb);
     }
     shbuf_unref(sb);
     unpin(w, before, n);

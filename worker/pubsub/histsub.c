@@ -56,6 +56,8 @@ struct shbuf *histsub_env_frame(unsigned opcode, const char *name, size_t nl, ui
     memcpy(sb->data + hl, line, ll);
     sb->refs = 1;
     sb->len = (uint32_t)(hl + ll + len);
+    sb->published_ns = 0; /* the caller sets it when it knows (a ring record) */
+    sb->twin = NULL;      /* its permessage-deflate twin: built on first need (conn/pmd.c) */
     *payload = sb->data + hl + ll;
     return sb;
 }
@@ -111,6 +113,7 @@ void histsub_ring_record(struct worker *w, const struct ring_msg *m)
             free(sb); /* lapped: the raw side counts it missed */
             continue;
         }
+        sb->published_ns = m->published_ns;
         ch->last_rec = m->seq + 1;
         ch->last_off = m->offs[i];
         if (fanout_log_append(w, ch, sb) == -1)

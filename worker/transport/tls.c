@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -63,9 +64,13 @@ static void on_info(const SSL *ssl, int where, int ret)
 /* Plain HTTP on the TLS port gets a plain answer, as nginx does. */
 static void answer_plain_http(struct conn *c)
 {
-    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                               "Content-Length: 49\r\n\r\nThis port speaks TLS: use https:// or wss:// \r\n";
-    ssize_t wr = send(conn_fd(c), resp, sizeof resp - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    static const char body[] = "This port speaks TLS: use https:// or wss://\n";
+    char resp[256];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     sizeof body - 1, body);
+    ssize_t wr = send(conn_fd(c), resp, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)wr; /* best effort: the connection is closed next */
 }
 
@@ -219,10 +224,14 @@ static ssize_t tls_sendv(struct conn *c, const struct iovec *iov, int n)
         return -1; /* an earlier record goes first */
     size_t total = 0, off = 0, wr;
     int i = 0;
-    while (i < n && iov[i].iov_len == 0)
-        i++;
     ERR_clear_error();
-    while (i < n) {
+    for (;;) {
+        while (i < n && iov[i].iov_len == off) { /* empty entries write nothing */
+            i++;
+            off = 0;
+        }
+        if (i == n)
+            break;
         const uint8_t *p;
         size_t k = gather(iov, n, &i, &off, tw_of(c)->buf, &p);
         if (SSL_write_ex(ssl, p, k, &wr) == 1) {
@@ -237,7 +246,7 @@ static ssize_t tls_sendv(struct conn *c, const struct iovec *iov, int n)
         }
         if (total)
             return (ssize_t)total;
-        return broken(c, ssl, e, !SSL_is_init_finished(ssl));
+        return broken(c, ssl, e, 0); /* we write only once the handshake is done */
     }
     return (ssize_t)total;
 }

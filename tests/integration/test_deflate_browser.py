@@ -1,0 +1,122 @@
+"""permessage-deflate with a real browser: headless Chromium (Debian's
+chromium and chromium-driver, driven by python3-selenium) talks to /echo
+and /ch/NAME. Chromium offers `permessage-deflate; client_max_window_bits`
+on every connection and compresses what it sends; the server's counters
+show both directions compressed."""
+import http.server
+import json
+import os
+import shutil
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_channels import http_post  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+DRIVER = "/usr/bin/chromedriver"
+
+
+def deflate(srv, key):
+    return sum(w["deflate"][key] for w in srv.status()["workers"])
+
+
+class Page(http.server.BaseHTTPRequestHandler):
+    """An empty page on 127.0.0.1: Chromium lets only a loopback page open a
+    WebSocket to a loopback address (local network access checks)."""
+
+    def do_GET(self):
+        body = b"<!doctype html><title>wsmill</title>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (shutil.which(CHROMIUM) and shutil.which(DRIVER)):
+        pytest.skip("chromium and chromium-driver are not installed (scripts/test.sh installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(a)
+    page = http.server.HTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=page.serve_forever, daemon=True).start()
+    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    try:
+        d.set_script_timeout(30)
+        d.get(f"http://127.0.0.1:{page.server_address[1]}/")
+        yield d
+    finally:
+        d.quit()
+        page.shutdown()
+        page.server_close()
+
+
+MSGS = [json.dumps([{"seq": i * 10 + k, "user": "chromium", "text": "compressed in the browser"}
+                    for k in range(20)]) for i in range(8)]
+
+ECHO_JS = """
+const [url, msgs, done] = arguments;
+const ws = new WebSocket(url);
+const got = [];
+ws.onopen = () => msgs.forEach(m => ws.send(m));
+ws.onmessage = e => { got.push(e.data); if (got.length === msgs.length) { ws.close(); done({ext: ws.extensions, got}); } };
+ws.onerror = () => done({error: 'websocket error', ext: ws.extensions, got});
+"""
+
+
+def test_chromium_echo(server, browser):
+    in0, out0 = deflate(server, "in_compressed"), deflate(server, "out_compressed")
+    r = browser.execute_async_script(ECHO_JS, server.url("/echo"), MSGS)
+    assert "error" not in r, r
+    assert r["ext"].startswith("permessage-deflate"), r["ext"]
+    assert "server_no_context_takeover" in r["ext"], r["ext"]
+    assert r["got"] == MSGS
+    assert deflate(server, "in_compressed") - in0 == len(MSGS)   # Chromium compressed them
+    assert deflate(server, "out_compressed") - out0 == len(MSGS)  # and inflated our replies
+
+
+OPEN_JS = """
+const [url, n, done] = arguments;
+window.subs = [];
+let open = 0;
+for (let i = 0; i < n; i++) {
+  const ws = new WebSocket(url);
+  const s = {ws, got: []};
+  ws.onmessage = e => s.got.push(e.data);
+  ws.onopen = () => { if (++open === n) done(window.subs.map(x => x.ws.extensions)); };
+  ws.onerror = () => done('error');
+  window.subs.push(s);
+}
+"""
+
+WAIT_JS = """
+const [n, done] = arguments;
+const check = () => window.subs.every(s => s.got.length >= n)
+    ? done(window.subs.map(s => s.got)) : setTimeout(check, 20);
+check();
+"""
+
+
+def test_chromium_channel(server, browser):
+    port = int(server.settings["publish_listen"].rsplit(":", 1)[1])
+    exts = browser.execute_async_script(OPEN_JS, server.url("/ch/news"), 3)
+    assert exts != "error" and all(e.startswith("permessage-deflate") for e in exts), exts
+    before = deflate(server, "out_compressed")
+    for m in MSGS:
+        status, body = http_post(port, "/pub/news", m.encode())
+        assert 200 <= status < 300, body
+    got = browser.execute_async_script(WAIT_JS, len(MSGS))
+    assert got == [MSGS] * 3
+    assert deflate(server, "out_compressed") - before == 3 * len(MSGS)
+    browser.execute_script("window.subs.forEach(s => s.ws.close())")
