@@ -39,7 +39,6 @@
 #include "../http/metrics.h"
 #include "histsub.h"
 
-#define STEP_WRITES      256         /* writes per step between event-loop turns */
 #define STEP_VISITS      8192        /* visits per step (up-to-date ones cost no syscall) */
 #define READ_MAX_RECORDS 4096        /* ring records read per loop turn */
 #define LOG_MAX_BYTES    (16u << 20) /* frames held in all logs: past it the ring waits */
@@ -244,7 +243,7 @@ static void pass_end(struct worker *w, struct channel *ch)
 
 /* One step of the sweep: at most `writes` subscribers served. Returns 1
  * while channels remain active. */
-static int sweep(struct worker *w, long writes)
+int fanout_sweep(struct worker *w, long writes)
 {
     long visits = STEP_VISITS;
     while (w->active && writes > 0 && visits > 0) {
@@ -340,7 +339,7 @@ static void deliver_multi(struct worker *w, const struct ring_msg *m)
         ring_commit(&w->reader, m, 0);
         return;
     }
-    while (sweep(w, LONG_MAX))
+    while (fanout_sweep(w, LONG_MAX))
         ;
     if (!(sb = record_frame(w, m)))
         goto out;
@@ -393,8 +392,8 @@ void fanout_deliver(struct worker *w, const char *via, size_t via_len, const cha
             shm_add(&w->slot->slow_drops, ch->nsubs);
         return;
     }
-    ch->pinned = 1;            /* the drain may close its last subscriber */
-    while (sweep(w, LONG_MAX)) /* what ch's log holds goes first */
+    ch->pinned = 1;                   /* the drain may close its last subscriber */
+    while (fanout_sweep(w, LONG_MAX)) /* what ch's log holds goes first */
         ;
     /* The channels of the list before `via` with subscribers here: those
      * subscribers get the message through the first of them. */
@@ -412,9 +411,7 @@ void fanout_deliver(struct worker *w, const char *via, size_t via_len, const cha
     unpin(w, &ch, 1);
 }
 
-/* Moves what the ring holds into the channels' logs: up to record number
- * stop, and, unless forced, READ_MAX_RECORDS and LOG_MAX_BYTES at most. */
-static void read_ring(struct worker *w, uint64_t stop, int forced)
+void fanout_read(struct worker *w, uint64_t stop, int forced)
 {
     static struct ring_msg m; /* 20 KB: not on the stack */
     for (int n = 0; forced || (n < READ_MAX_RECORDS && w->log_bytes < LOG_MAX_BYTES); n++) {
@@ -446,67 +443,4 @@ static void read_ring(struct worker *w, uint64_t stop, int forced)
     }
     atomic_store_explicit(&w->slot->ring_missed, w->reader.missed, memory_order_relaxed);
     atomic_store_explicit(&w->slot->ring_lag, ring_lag(w->ring, &w->reader), memory_order_relaxed);
-}
-
-void fanout_read_until(struct worker *w, uint64_t stop)
-{
-    read_ring(w, stop, 1);
-}
-
-/* ---- the event loop's side -------------------------------------------- */
-
-static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
-{
-    (void)revents;
-    struct worker *w = container_of(p, struct worker, ring_prepare);
-    if (ring_pending(w->ring, &w->reader))
-        read_ring(w, UINT64_MAX, 0);
-    if (w->active)
-        sweep(w, STEP_WRITES);
-    if (w->active || ring_pending(w->ring, &w->reader)) {
-        ev_idle_start(loop, &w->ring_idle); /* more to do: poll, don't block */
-        return;
-    }
-    /* About to block: ask publishers for a wake-up, then look once more so
-     * a record published in between is not left waiting. */
-    uint64_t bit = 1ull << (w->id % 64);
-    atomic_fetch_or(&w->shm->ring_sleepers[w->id / 64], bit);
-    if (ring_pending(w->ring, &w->reader))
-        ev_idle_start(loop, &w->ring_idle);
-}
-
-static void check_cb(struct ev_loop *loop, ev_check *c, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct worker *w = container_of(c, struct worker, ring_check);
-    uint64_t bit = 1ull << (w->id % 64);
-    if (atomic_load_explicit(&w->shm->ring_sleepers[w->id / 64], memory_order_relaxed) & bit)
-        atomic_fetch_and(&w->shm->ring_sleepers[w->id / 64], ~bit);
-}
-
-static void idle_cb(struct ev_loop *loop, ev_idle *i, int revents)
-{
-    (void)revents;
-    ev_idle_stop(loop, i); /* its only job was to keep the loop from blocking */
-}
-
-static void urg_cb(struct ev_loop *loop, ev_signal *s, int revents)
-{
-    (void)loop;
-    (void)s;
-    (void)revents; /* the wake-up itself is the message: prepare_cb reads the ring */
-}
-
-void fanout_init(struct worker *w)
-{
-    w->ring = shm_ring(w->shm);
-    ring_reader_init(w->ring, &w->reader);
-    ev_prepare_init(&w->ring_prepare, prepare_cb);
-    ev_prepare_start(w->loop, &w->ring_prepare);
-    ev_check_init(&w->ring_check, check_cb);
-    ev_check_start(w->loop, &w->ring_check);
-    ev_idle_init(&w->ring_idle, idle_cb);
-    ev_signal_init(&w->sig_urg, urg_cb, SIGURG);
-    ev_signal_start(w->loop, &w->sig_urg);
 }

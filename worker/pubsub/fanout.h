@@ -16,10 +16,14 @@ struct shbuf;
 /* Appends frame sb (the caller's reference) to ch's log. Returns 0, or -1
  * (sb released) when the log cannot grow. */
 int fanout_log_append(struct worker *w, struct channel *ch, struct shbuf *sb);
-/* Reads ring records up to (not including) record number stop, whatever
- * the usual per-turn bounds: a subscriber that read its position as of
- * `stop` then joins each channel's log at its end (histsub.c). */
-void fanout_read_until(struct worker *w, uint64_t stop);
+/* Moves ring records before record number stop into the channels' logs;
+ * unless forced, READ_MAX_RECORDS and the logs' byte bound at most per
+ * call (forced: a wsmill.v1 subscriber that read its position as of
+ * `stop` then joins each log at its end, histsub.c). */
+void fanout_read(struct worker *w, uint64_t stop, int forced);
+/* One step of the sweep: at most `writes` subscribers served. Returns 1
+ * while channels remain active. */
+int fanout_sweep(struct worker *w, long writes);
 /* A message that reached this worker through channel `via` from outside
  * the ring (a broker such as Redis, which delivers a message published to
  * several channels once per channel): delivered to via's local subscribers,

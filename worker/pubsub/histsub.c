@@ -335,7 +335,7 @@ int histsub_open(struct conn *c, const char *list, size_t len, const char *query
     free(rbuf);
     /* Records before t: into the logs now, so that joining at their ends
      * means "from top + 1 on". */
-    fanout_read_until(w, t);
+    fanout_read(w, t, 1);
     if (b.failed || channels_subscribe_kind(c, list, len, 1) == -1) {
         free(b.p);
         conn_drop(c, 0); /* its close leaves what was joined */
