@@ -25,6 +25,9 @@ from rawws import wait_until
 SUBS = int(os.environ.get("HIST_SUBS", "200"))
 AWAY = float(os.environ.get("HIST_AWAY", "2"))
 RATE = int(os.environ.get("HIST_RATE", "200"))
+# Enough history for the time away plus the time 1,000 clients take to leave
+# and come back on this shared machine (about 10 s at full scale).
+KEEP = max(5000, RATE * (int(AWAY) + 15))
 
 
 def hist_server(server_factory, **overrides):
@@ -183,7 +186,8 @@ def run_stream(srv, chan, nsubs, event, settle=1.0, pub_node=None):
         await asyncio.sleep(settle)
         sent = pub.stop()
         assert sent > 0 and not pub.errors, f"publisher: {sent} sent, errors {pub.errors[:5]}"
-        await wait_caught_up(subs, sent, 60)
+        # the clients (Python) read every message: at full scale millions
+        await wait_caught_up(subs, sent, 60 + nsubs * sent / 40000)
         for s in subs:
             await s.pause()
         await asyncio.gather(*tasks)
@@ -222,7 +226,7 @@ def test_answers_and_envelopes(server_factory):
 def test_resume_recovers_exactly_once(server_factory):
     """The issue's first target, scaled: every subscriber leaves, comes back
     AWAY seconds later with its position, and is told it recovered."""
-    srv = hist_server(server_factory)
+    srv = hist_server(server_factory, history_size=KEEP)
 
     async def away(subs):
         await asyncio.gather(*(s.pause() for s in subs))
@@ -435,7 +439,8 @@ def test_redis_resume_on_another_node(server_factory, redis):
     Redis) AWAY seconds later; each ends with every message once, in order,
     and was told it recovered. A third node publishes."""
     from test_redis import wait_connected
-    nodes = [hist_server(server_factory, broker="redis", redis_url=f"redis://127.0.0.1:{redis.port}")
+    nodes = [hist_server(server_factory, broker="redis", redis_url=f"redis://127.0.0.1:{redis.port}",
+                         history_size=KEEP)
              for _ in range(3)]
     for n in nodes:
         wait_connected(n)
