@@ -98,6 +98,14 @@ static const struct config_key keys[] = {
      NULL},
     {"ring_size", CONFIG_SIZE, OFF(ring_size), 64 * KiB, 4 * GiB, "64M", 0,
      "shared-memory publish ring; a worker a whole ring behind loses (and counts) messages", NULL},
+    {"history_size", CONFIG_INT, OFF(history_size), 0, 1000000, "0", RELOAD_RESTART,
+     "messages kept per channel for clients that resume (wsmill.v1, docs/history.md); 0 = none", NULL},
+    {"history_ttl", CONFIG_DURATION, OFF(history_ttl), 0, 30 * DAY, "300s", RELOAD_HOT,
+     "a kept message older than this is no longer served to a resuming client; 0 = no age limit", NULL},
+    {"history_channels", CONFIG_INT, OFF(history_channels), 8, 1 << 20, "4096", RELOAD_RESTART,
+     "history store slots; when full, the channel published to least recently loses its history", NULL},
+    {"history_memory", CONFIG_SIZE, OFF(history_memory), 64 * KiB, 64 * GiB, "64M", RELOAD_RESTART,
+     "payload bytes the history store keeps, all channels together", NULL},
     {"broker", CONFIG_CHOICE, OFF(broker), 0, 1, "local", RELOAD_GENERATION,
      "local: publishes reach this node's subscribers through the shared ring; redis: through Redis pub/sub, "
      "so they reach subscribers on every node sharing redis_url (docs/redis.md)",
@@ -163,8 +171,7 @@ const struct config_key *config_key_find(const char *name)
     return NULL;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -465,16 +472,12 @@ int config_diff(const struct config *a, const struct config *b, int only_restart
             continue;
         if (memcmp((const char *)a + k->offset, (const char *)b + k->offset, k->size) == 0)
             continue;
-        if (k->type == CONFIG_STRING || k->type == CONFIG_LISTEN) {
-            if (strcmp((const char *)a + k->offset, (const char *)b + k->offset) == 0)
-                continue;
-        }
+        if ((k->type == CONFIG_STRING || k->type == CONFIG_LISTEN) &&
+            strcmp((const char *)a + k->offset, (const char *)b + k->offset) == 0)
+            continue;
         count++;
-        if (used < len) {
-            int w = snprintf(buf + used, len - used, "%s%s", count > 1 ? ", " : "", k->name);
-            if (w > 0)
-                used += (size_t)w;
-        }
+        int w = used < len ? snprintf(buf + used, len - used, "%s%s", count > 1 ? ", " : "", k->name) : 0;
+        used += w > 0 ? (size_t)w : 0;
     }
     return count;
 }

@@ -44,6 +44,11 @@ struct config {
     int64_t max_channels_per_conn;
     int64_t slow_consumer; /* enum slow_consumer_policy */
     int64_t ring_size;     /* bytes of the shared publish ring */
+    /* history (common/history.c, docs/history.md) */
+    int64_t history_size;     /* messages kept per channel; 0 = none */
+    int64_t history_ttl;      /* ms a kept message is served; 0 = no limit */
+    int64_t history_channels; /* channel slots in the store */
+    int64_t history_memory;   /* payload bytes the store keeps */
     /* limits (hostile clients) */
     int64_t max_frame_size;           /* bytes of one frame's payload */
     int64_t max_messages_per_second;  /* per connection, token bucket; 0 = off */

@@ -133,6 +133,7 @@ const char *hs_status_text(int status)
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
@@ -140,14 +141,20 @@ const char *hs_status_text(int status)
 
 size_t hs_build_accept(char *out, size_t cap, const char *key, size_t key_len)
 {
+    return hs_build_accept_proto(out, cap, key, key_len, NULL);
+}
+
+size_t hs_build_accept_proto(char *out, size_t cap, const char *key, size_t key_len, const char *protocol)
+{
     char accept[HS_ACCEPT_LEN + 1];
     hs_accept_key(key, key_len, accept);
     int n = snprintf(out, cap,
                      "HTTP/1.1 101 Switching Protocols\r\n"
                      "Upgrade: websocket\r\n"
                      "Connection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n\r\n",
-                     accept);
+                     "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     accept, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
+                     protocol ? "\r\n" : "");
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 

@@ -26,7 +26,10 @@ struct hs_request {
     int version_count;
     char origin[HS_ORIGIN_MAX];
     int origin_len; /* -1 when absent; > HS_ORIGIN_MAX-1 when truncated */
+    int wsmill_v1;  /* Sec-WebSocket-Protocol lists wsmill.v1 (docs/history.md) */
 };
+
+#define HS_PROTOCOL_V1 "wsmill.v1"
 
 #define HS_CHANNEL_MAX 128
 
@@ -77,6 +80,9 @@ int hs_check(const struct hs_request *r, const struct config *cfg);
 /* Writes the 101 response for key into out (at least 160 bytes); returns
  * its length. */
 size_t hs_build_accept(char *out, size_t cap, const char *key, size_t key_len);
+/* The same, with `Sec-WebSocket-Protocol: protocol` when protocol is not
+ * NULL (at least 200 bytes then). */
+size_t hs_build_accept_proto(char *out, size_t cap, const char *key, size_t key_len, const char *protocol);
 
 /* Writes an error response with a short plain-text body saying why, and
  * `Connection: close` (426 adds Sec-WebSocket-Version: 13); returns its

@@ -15,7 +15,7 @@ struct rec_header {
     uint8_t pad;
     uint16_t chan_len;
     uint16_t magic;
-    uint16_t pad2;
+    uint16_t noffs; /* 8-byte offsets between the channel name and the payload */
     uint64_t seq;
     uint64_t published_ns; /* CLOCK_MONOTONIC (system-wide) when published */
 };
@@ -95,16 +95,29 @@ static void lock(struct ring *r)
 int64_t ring_publish(struct ring *r, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len)
 {
-    if (len > ring_max_payload(r) || chan_len > RING_CHANNEL_MAX) {
+    return ring_publish_offs(r, chan, chan_len, NULL, 0, opcode, payload, len);
+}
+
+uint64_t ring_records(struct ring *r)
+{
+    return atomic_load_explicit(&r->records, memory_order_acquire);
+}
+
+int64_t ring_publish_offs(struct ring *r, const char *chan, size_t chan_len, const uint64_t *offs,
+                          size_t noffs, unsigned opcode, const uint8_t *payload, size_t len)
+{
+    if (len > ring_max_payload(r) || chan_len > RING_CHANNEL_MAX || noffs > RING_OFFS_MAX) {
         errno = EMSGSIZE;
         return -1;
     }
+    size_t ol = noffs * sizeof(uint64_t);
     struct rec_header h = {.len = (uint32_t)len,
                            .opcode = (uint8_t)opcode,
                            .chan_len = (uint16_t)chan_len,
                            .magic = REC_MAGIC,
+                           .noffs = (uint16_t)noffs,
                            .published_ns = mono_ns()};
-    h.total = (uint32_t)align8(sizeof(h) + chan_len + len);
+    h.total = (uint32_t)align8(sizeof(h) + chan_len + ol + len);
     lock(r);
     uint64_t start = atomic_load_explicit(&r->head, memory_order_relaxed);
     h.seq = atomic_load_explicit(&r->records, memory_order_relaxed);
@@ -114,7 +127,9 @@ int64_t ring_publish(struct ring *r, const char *chan, size_t chan_len, unsigned
     atomic_thread_fence(memory_order_seq_cst);
     copy_in(r, start, &h, sizeof(h));
     copy_in(r, start + sizeof(h), chan, chan_len);
-    copy_in(r, start + sizeof(h) + chan_len, payload, len);
+    if (ol)
+        copy_in(r, start + sizeof(h) + chan_len, offs, ol);
+    copy_in(r, start + sizeof(h) + chan_len + ol, payload, len);
     atomic_store_explicit(&r->records, h.seq + 1, memory_order_release);
     atomic_store_explicit(&r->head, start + h.total, memory_order_release);
     pthread_mutex_unlock(&r->lock);
@@ -157,10 +172,15 @@ int ring_peek(struct ring *r, struct ring_reader *rd, struct ring_msg *m)
         struct rec_header h;
         if (head - rd->pos <= r->size) {
             copy_out(r, rd->pos, &h, sizeof(h));
+            size_t ol = (size_t)h.noffs * sizeof(uint64_t);
             if (h.chan_len <= RING_CHANNEL_MAX)
                 copy_out(r, rd->pos + sizeof(h), m->chan, h.chan_len);
-            if (!lapped(r, rd->pos) && h.magic == REC_MAGIC && h.total >= sizeof(h) + h.chan_len + h.len &&
-                h.chan_len <= RING_CHANNEL_MAX) {
+            if (h.noffs <= RING_OFFS_MAX)
+                copy_out(r, rd->pos + sizeof(h) + (h.chan_len <= RING_CHANNEL_MAX ? h.chan_len : 0), m->offs,
+                         ol);
+            if (!lapped(r, rd->pos) && h.magic == REC_MAGIC &&
+                h.total >= sizeof(h) + h.chan_len + ol + h.len && h.chan_len <= RING_CHANNEL_MAX &&
+                h.noffs <= RING_OFFS_MAX) {
                 if (h.seq > rd->seq)
                     rd->missed += h.seq - rd->seq;
                 rd->seq = h.seq;
@@ -168,8 +188,9 @@ int ring_peek(struct ring *r, struct ring_reader *rd, struct ring_msg *m)
                 m->opcode = h.opcode;
                 m->chan_len = h.chan_len;
                 m->len = h.len;
+                m->noffs = h.noffs;
                 m->published_ns = h.published_ns;
-                m->pos = rd->pos + sizeof(h) + h.chan_len;
+                m->pos = rd->pos + sizeof(h) + h.chan_len + ol;
                 return 1;
             }
         }
@@ -187,16 +208,22 @@ int ring_peek(struct ring *r, struct ring_reader *rd, struct ring_msg *m)
     }
 }
 
+/* Where m's record starts in the ring. */
+static uint64_t rec_start(const struct ring_msg *m)
+{
+    return m->pos - sizeof(struct rec_header) - m->chan_len - (uint64_t)m->noffs * sizeof(uint64_t);
+}
+
 int ring_copy_payload(struct ring *r, const struct ring_msg *m, uint8_t *out)
 {
     copy_out(r, m->pos, out, m->len);
-    return lapped(r, m->pos - sizeof(struct rec_header) - m->chan_len) ? -1 : 0;
+    return lapped(r, rec_start(m)) ? -1 : 0;
 }
 
 void ring_commit(struct ring_reader *rd, const struct ring_msg *m, int lost)
 {
-    uint64_t start = m->pos - sizeof(struct rec_header) - m->chan_len;
-    rd->pos = start + align8(sizeof(struct rec_header) + m->chan_len + m->len);
+    uint64_t start = rec_start(m);
+    rd->pos = start + align8(sizeof(struct rec_header) + m->chan_len + m->noffs * sizeof(uint64_t) + m->len);
     rd->seq = m->seq + 1;
     if (lost)
         rd->missed++;

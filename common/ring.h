@@ -21,6 +21,9 @@
  * published to several channels is one record, so a connection subscribed
  * to more than one of them receives it once. */
 #define RING_CHANNEL_MAX 4096
+/* A record may carry one 64-bit offset per channel of its list (the
+ * channel's history position, common/history.c); at most this many. */
+#define RING_OFFS_MAX 2048
 
 struct ring {
     uint64_t size;                       /* bytes of data[], a power of two */
@@ -40,6 +43,8 @@ struct ring_msg {
     uint32_t len;                /* payload bytes */
     uint64_t pos;                /* where the payload starts in the ring */
     uint64_t published_ns;       /* mono_ns() of the publisher (one clock for all processes) */
+    uint16_t noffs;              /* offsets carried: 0, or one per channel of chan */
+    uint64_t offs[RING_OFFS_MAX];
 };
 
 struct ring_reader {
@@ -63,6 +68,12 @@ size_t ring_max_payload(const struct ring *r);
  * EMSGSIZE (payload over ring_max_payload or chan over RING_CHANNEL_MAX). */
 int64_t ring_publish(struct ring *r, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len);
+/* The same, with noffs (<= RING_OFFS_MAX) offsets the reader gets back in
+ * ring_msg.offs. */
+int64_t ring_publish_offs(struct ring *r, const char *chan, size_t chan_len, const uint64_t *offs,
+                          size_t noffs, unsigned opcode, const uint8_t *payload, size_t len);
+/* Records fully written, ever (the next record's number). */
+uint64_t ring_records(struct ring *r);
 
 /* A new reader starts at the current head: it sees what is published from
  * now on. */

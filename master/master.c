@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/alloc.h"
+#include "../common/histstore.h"
 #include "../common/log.h"
 #include "capacity.h"
 #include "listen.h"
@@ -209,8 +210,8 @@ static int setup_tls(struct master *m)
 static int master_init(struct master *m)
 {
     char err[768];
-    int inh[MAX_INHERIT], status_in;
-    int ninh = inherit_parse(inh, MAX_INHERIT, &status_in);
+    int inh[MAX_INHERIT], status_in, history_in;
+    int ninh = inherit_parse(inh, MAX_INHERIT, &status_in, &history_in);
     if (ninh == -1)
         return -1;
     if (config_load(&m->cfg, m->conf_path, err, sizeof err) == -1) {
@@ -227,6 +228,7 @@ static int master_init(struct master *m)
     if (setup_listeners(m, inh, ninh) == -1)
         return -2;
     setup_shm(m);
+    m->history = histstore_open(&m->cfg, history_in, &m->history_fd);
     if (setup_tls(m) == -1)
         return -1;
     if (m->cfg.status_socket[0] && setup_status(m, status_in) == -1)
@@ -429,7 +431,7 @@ int master_run(const char *conf_path, char **argv)
     m->conf_path = conf_path;
     if (!realpath(conf_path, m->conf_real))
         snprintf(m->conf_real, sizeof m->conf_real, "%s", conf_path);
-    m->sig_fd = m->status_fd = -1;
+    m->sig_fd = m->status_fd = m->history_fd = -1;
     for (int i = 0; i < MASTER_MAX_SOCKETS; i++)
         m->socks[i].fd = m->tls_socks[i] = -1;
     upgrade_init(m, argv);

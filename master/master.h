@@ -19,6 +19,7 @@
 #include "../common/clock.h"
 #include "../common/config.h"
 #include "../common/privs.h"
+#include "../common/history.h"
 #include "../common/shm.h"
 
 /* A listen address change keeps the old sockets open while the new ones
@@ -104,6 +105,8 @@ struct master {
     int cur_socks[SHM_MAX_WORKERS];    /* socks entries of the newest generation, in order */
     int tls_socks[MASTER_MAX_SOCKETS]; /* socks[i]'s twin on tls_listen, -1 = none (tls_listen.c) */
     struct shm *shm;
+    struct history *history; /* the history store (a memfd mapping: survives a binary upgrade) */
+    int history_fd;
     int sig_fd;
     int status_fd;
     int status_paused; /* the status socket is the new master's to serve */
@@ -197,9 +200,10 @@ void upgrade_cleanup(struct master *m);
 /* upgrade.c, the new master's side: WSMILL_INHERIT. */
 
 /* Parses and removes WSMILL_INHERIT. Returns how many listening fds it
- * names (into fds, at most max), *status_fd the status socket (or -1);
- * 0 and -1 when the variable is absent; -1 after logging when malformed. */
-int inherit_parse(int *fds, int max, int *status_fd);
+ * names (into fds, at most max), *status_fd the status socket and
+ * *history_fd the history store's memfd (each -1 when absent); 0 and -1
+ * when the variable is absent; -1 after logging when malformed. */
+int inherit_parse(int *fds, int max, int *status_fd, int *history_fd);
 
 /* pidfile.c: the pid file. An empty path disables it. */
 

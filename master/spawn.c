@@ -60,6 +60,7 @@ static void __attribute__((noreturn)) child_main(struct master *m, int i)
         .listen_fd = own,
         .tls_fd = m->tls_socks[m->w[i].sock],
         .shm = m->shm,
+        .history = m->history,
         .privs = &m->privs,
     };
     close(m->sig_fd);
@@ -67,6 +68,8 @@ static void __attribute__((noreturn)) child_main(struct master *m, int i)
         close(m->status_fd);
     if (m->up.oldbin_fd != -1)
         close(m->up.oldbin_fd);
+    if (m->history_fd != -1)
+        close(m->history_fd); /* the mapping stays; the descriptor is the master's to pass on */
     for (int j = 0; j < MASTER_MAX_SOCKETS; j++) {
         if (m->socks[j].fd != -1 && m->socks[j].fd != own)
             close(m->socks[j].fd);

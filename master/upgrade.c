@@ -61,7 +61,9 @@ static void inherit_value(const struct master *m, char *buf, size_t len)
     for (int k = 0; k < m->nworkers && used < len; k++)
         used += (size_t)snprintf(buf + used, len - used, "%s%d", k ? "," : "", m->socks[m->cur_socks[k]].fd);
     if (m->status_fd != -1 && used < len)
-        snprintf(buf + used, len - used, ";status=%d", m->status_fd);
+        used += (size_t)snprintf(buf + used, len - used, ";status=%d", m->status_fd);
+    if (m->history_fd != -1 && used < len)
+        snprintf(buf + used, len - used, ";history=%d", m->history_fd);
 }
 
 static void __attribute__((noreturn)) exec_child(struct master *m, const char *env)
@@ -71,6 +73,8 @@ static void __attribute__((noreturn)) exec_child(struct master *m, const char *e
         fcntl(m->socks[m->cur_socks[k]].fd, F_SETFD, 0);
     if (m->status_fd != -1)
         fcntl(m->status_fd, F_SETFD, 0);
+    if (m->history_fd != -1)
+        fcntl(m->history_fd, F_SETFD, 0);
     setenv(INHERIT_ENV, env, 1);
     /* The signal mask stays blocked across exec: the new master reads the
      * same signals through its own signalfd, and one arriving before that
@@ -231,11 +235,12 @@ static int parse_fd(const char *s, char **end)
     return (int)v;
 }
 
-int inherit_parse(int *fds, int max, int *status_fd)
+int inherit_parse(int *fds, int max, int *status_fd, int *history_fd)
 {
     const char *env = getenv(INHERIT_ENV);
     int n = 0;
     *status_fd = -1;
+    *history_fd = -1;
     if (!env)
         return 0;
     char *copy = strdup(env), *save = NULL;
@@ -252,6 +257,9 @@ int inherit_parse(int *fds, int max, int *status_fd)
         } else if (!strncmp(part, "status=", 7)) {
             if ((*status_fd = parse_fd(part + 7, &end)) == -1 || *end)
                 goto bad;
+        } else if (!strncmp(part, "history=", 8)) {
+            if ((*history_fd = parse_fd(part + 8, &end)) == -1 || *end)
+                goto bad;
         } else {
             goto bad;
         }
@@ -263,6 +271,8 @@ int inherit_parse(int *fds, int max, int *status_fd)
         fcntl(fds[k], F_SETFD, FD_CLOEXEC);
     if (*status_fd != -1)
         fcntl(*status_fd, F_SETFD, FD_CLOEXEC);
+    if (*history_fd != -1)
+        fcntl(*history_fd, F_SETFD, FD_CLOEXEC);
     return n;
 bad:
     fprintf(stderr, "wsmill: %s=\"%s\": not \"listen=FD,...;status=FD\" with open descriptors\n", INHERIT_ENV,

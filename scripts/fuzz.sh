@@ -22,7 +22,7 @@ if [ $# -gt 0 ]; then shift; fi
 case "$secs" in
     '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
-all=(ws_frame utf8 handshake config jwt json b64url http_request proxy_proto pmd_offer pmd_inflate)
+all=(ws_frame utf8 handshake config jwt json b64url http_request proxy_proto pmd_offer pmd_inflate resume)
 targets=()
 for t in "${@:-${all[@]}}"; do
     t=${t#fuzz_}

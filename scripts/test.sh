@@ -4,7 +4,7 @@
 # the unit tests under ASan+UBSan, the integration tests against the release
 # binary and again against the ASan+UBSan binary, the load tool's selftest
 # (the benchmarks' figures rest on it), each libFuzzer target for
-# FUZZ_SMOKE_SECS (default 10) seconds, and ends with one line
+# FUZZ_SMOKE_SECS (default 5) seconds, and ends with one line
 # "N passed, N failed".
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,27 +43,56 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
     meson test -C build-asan --suite unit --print-errorlogs
 record "unit tests (ASan+UBSan)" $?
 
-WSMILL_BIN="$ROOT/build/wsmill" $PY -m pytest -q -p no:cacheprovider tests/integration
-record "integration tests" $?
-
-# The same suite against the sanitizer build. Any report fails the test
-# during which it appeared (conftest.py reads each server's stderr), since a
-# worker that aborts is respawned and the test might pass anyway. LSan checks
-# the master, which exits through main(); workers leave with _exit() and are
-# not leak-checked (their memory dies with them). Memory-bound assertions
-# are skipped there (conftest.SANITIZED says why).
-WSMILL_BIN="$ROOT/build-asan/wsmill" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-    UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
-    $PY -m pytest -q -p no:cacheprovider tests/integration
-record "integration tests (ASan+UBSan build)" $?
+# The suite runs against the release binary and, at the same time, against
+# the sanitizer build: the tests mostly wait on sockets and timers, so the
+# two passes share the two cores without slowing each other much, and the
+# suite stays under ten minutes. Each pass takes its ports from a range of
+# its own (WSMILL_TEST_PORTS, conftest.free_port). WSMILL_TEST_SERIAL=1 runs
+# them one after the other.
+#
+# The sanitizer pass: any report fails the test during which it appeared
+# (conftest.py reads each server's stderr), since a worker that aborts is
+# respawned and the test might pass anyway. LSan checks the master, which
+# exits through main(); workers leave with _exit() and are not leak-checked
+# (their memory dies with them). Memory-bound assertions are skipped there
+# (conftest.SANITIZED says why).
+mkdir -p build/test-logs
+run_release() {
+    WSMILL_TEST_PORTS=10000-20999 WSMILL_BIN="$ROOT/build/wsmill" \
+        $PY -m pytest -q -p no:cacheprovider tests/integration >build/test-logs/integration.log 2>&1
+}
+run_asan() {
+    WSMILL_TEST_PORTS=21000-31999 WSMILL_BIN="$ROOT/build-asan/wsmill" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+        $PY -m pytest -q -p no:cacheprovider tests/integration >build/test-logs/integration-asan.log 2>&1
+}
+if [ "${WSMILL_TEST_SERIAL:-0}" = 1 ]; then
+    run_release
+    st_release=$?
+    run_asan
+    st_asan=$?
+else
+    run_release &
+    pid_release=$!
+    run_asan &
+    pid_asan=$!
+    wait $pid_release
+    st_release=$?
+    wait $pid_asan
+    st_asan=$?
+fi
+cat build/test-logs/integration.log
+record "integration tests" $st_release
+cat build/test-logs/integration-asan.log
+record "integration tests (ASan+UBSan build)" $st_asan
 
 # wsmill-load and wsmill-floor against a fake server: every figure in
 # docs/bench/ is counted by them.
 $PY tests/load/selftest.py --bindir "$ROOT/build/tests/load"
 record "load tool selftest" $?
 
-FUZZ_RUN_DIR="$ROOT/build-fuzz/smoke" scripts/fuzz.sh "${FUZZ_SMOKE_SECS:-10}"
-record "fuzz smoke (${FUZZ_SMOKE_SECS:-10} s per target)" $?
+FUZZ_RUN_DIR="$ROOT/build-fuzz/smoke" scripts/fuzz.sh "${FUZZ_SMOKE_SECS:-5}"
+record "fuzz smoke (${FUZZ_SMOKE_SECS:-5} s per target)" $?
 set -e
 
 echo "groups: $passed passed, $failed failed"

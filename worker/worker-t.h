@@ -20,6 +20,7 @@ struct conn;
 struct channel;
 struct endpoint;
 struct broker_ops;
+struct history;
 struct cidr_list;
 struct pmd_codec;
 
@@ -72,6 +73,9 @@ struct worker {
     uint64_t missed_logged; /* reader.missed when we last logged it */
     uint32_t *marks;        /* per fd: last multi-channel record delivered (dedupe) */
     uint32_t mark_gen;
+    struct history *history;         /* the history store in shared memory (common/history.h) */
+    uint32_t nenv;                   /* channels with a wsmill.v1 side here (histsub.c) */
+    void *hist_pending;              /* wsmill.v1 opens waiting for Redis (histsub_redis.c) */
     const struct broker_ops *broker; /* where publishes go: the shared ring or Redis */
     void *broker_state;              /* the broker's own (broker_redis.c), or NULL */
     /* permessage-deflate (conn/pmd.c) */

@@ -283,6 +283,7 @@ static int setup(struct worker *w, const struct worker_spec *spec)
     memset(w, 0, sizeof(*w));
     w->id = spec->id;
     w->shm = spec->shm;
+    w->history = spec->history;
     w->slot = &spec->shm->slots[spec->id];
     w->listen_fd = spec->listen_fd;
     w->tls_listen_fd = spec->tls_fd;

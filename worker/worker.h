@@ -13,6 +13,7 @@
 #ifndef WSMILL_WORKER_H
 #define WSMILL_WORKER_H
 #include <stdint.h>
+#include "../common/history.h"
 #include "../common/privs.h"
 #include "../common/shm.h"
 
@@ -22,6 +23,7 @@ struct worker_spec {
     int listen_fd;       /* non-blocking, listening, SO_REUSEPORT */
     int tls_fd;          /* its twin on tls_listen, or -1 */
     struct shm *shm;
+    struct history *history;   /* the history store (common/history.h), shared by every worker */
     const struct privs *privs; /* the user to switch to once sockets are bound */
 };
 

@@ -34,10 +34,30 @@ SANITIZED = _sanitized(BIN)
 
 
 
+# WSMILL_TEST_PORTS=LO-HI: take ports from this range only, in order, never
+# the same one twice. test.sh runs the release and the sanitizer passes at
+# once, each in a range of its own, so one pass cannot be handed a port the
+# other was just handed and has not bound yet (bind to port 0 could).
+_PORTS = os.environ.get("WSMILL_TEST_PORTS", "")
+_next_port = [int(_PORTS.split("-")[0]) if _PORTS else 0]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    if not _PORTS:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    hi = int(_PORTS.split("-")[1])
+    while _next_port[0] < hi:
+        port = _next_port[0]
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (a client's local port, another program)
+            return port
+    raise RuntimeError(f"WSMILL_TEST_PORTS={_PORTS}: every port of the range was handed out")
 
 
 class Server:

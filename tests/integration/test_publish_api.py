@@ -146,7 +146,8 @@ def test_200_posts_reach_both_workers_once_in_order(server_factory, clients):
         r = conn.getresponse()
         body = r.read()
         assert r.status == 202, (i, r.status, body)
-        assert json.loads(body) == {"published": 1, "messages": 1, "channels": ["news"]}, body
+        assert json.loads(body) == {"published": 1, "messages": 1, "channels": ["news"],
+                                    "offsets": {"news": i + 1}}, body
         assert sock is None or conn.sock is sock, f"keep-alive connection was closed after request {i}"
         sock = conn.sock
     want = [(OP_TEXT, f"message {i} é".encode()) for i in range(200)]
@@ -166,7 +167,8 @@ def test_batch_lines(server_factory, clients):
     _, (status, headers, body) = api_request(
         srv, post("/pub/b?batch=lines", b"one\ntwo\n\n\nthree\n"), clients)
     assert status == 202, body
-    assert json_body(headers, body) == {"published": 3, "messages": 3, "channels": ["b"]}
+    assert json_body(headers, body) == {"published": 3, "messages": 3, "channels": ["b"],
+                                        "offsets": {"b": 3}, "first_offsets": {"b": 1}}
     for s in subs:
         assert messages(s, 3) == [(OP_TEXT, b"one"), (OP_TEXT, b"two"), (OP_TEXT, b"three")]
         assert_nothing_more(s, wait=0.1)
@@ -197,7 +199,8 @@ def test_several_channels(server_factory, clients):
     clients += [a, b, c]
     _, (status, headers, body) = api_request(srv, post("/pub/a,b,a", b"to a and b"), clients)
     assert status == 202, body
-    assert json_body(headers, body) == {"published": 2, "messages": 1, "channels": ["a", "b"]}
+    assert json_body(headers, body) == {"published": 2, "messages": 1, "channels": ["a", "b"],
+                                        "offsets": {"a": 1, "b": 1}}
     for s in (a, b):
         assert messages(s, 1) == [(OP_TEXT, b"to a and b")]
         assert_nothing_more(s, wait=0.1)

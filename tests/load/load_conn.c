@@ -798,7 +798,9 @@ static int connected(struct load_client *cl, struct load_conn *c)
         n = load_ws_request((char *)p, 1024, cl->target->host, path, cl->o->origin, key,
                             cl->o->deflate == 2 ? LOAD_PMD_OFFER_TAKEOVER
                             : cl->o->deflate    ? LOAD_PMD_OFFER
-                                                : NULL);
+                                                : NULL,
+                            cl->o->v1 && cl->role == LOAD_ROLE_SUB ? "wsmill.v1" : NULL);
+
     if (n == -1)
         return fail_errno(cl, c, ENAMETOOLONG); /* --url/--origin too long to send */
     cl->wlen += (size_t)n;

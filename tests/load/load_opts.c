@@ -61,6 +61,9 @@ static const char usage[] =
     "  --recv epoll|spin          subscribe/fanout: how subscribers wait for data (epoll);\n"
     "                             spin polls without sleeping during the run, so a server\n"
     "                             on this host never pays to wake this process\n"
+    "  --v1                       subscribe/fanout: subscribers offer the wsmill.v1 subprotocol\n"
+    "                             (docs/history.md): answers are skipped, each message's\n"
+    "                             \"NAME OFFSET\\n\" header is stripped before it is checked\n"
     "  -q, --quiet                no progress lines on stderr\n"
     "  -h, --help\n";
 
@@ -90,7 +93,8 @@ enum {
     O_DRAIN,
     O_TOKEN,
     O_PUB_CPU,
-    O_RECV
+    O_RECV,
+    O_V1
 };
 
 static const struct option longopts[] = {
@@ -124,6 +128,7 @@ static const struct option longopts[] = {
     {"token", required_argument, NULL, O_TOKEN},
     {"pub-cpu", required_argument, NULL, O_PUB_CPU},
     {"recv", required_argument, NULL, O_RECV},
+    {"v1", no_argument, NULL, O_V1},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -351,6 +356,7 @@ static int parse_one(struct load_opts *o, int c, const char *arg)
         }
         fprintf(stderr, "wsmill-load: --recv must be epoll or spin, not '%s'\n", arg);
         return -1;
+    case O_V1: o->v1 = 1; return 0;
     case 'q': o->quiet = 1; return 0;
     }
     fputs(usage, stderr);

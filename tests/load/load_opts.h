@@ -45,6 +45,7 @@ struct load_opts {
                              * compress echo messages, inflate RSV1 ones */
     int json;               /* echo: JSON-like text messages instead of the binary pattern */
     int recv_spin;          /* subscribers: poll epoll without sleeping during the run */
+    int v1;                 /* subscribers offer wsmill.v1 and strip each message's "NAME OFFSET\n" */
     int handshake_only;     /* churn/hold: no echo, no close frame */
     int quiet;              /* no progress lines */
     int ncpus;

@@ -49,6 +49,8 @@ struct load_sub_track {
 struct load_sub {
     uint32_t chan;
     uint16_t ntrack, cap;
+    uint8_t v1;                  /* wsmill.v1: each message starts with a "NAME OFFSET\n" header */
+    uint8_t in_env;              /* inside that header (or inside an answer, which has no newline) */
     uint8_t hdr[LOAD_STAMP_LEN]; /* the current message's stamp as it arrives */
     struct load_sub_track t[];
 };
@@ -137,6 +139,8 @@ static int sub_opened(struct load_client *cl, struct load_conn *c)
     s->chan = (uint32_t)load_ps_channel(cl, c);
     s->ntrack = 0;
     s->cap = 1;
+    s->v1 = (uint8_t)cl->o->v1;
+    s->in_env = 0;
     c->ps.sub = s;
     __atomic_add_fetch(&cl->chans.subs[s->chan], 1, __ATOMIC_RELAXED);
     c->counted = 1;
@@ -190,13 +194,20 @@ void load_ps_release(struct load_client *cl, struct load_conn *c)
 void load_sub_begin(struct load_conn *c)
 {
     c->msg_off = 0;
+    if (c->ps.sub)
+        c->ps.sub->in_env = c->ps.sub->v1;
 }
 
 int load_sub_bytes(struct load_client *cl, struct load_conn *c, const uint8_t *p, size_t n)
 {
     struct load_sub *s = c->ps.sub;
     if (s == NULL)
-        return 0; /* opened after the run and closing at once: not counted */
+        return 0;                /* opened after the run and closing at once: not counted */
+    while (s->in_env && n > 0) { /* the envelope's header line */
+        s->in_env = *p != '\n';
+        p++;
+        n--;
+    }
     uint64_t off = c->msg_off;
     while (n > 0 && off < LOAD_STAMP_LEN) {
         s->hdr[off++] = *p++;
@@ -273,6 +284,8 @@ int load_sub_done(struct load_client *cl, struct load_conn *c)
     struct load_sub *s = c->ps.sub;
     struct load_slot *st = cl->st;
     if (s == NULL)
+        return 0;
+    if (s->in_env) /* a wsmill.v1 answer ({"type":"subscribed",...}): no newline */
         return 0;
     if (c->msg_off < LOAD_STAMP_LEN)
         return load_conn_fail(cl, c, LOAD_ST_MESSAGE, LOAD_C_MISMATCH);

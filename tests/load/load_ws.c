@@ -32,7 +32,7 @@ void load_ws_accept(const char *key, size_t key_len, char out[LOAD_WS_ACCEPT_LEN
 }
 
 int load_ws_request(char *buf, size_t cap, const char *host, const char *path, const char *origin,
-                    const char *key, const char *extensions)
+                    const char *key, const char *extensions, const char *protocol)
 {
     int n = snprintf(buf, cap,
                      "GET %s HTTP/1.1\r\n"
@@ -43,10 +43,12 @@ int load_ws_request(char *buf, size_t cap, const char *host, const char *path, c
                      "Sec-WebSocket-Version: 13\r\n"
                      "%s%s%s"
                      "%s%s%s"
+                     "%s%s%s"
                      "\r\n",
                      path, host, key, origin ? "Origin: " : "", origin ? origin : "", origin ? "\r\n" : "",
                      extensions ? "Sec-WebSocket-Extensions: " : "", extensions ? extensions : "",
-                     extensions ? "\r\n" : "");
+                     extensions ? "\r\n" : "", protocol ? "Sec-WebSocket-Protocol: " : "",
+                     protocol ? protocol : "", protocol ? "\r\n" : "");
     if (n < 0 || (size_t)n >= cap)
         return -1;
     return n;

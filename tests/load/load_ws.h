@@ -58,7 +58,7 @@ void load_ws_accept(const char *key, size_t key_len, char out[LOAD_WS_ACCEPT_LEN
  * Sec-WebSocket-Extensions value) may be NULL.
  * Returns its length, or -1 when it does not fit in cap. */
 int load_ws_request(char *buf, size_t cap, const char *host, const char *path, const char *origin,
-                    const char *key, const char *extensions);
+                    const char *key, const char *extensions, const char *protocol);
 
 /* Checks an upgrade response against the expected accept value.
  * Returns the header length (> 0) when complete and valid, 0 when "\r\n\r\n"

@@ -334,6 +334,11 @@ static void test_build(void)
        "has the accept key");
     ok(n >= 4 && memcmp(out + n - 4, "\r\n\r\n", 4) == 0, "ends with CRLFCRLF");
     ok(find(out, n, "\r\n\r\n") == out + n - 4, "exactly one blank line (no body)");
+    key = dup_exact("dGhlIHNhbXBsZSBub25jZQ==", HS_KEY_LEN);
+    n = hs_build_accept_proto(out, CAP, key, HS_KEY_LEN, HS_PROTOCOL_V1);
+    free(key);
+    ok(n <= 200 && find(out, n, "\r\nSec-WebSocket-Protocol: wsmill.v1\r\n\r\n") == out + n - 39,
+       "with a protocol: its header last, then the blank line (%zu bytes)", n);
 
     memset(out, 0, CAP);
     n = hs_build_error(out, CAP, 426, "unsupported version");

@@ -27,6 +27,17 @@ struct endpoint {
                      size_t why_len);
     /* 101 decided: set up c->ep. Returns 0, or -1 (out of memory). May be NULL. */
     int (*open)(struct conn *c, const char *rest, size_t len);
+    /* A subprotocol the endpoint speaks (Sec-WebSocket-Protocol), or NULL. */
+    const char *protocol;
+    /* Before the answer: the query string (after '?', len 0 when none) and
+     * whether the client offered `protocol`. Returns 0, or the HTTP status
+     * to refuse with and *why. May be NULL. */
+    int (*check_query)(struct worker *w, const char *query, size_t len, int offered, const char **why);
+    /* Instead of open when the client offered `protocol`: the endpoint sets
+     * c up, puts it in CONN_OPEN, sends resp (the 101 naming the protocol)
+     * and whatever must follow it. Returns 0, or -1 when c was dropped. */
+    int (*open_protocol)(struct conn *c, const char *rest, size_t len, const char *query, size_t qlen,
+                         const char *resp, size_t resp_len);
     /* A complete data message; owned, if not NULL, is the malloc'd buffer
      * behind payload, the callee's to keep or free. */
     void (*message)(struct conn *c, unsigned opcode, uint8_t *payload, size_t len, uint8_t *owned);

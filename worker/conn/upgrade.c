@@ -29,6 +29,7 @@ enum hdr_id {
     HDR_VERSION,
     HDR_ORIGIN,
     HDR_AUTH,
+    HDR_PROTOCOL,
     HDR_EXTENSIONS
 };
 
@@ -99,6 +100,7 @@ static const struct http_hdr_name known[] = {
     {"sec-websocket-version", HDR_VERSION},
     {"origin", HDR_ORIGIN},
     {"authorization", HDR_AUTH},
+    {"sec-websocket-protocol", HDR_PROTOCOL},
     {"sec-websocket-extensions", HDR_EXTENSIONS},
 };
 
@@ -126,6 +128,7 @@ static void header_done(struct hs_state *hs, int id)
     case HDR_HOST: r->has_host = 1; break;
     case HDR_UPGRADE: r->upgrade_websocket |= hs_header_has_token(v, vl, "websocket"); break;
     case HDR_CONNECTION: r->connection_upgrade |= hs_header_has_token(v, vl, "upgrade"); break;
+    case HDR_PROTOCOL: r->wsmill_v1 |= hs_header_has_token(v, vl, HS_PROTOCOL_V1); break;
     case HDR_KEY:
         r->key_count++;
         r->key_len = (int)(hs->value_len > HS_KEY_LEN ? HS_KEY_LEN + 1 : hs->value_len);
@@ -349,12 +352,25 @@ static void decide(struct conn *c, struct hs_state *hs)
     }
     if (w->cfg.auth_secret[0] && !authorized(c, hs, ep, rest, rest_len))
         return;
+    /* The endpoint's subprotocol: today only wsmill.v1 exists, and the
+     * request parser notes whether the client offered it. */
+    int offered = ep->protocol && hs->req.wsmill_v1;
+    size_t ul = hs->url_len < hs->url_cap ? hs->url_len : hs->url_cap;
+    const char *query = ul > hs->path_len ? hs->url + hs->path_len + 1 : "";
+    size_t qlen = ul > hs->path_len ? ul - hs->path_len - 1 : 0;
+    if (ep->check_query && (status = ep->check_query(w, query, qlen, offered, &why))) {
+        reject(c, status, HS_REJECT_BAD_REQUEST, why);
+        return;
+    }
     if (!limits_admit_upgrade(w)) {
         reject(c, 503, HS_REJECT_FULL, "server full (max_connections reached); retry later");
         return;
     }
     char resp[256 + PMD_ANSWER_MAX];
-    size_t n = hs_build_accept(resp, sizeof(resp), hs->req.key, (size_t)hs->req.key_len);
+    /* The endpoint's subprotocol, when the client offered it, is named in
+     * the answer (a wsmill.v1 subscriber, pubsub/histsub.c). */
+    size_t n = hs_build_accept_proto(resp, sizeof(resp), hs->req.key, (size_t)hs->req.key_len,
+                                     offered ? ep->protocol : NULL);
     if (hs->pmd_result == PMD_OFFER_ACCEPTED) {
         /* The answer goes before the blank line that ends the head. */
         n -= 2;
@@ -369,6 +385,10 @@ static void decide(struct conn *c, struct hs_state *hs)
     shm_add(&w->slot->connections, 1);
     shm_add(&w->slot->handshakes, 1);
     metrics_observe_handshake(w, hs->began_ns);
+    if (offered) {
+        ep->open_protocol(c, rest, rest_len, query, qlen, resp, n);
+        return;
+    }
     if (ep->open && ep->open(c, rest, rest_len) == -1) {
         conn_drop(c, 0); /* only out of memory gets here (the path was checked above) */
         return;

@@ -118,5 +118,6 @@ void stream_end(struct http_conn *hc);
 
 /* The routes (route_*.c) */
 extern const struct http_route route_publish, route_metrics, route_health, route_status, route_dashboard;
+extern const struct http_route route_history, route_channels; /* route_history.c */
 
 #endif

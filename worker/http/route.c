@@ -5,7 +5,8 @@
 #include "http.h"
 
 static const struct http_route *const routes[] = {
-    &route_publish, &route_metrics, &route_health, &route_status, &route_dashboard,
+    &route_publish,   &route_metrics, &route_health,   &route_status,
+    &route_dashboard, &route_history, &route_channels,
 };
 
 static int matches(const struct http_route *rt, const char *path, size_t len)

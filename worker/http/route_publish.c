@@ -134,17 +134,42 @@ static int dedupe(const char *base, uint16_t *off, uint8_t *len, int n)
     return k;
 }
 
-static void answer_published(struct http_conn *hc, const char *base, const uint16_t *off, const uint8_t *len,
-                             int nchan, uint64_t msgs)
+/* The offsets a request's messages got (docs/history.md): per channel the
+ * first and last message's; none with broker = redis. */
+struct pub_offsets {
+    int have;
+    uint64_t first[CHAN_MAX], last[CHAN_MAX];
+};
+
+/* Appends ,"KEY":{"name":offset,...} to body. */
+static int offsets_json(char *body, size_t cap, int n, const char *key, const char *base, const uint16_t *off,
+                        const uint8_t *len, int nchan, const uint64_t *o)
 {
-    /* Names are at most the URL long, plus 3 bytes each of quotes and comma. */
-    char body[HTTP_URL_MAX + 3 * CHAN_MAX + 128];
+    n += snprintf(body + n, cap - (size_t)n, ",\"%s\":{", key);
+    for (int i = 0; i < nchan && (size_t)n < cap; i++)
+        n += snprintf(body + n, cap - (size_t)n, "%s\"%.*s\":%llu", i ? "," : "", (int)len[i], base + off[i],
+                      (unsigned long long)o[i]);
+    return n + snprintf(body + n, cap - (size_t)n, "}");
+}
+
+static void answer_published(struct http_conn *hc, const char *base, const uint16_t *off, const uint8_t *len,
+                             int nchan, uint64_t msgs, const struct pub_offsets *po)
+{
+    /* Names are at most the URL long, plus 3 bytes each of quotes and
+     * comma, and twice more with 21 digits each for the offsets. */
+    static char body[3 * HTTP_URL_MAX + 60 * CHAN_MAX + 128];
     int n = snprintf(body, sizeof(body), "{\"published\":%llu,\"messages\":%llu,\"channels\":[",
                      (unsigned long long)(msgs * (uint64_t)nchan), (unsigned long long)msgs);
     for (int i = 0; i < nchan; i++)
         n += snprintf(body + n, sizeof(body) - (size_t)n, "%s\"%.*s\"", i ? "," : "", (int)len[i],
                       base + off[i]);
-    n += snprintf(body + n, sizeof(body) - (size_t)n, "]}\n");
+    n += snprintf(body + n, sizeof(body) - (size_t)n, "]");
+    if (po->have) {
+        n = offsets_json(body, sizeof(body), n, "offsets", base, off, len, nchan, po->last);
+        if (msgs > 1)
+            n = offsets_json(body, sizeof(body), n, "first_offsets", base, off, len, nchan, po->first);
+    }
+    n += snprintf(body + n, sizeof(body) - (size_t)n, "}\n");
     http_respond(hc, 202, "application/json", "", body, (size_t)n);
 }
 
@@ -171,8 +196,9 @@ static void answer_failed(struct http_conn *hc, int err, const char *list, size_
  * record per message naming every channel, so a subscriber of several of
  * them receives it once. Returns 0, or -1 when answered with an error. */
 static int publish_all(struct http_conn *hc, const struct pub_opts *o, const uint16_t *off,
-                       const uint8_t *len, int nchan)
+                       const uint8_t *len, int nchan, struct pub_offsets *po)
 {
+    static uint64_t offs[RING_OFFS_MAX];
     struct worker *w = hc->svc->w;
     const struct http_request *r = &hc->req;
     const char *base = r->url + PREFIX;
@@ -187,7 +213,16 @@ static int publish_all(struct http_conn *hc, const struct pub_opts *o, const uin
     const uint8_t *m;
     size_t pos = 0, mlen;
     while (next_msg(r, o->batch, &pos, &m, &mlen)) {
-        if (channels_publish(w, list, ll, o->opcode, m, mlen) == -1) {
+        int got = channels_publish_offs(w, list, ll, o->opcode, m, mlen, offs);
+        if (got >= nchan) {
+            for (int i = 0; i < nchan; i++) {
+                if (!po->have)
+                    po->first[i] = offs[i];
+                po->last[i] = offs[i];
+            }
+            po->have = 1;
+        }
+        if (got == -1) {
             answer_failed(hc, errno, list, ll, mlen);
             return -1;
         }
@@ -233,8 +268,10 @@ static void done(struct http_conn *hc)
          * is lost with it. */
         shm_add(&w->slot->broker_lost, msgs - 1);
     }
-    if (publish_all(hc, &o, off, len, nchan) == 0)
-        answer_published(hc, r->url + PREFIX, off, len, nchan, msgs);
+    static struct pub_offsets po;
+    po.have = 0;
+    if (publish_all(hc, &o, off, len, nchan, &po) == 0)
+        answer_published(hc, r->url + PREFIX, off, len, nchan, msgs, &po);
 }
 
 const struct http_route route_publish = {"/pub/", ROUTE_PREFIX, "POST", head, done};

@@ -13,9 +13,15 @@ struct worker;
 /* How a broker hands messages back to this worker's subscribers. */
 struct broker_sink {
     /* A message for channel `via` whose publish named `list` ("a" or
-     * "a,b"): delivered to via's local subscribers, once each. */
+     * "a,b"): delivered to via's local subscribers, once each. offset is
+     * via's offset for it (docs/history.md), 0 when the broker has none. */
     void (*deliver)(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
-                    unsigned opcode, const uint8_t *payload, size_t len);
+                    unsigned opcode, const uint8_t *payload, size_t len, uint64_t offset);
+    /* The broker confirmed that messages for name now reach this worker
+     * (len 0: its own sync channel, for history reads). */
+    void (*subscribed)(struct worker *w, const char *name, size_t len);
+    /* A history read's marker came back (redis_hist.c). */
+    void (*synced)(struct worker *w, uint64_t token);
     /* Calls fn with every channel that has local subscribers. */
     void (*each_channel)(struct worker *w, void (*fn)(struct worker *w, const char *name, size_t len));
 };
@@ -29,11 +35,14 @@ struct broker_ops {
     /* A channel got its first local subscriber / lost its last one. */
     void (*channel_added)(struct worker *w, const char *name, size_t len);
     void (*channel_removed)(struct worker *w, const char *name, size_t len);
-    /* Publishes one message to a channel list. Returns 0, or -1 with errno:
-     * EMSGSIZE (too large), ENOTCONN (the broker is down) or ENOBUFS (too
-     * much awaits the broker); the refusal is counted. */
+    /* Publishes one message to a channel list, writing the offset each
+     * channel gave it to offs (docs/history.md) when the broker knows them
+     * at once. Returns how many offsets it wrote (0 when it does not know
+     * them), or -1 with errno: EMSGSIZE (too large), ENOTCONN (the broker
+     * is down) or ENOBUFS (too much awaits the broker); the refusal is
+     * counted. */
     int (*publish)(struct worker *w, const char *list, size_t list_len, unsigned opcode,
-                   const uint8_t *payload, size_t len);
+                   const uint8_t *payload, size_t len, uint64_t *offs);
     /* 1 when a publish would be accepted now. */
     int (*can_publish)(const struct worker *w);
     /* Why publishes are refused: JSON-safe text (never a password). */

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <signal.h>
 
+#include "../../common/clock.h"
+#include "../../common/history.h"
 #include "../worker-t.h"
 #include "broker.h"
 
@@ -46,10 +48,14 @@ static void wake_sleepers(struct worker *w)
     }
 }
 
+/* The history store gives each channel its offset and writes the ring
+ * record under its lock (common/history.h), so ring order is offset order. */
 static int local_publish(struct worker *w, const char *list, size_t list_len, unsigned opcode,
-                         const uint8_t *payload, size_t len)
+                         const uint8_t *payload, size_t len, uint64_t *offs)
 {
-    if (ring_publish(w->ring, list, list_len, opcode, payload, len) < 0) {
+    int n = history_publish(w->history, w->ring, list, list_len, opcode, payload, len,
+                            (int64_t)(mono_ns() / 1000000), offs);
+    if (n < 0) {
         shm_add(&w->slot->publish_rejected, 1);
         errno = EMSGSIZE;
         return -1;
@@ -57,7 +63,7 @@ static int local_publish(struct worker *w, const char *list, size_t list_len, un
     shm_add(&w->slot->publishes, 1);
     wake_sleepers(w);
     ev_idle_start(w->loop, &w->ring_idle); /* deliver locally this iteration */
-    return 0;
+    return n;
 }
 
 static int local_can_publish(const struct worker *w)

@@ -9,15 +9,19 @@
  * back-off (100 ms doubling to 5 s) and every subscription is restored.
  *
  * A message travels as PUBLISH <redis_prefix><channel> <envelope>, once per
- * channel of its list, with the envelope
- *     [1: version 1][1: opcode][2: list length, big-endian][list][payload]
+ * channel of its list, inside one Lua script that also gives each channel
+ * its offset and keeps the message (redis_hist.c), with the envelope
+ *     [1: version 2][1: opcode][2: list length, big-endian][list]
+ *     ["OFFSET EPOCH\n"][payload]
  * so the worker that receives it through channel X knows the whole list and
  * can skip subscribers that get it through a channel listed before X
- * (channels_deliver): each connection gets it once, with no state kept.
+ * (fanout_deliver): each connection gets it once, with no state kept; and
+ * X's wsmill.v1 subscribers get X's offset.
  *
  * The two connections themselves (connect, handshake, back-off, health)
  * are redis_link.c's. */
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +29,11 @@
 #include "../../common/handshake.h"
 #include "../../common/log.h"
 #include "../worker-t.h"
+#include "redis_hist.h"
 #include "redis_link.h"
 
-#define BROKER_MAX_PENDING (64u << 20) /* bytes of PUBLISH awaiting Redis's answer */
-#define ENV_HEADER         4
-#define ENV_VERSION        1
+#define BROKER_MAX_PENDING (64u << 20)            /* bytes of PUBLISH awaiting Redis's answer */
 #define KEY_MAX            (CONFIG_STR_MAX + 256) /* prefix + a channel name (128 at most) */
-#define ENV_KEEP           (64 * 1024)            /* a larger envelope buffer is freed after use */
 
 /* ---- subscriptions and messages ---------------------------------------- */
 
@@ -49,25 +51,36 @@ static void message_cb(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     struct broker *b = priv;
     redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[0]->len != 7 || memcmp(r->element[0]->str, "message", 7))
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING)
         return;
-    const redisReply *chan = r->element[1], *data = r->element[2];
+    const redisReply *kind = r->element[0], *chan = r->element[1], *data = r->element[2];
     size_t pl = b->prefix_len;
-    const uint8_t *e = (const uint8_t *)data->str;
-    if (chan->len < pl || data->type != REDIS_REPLY_STRING || data->len < ENV_HEADER || e[0] != ENV_VERSION) {
+    if (chan->type != REDIS_REPLY_STRING)
+        return;
+    int sync = chan->len == strlen(b->sync_key) && !memcmp(chan->str, b->sync_key, chan->len);
+    if (kind->len == 9 && !memcmp(kind->str, "subscribe", 9) && chan->len >= pl) {
+        if (sync)
+            b->sync_live = 1;
+        b->sink->subscribed(b->w, sync ? "" : chan->str + pl, sync ? 0 : chan->len - pl);
+        return;
+    }
+    if (kind->len != 7 || memcmp(kind->str, "message", 7))
+        return;
+    if (sync) { /* a read's marker: what was published before it is here */
+        if (data->type == REDIS_REPLY_STRING)
+            b->sink->synced(b->w, strtoull(data->str, NULL, 10));
+        return;
+    }
+    struct redis_envelope env;
+    if (chan->len < pl || data->type != REDIS_REPLY_STRING ||
+        redis_hist_envelope((const uint8_t *)data->str, data->len, &env) == -1) {
         log_debug("redis broker: ignored a message on %.*s that is not a wsmill envelope", (int)chan->len,
                   chan->str);
         return;
     }
-    size_t ll = (size_t)e[2] << 8 | e[3];
-    if (ENV_HEADER + ll > data->len) {
-        log_debug("redis broker: ignored a truncated envelope on %.*s", (int)chan->len, chan->str);
-        return;
-    }
     shm_add(&b->w->slot->redis_received, 1);
-    b->sink->deliver(b->w, chan->str + pl, chan->len - pl, (const char *)e + ENV_HEADER, ll, e[1],
-                     e + ENV_HEADER + ll, data->len - ENV_HEADER - ll);
+    b->sink->deliver(b->w, chan->str + pl, chan->len - pl, env.list, env.list_len, env.opcode, env.payload,
+                     env.len, env.offset);
 }
 
 static void subscribe_cmd(struct broker *b, const char *cmd, const char *name, size_t len)
@@ -142,8 +155,9 @@ static void redis_why(const struct worker *w, char *buf, size_t len)
 }
 
 static int redis_publish(struct worker *w, const char *list, size_t list_len, unsigned opcode,
-                         const uint8_t *payload, size_t len)
+                         const uint8_t *payload, size_t len, uint64_t *offs)
 {
+    (void)offs; /* Redis's answer comes later: no offsets to tell */
     struct broker *b = w->broker_state;
     if (!redis_can_publish(w)) {
         shm_add(&w->slot->broker_lost, 1);
@@ -156,46 +170,20 @@ static int redis_publish(struct worker *w, const char *list, size_t list_len, un
         errno = EMSGSIZE;
         return -1;
     }
-    size_t el = ENV_HEADER + list_len + len;
-    if (el > b->env_cap) {
-        uint8_t *p = realloc(b->env, el);
-        if (!p) {
-            shm_add(&w->slot->publish_rejected, 1);
-            errno = ENOMEM;
-            return -1;
-        }
-        b->env = p;
-        b->env_cap = el;
-    }
-    uint8_t *e = b->env;
-    e[0] = ENV_VERSION;
-    e[1] = (uint8_t)opcode;
-    e[2] = (uint8_t)(list_len >> 8);
-    e[3] = (uint8_t)list_len;
-    memcpy(e + ENV_HEADER, list, list_len);
-    memcpy(e + ENV_HEADER + list_len, payload, len);
+    /* One EVAL for the whole list: each channel's offset, its history and
+     * its PUBLISH in one atomic step (redis_hist.c). */
+    size_t cost = list_len + len + 256;
     int sent = 0;
-    size_t pos = 0, nl;
-    const char *name;
-    while (hs_list_next(list, list_len, &pos, &name, &nl)) {
-        char key[KEY_MAX];
-        size_t kl = make_key(b, name, nl, key);
-        const char *argv[3] = {"PUBLISH", key, (const char *)e};
-        size_t argvlen[3] = {7, kl, el};
-        size_t cost = kl + el + 64;
-        if (redisAsyncCommandArgv(b->pub.ac, publish_cb, (void *)(uintptr_t)cost, 3, argv, argvlen) !=
-            REDIS_OK) {
-            shm_add(&w->slot->broker_lost, 1);
-            continue;
-        }
+    if (redis_hist_publish(b, publish_cb, (void *)(uintptr_t)cost, list, list_len, opcode, payload, len) ==
+        REDIS_OK) {
         b->pending += cost;
-        shm_add(&w->slot->redis_publishes, 1);
-        sent++;
-    }
-    if (b->env_cap > ENV_KEEP) {
-        free(b->env);
-        b->env = NULL;
-        b->env_cap = 0;
+        size_t at = 0, nl;
+        const char *name;
+        while (hs_list_next(list, list_len, &at, &name, &nl))
+            shm_add(&w->slot->redis_publishes, 1); /* one PUBLISH per channel, inside the script */
+        sent = 1;
+    } else {
+        shm_add(&w->slot->broker_lost, 1);
     }
     if (!sent) { /* hiredis refused every one: the context is closing */
         shm_add(&w->slot->publish_rejected, 1);
@@ -217,12 +205,35 @@ static int redis_publish(struct worker *w, const char *list, size_t list_len, un
     return 0;
 }
 
+/* This worker's sync channel (redis_hist.c), subscribed from the first
+ * wsmill.v1 open on: a node without such clients keeps none. */
+static void sync_subscribe(struct broker *b)
+{
+    if (redisAsyncCommand(b->sub.ac, message_cb, b, "SUBSCRIBE %s", b->sync_key) != REDIS_OK)
+        log_warn("redis broker: SUBSCRIBE %s not sent", b->sync_key);
+}
+
+void redis_broker_want_sync(struct broker *b)
+{
+    if (b->sync_wanted)
+        return;
+    b->sync_wanted = 1;
+    if (b->sub.ready)
+        sync_subscribe(b);
+}
+
 /* A link is ready: Redis forgot our subscriptions with the old subscribe
  * connection, so every channel is subscribed again. */
 void redis_broker_link_ready(struct broker *b, struct link *l)
 {
-    if (l == &b->sub)
+    if (l == &b->sub) {
+        b->sync_live = 0;
+        if (b->sync_wanted)
+            sync_subscribe(b);
         b->sink->each_channel(b->w, subscribe_one);
+    } else {
+        b->sink->subscribed(b->w, "", 0); /* history reads waiting for the publish link may go */
+    }
     redis_update_state(b);
 }
 
@@ -245,6 +256,9 @@ static int redis_start(struct worker *w, const struct broker_sink *sink)
     b->sink = sink;
     snprintf(b->prefix, sizeof(b->prefix), "%s", w->cfg.redis_prefix);
     b->prefix_len = strlen(b->prefix);
+    /* '#' is in no channel name: this never meets a channel's key. */
+    uint64_t nonce = ((uint64_t)getpid() << 32) ^ (uint64_t)(ev_time() * 1e6);
+    snprintf(b->sync_key, sizeof(b->sync_key), "%s#sync:%016llx", b->prefix, (unsigned long long)nonce);
     snprintf(b->where, sizeof(b->where), strchr(b->url.host, ':') ? "[%s]:%u" : "%s:%u", b->url.host,
              (unsigned)b->url.port);
     struct link *links[2] = {&b->sub, &b->pub};

@@ -14,13 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/clock.h"
 #include "../../common/handshake.h"
+#include "../../common/history.h"
 #include "../../common/jwt.h"
 #include "../../common/log.h"
 #include "../conn/endpoint.h"
 #include "broker.h"
 #include "channel.h"
 #include "fanout.h"
+#include "histsub.h"
 
 static uint32_t hash_name(const char *s, size_t n)
 {
@@ -30,17 +33,22 @@ static uint32_t hash_name(const char *s, size_t n)
     return h;
 }
 
-static struct channel **bucket(struct worker *w, const char *name, size_t n)
+static struct channel **bucket(struct worker *w, const char *name, size_t n, int env)
 {
-    return &w->buckets[hash_name(name, n) & (w->nbuckets - 1)];
+    return &w->buckets[(hash_name(name, n) ^ (uint32_t)env) & (w->nbuckets - 1)];
+}
+
+struct channel *channel_find_kind(struct worker *w, const char *name, size_t n, int env)
+{
+    for (struct channel *ch = *bucket(w, name, n, env); ch; ch = ch->next)
+        if (ch->name_len == n && ch->env == env && !memcmp(ch->name, name, n))
+            return ch;
+    return NULL;
 }
 
 struct channel *channel_find(struct worker *w, const char *name, size_t n)
 {
-    for (struct channel *ch = *bucket(w, name, n); ch; ch = ch->next)
-        if (ch->name_len == n && !memcmp(ch->name, name, n))
-            return ch;
-    return NULL;
+    return channel_find_kind(w, name, n, 0);
 }
 
 static void rehash(struct worker *w)
@@ -53,7 +61,7 @@ static void rehash(struct worker *w)
         struct channel *ch = w->buckets[i];
         while (ch) {
             struct channel *next = ch->next;
-            struct channel **b = &nbk[hash_name(ch->name, ch->name_len) & (nb - 1)];
+            struct channel **b = &nbk[(hash_name(ch->name, ch->name_len) ^ ch->env) & (nb - 1)];
             ch->next = *b;
             *b = ch;
             ch = next;
@@ -64,9 +72,28 @@ static void rehash(struct worker *w)
     w->nbuckets = nb;
 }
 
-static struct channel *channel_get(struct worker *w, const char *name, size_t n)
+/* The channel's slot in the history store (made now: its position exists
+ * from its first subscriber on), for the subscriber counts. */
+static uint32_t store_index(struct worker *w, const char *name, size_t n)
 {
-    struct channel *ch = channel_find(w, name, n);
+    history_lock(w->history);
+    struct history_chan *hc = history_chan_get_locked(w->history, name, n, (int64_t)(mono_ns() / 1000000));
+    uint32_t idx = history_chan_index(w->history, hc);
+    history_unlock(w->history);
+    return idx;
+}
+
+/* This worker's subscribers of ch's name (both sides) into the store, for
+ * GET /channels/NAME. */
+static void publish_count(struct worker *w, const struct channel *ch)
+{
+    const struct channel *other = channel_find_kind(w, ch->name, ch->name_len, !ch->env);
+    history_subs_set(w->history, w->id, ch->hidx, (int32_t)(ch->nsubs + (other ? other->nsubs : 0)));
+}
+
+static struct channel *channel_get(struct worker *w, const char *name, size_t n, int env)
+{
+    struct channel *ch = channel_find_kind(w, name, n, env);
     if (ch)
         return ch;
     ch = calloc(1, sizeof(*ch) + n);
@@ -74,27 +101,36 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n)
         return NULL;
     memcpy(ch->name, name, n);
     ch->name_len = (uint8_t)n;
+    ch->env = (uint8_t)env;
+    ch->hidx = store_index(w, name, n);
+    struct channel *other = channel_find_kind(w, name, n, !env);
+    ch->live = other ? other->live : 0; /* Redis: one SUBSCRIBE per name */
     if (w->nchannels >= w->nbuckets)
         rehash(w);
-    struct channel **b = bucket(w, name, n);
+    struct channel **b = bucket(w, name, n, env);
     ch->next = *b;
     *b = ch;
     w->nchannels++;
+    w->nenv += (uint32_t)env;
     shm_add(&w->slot->channels, 1);
-    w->broker->channel_added(w, ch->name, n);
+    /* The broker hears of a name once, whichever sides it has here. */
+    if (!channel_find_kind(w, name, n, !env))
+        w->broker->channel_added(w, ch->name, n);
     return ch;
 }
 
 void channel_maybe_free(struct worker *w, struct channel *ch)
 {
-    if (ch->nsubs || ch->active || ch->pinned)
+    if (ch->nsubs || ch->active || ch->pinned || ch->holds)
         return;
-    struct channel **pp = bucket(w, ch->name, ch->name_len);
+    struct channel **pp = bucket(w, ch->name, ch->name_len, ch->env);
     while (*pp != ch)
         pp = &(*pp)->next;
     *pp = ch->next;
     fanout_channel_free(w, ch);
-    w->broker->channel_removed(w, ch->name, ch->name_len);
+    if (!channel_find_kind(w, ch->name, ch->name_len, !ch->env))
+        w->broker->channel_removed(w, ch->name, ch->name_len);
+    w->nenv -= ch->env;
     free(ch->subs);
     free(ch);
     w->nchannels--;
@@ -122,6 +158,11 @@ static int channel_add(struct channel *ch, uint32_t fd, uint32_t *idx)
  * close leaves what was joined). */
 static int subscribe(struct conn *c, const char *list, size_t len)
 {
+    return channels_subscribe_kind(c, list, len, 0);
+}
+
+int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int env)
+{
     struct worker *w = conn_worker(c);
     uint16_t off[1024];
     uint8_t lens[1024];
@@ -132,6 +173,7 @@ static int subscribe(struct conn *c, const char *list, size_t len)
     if (!s)
         return -1;
     s->n = 0;
+    s->pending = NULL;
     c->ep = s;
     for (int i = 0; i < n; i++) {
         int dup = 0; /* /ch/A,A joins A once */
@@ -139,7 +181,7 @@ static int subscribe(struct conn *c, const char *list, size_t len)
             dup = s->e[j].ch->name_len == lens[i] && !memcmp(s->e[j].ch->name, list + off[i], lens[i]);
         if (dup)
             continue;
-        struct channel *ch = channel_get(w, list + off[i], lens[i]);
+        struct channel *ch = channel_get(w, list + off[i], lens[i], env);
         if (!ch || channel_add(ch, (uint32_t)conn_fd(c), &s->e[s->n].idx) == -1) {
             if (ch)
                 channel_maybe_free(w, ch);
@@ -147,9 +189,35 @@ static int subscribe(struct conn *c, const char *list, size_t len)
         }
         s->e[s->n++].ch = ch;
         w->nsubscriptions++;
+        publish_count(w, ch);
         shm_add(&w->slot->subscriptions, 1);
     }
     return 0;
+}
+
+struct channel *channels_hold(struct worker *w, const char *name, size_t n)
+{
+    struct channel *ch = channel_get(w, name, n, 1);
+    if (ch)
+        ch->holds++;
+    return ch;
+}
+
+void channels_release(struct worker *w, struct channel *ch)
+{
+    ch->holds--;
+    channel_maybe_free(w, ch);
+}
+
+/* The broker's confirmation that name is subscribed (Redis). */
+static void subscribed(struct worker *w, const char *name, size_t n)
+{
+    for (int env = 0; env < 2; env++) {
+        struct channel *ch = channel_find_kind(w, name, n, env);
+        if (ch)
+            ch->live = 1;
+    }
+    histsub_redis_subscribed(w);
 }
 
 /* The endpoint's close: leaves every channel. */
@@ -158,6 +226,8 @@ static void unsubscribe_all(struct conn *c)
     struct conn_subs *s = c->ep;
     if (!s)
         return;
+    if (s->pending)
+        histsub_redis_cancel(conn_worker(c), s->pending);
     struct worker *w = conn_worker(c);
     for (int i = 0; i < s->n; i++) {
         struct channel *ch = s->e[i].ch;
@@ -177,6 +247,7 @@ static void unsubscribe_all(struct conn *c)
         if (ch->pos > ch->nsubs)
             ch->pos = ch->nsubs;
         w->nsubscriptions--;
+        publish_count(w, ch);
         shm_sub(&w->slot->subscriptions, 1);
         channel_maybe_free(w, ch);
     }
@@ -187,7 +258,14 @@ static void unsubscribe_all(struct conn *c)
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len)
 {
-    return w->broker->publish(w, chan, chan_len, opcode, payload, len);
+    static uint64_t offs[RING_OFFS_MAX];
+    return channels_publish_offs(w, chan, chan_len, opcode, payload, len, offs) == -1 ? -1 : 0;
+}
+
+int channels_publish_offs(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
+                          const uint8_t *payload, size_t len, uint64_t *offs)
+{
+    return w->broker->publish(w, chan, chan_len, opcode, payload, len, offs);
 }
 
 int channels_can_publish(const struct worker *w)
@@ -214,6 +292,8 @@ static void client_publish(struct conn *c, unsigned opcode, const uint8_t *paylo
     /* One record naming all its channels: a connection in several of them
      * gets the message once. */
     struct conn_subs *s = channel_subs_of(c);
+    if (!s->n)
+        return; /* a wsmill.v1 open still waiting for Redis: it has no channels yet */
     char list[RING_CHANNEL_MAX];
     size_t n = 0;
     for (int i = 0; i < s->n && n + s->e[i].ch->name_len + 1 <= sizeof(list); i++) {
@@ -242,8 +322,8 @@ static void each_channel(struct worker *w, void (*fn)(struct worker *w, const ch
 {
     for (uint32_t i = 0; i < w->nbuckets; i++)
         for (struct channel *ch = w->buckets[i]; ch; ch = ch->next)
-            if (ch->nsubs)
-                fn(w, ch->name, ch->name_len);
+            if (ch->nsubs && (!ch->env || !channel_find_kind(w, ch->name, ch->name_len, 0)))
+                fn(w, ch->name, ch->name_len); /* once per name */
 }
 
 /* The endpoint's check: /ch/ takes a list of valid channel names. */
@@ -285,12 +365,17 @@ const struct endpoint channels_endpoint = {
     .check = check_list,
     .authorize = authorize,
     .open = subscribe,
+    .protocol = HS_PROTOCOL_V1,
+    .check_query = histsub_check_query,
+    .open_protocol = histsub_open,
     .message = client_message,
     .close = unsubscribe_all,
 };
 
 static const struct broker_sink sink = {
     .deliver = fanout_deliver,
+    .subscribed = subscribed,
+    .synced = histsub_redis_synced,
     .each_channel = each_channel,
 };
 
@@ -300,6 +385,7 @@ int channels_init(struct worker *w)
     atomic_store(&w->slot->channels, 0);
     atomic_store(&w->slot->subscriptions, 0);
     atomic_store(&w->slot->ring_lag, 0);
+    history_subs_clear(w->history, w->id); /* a dead predecessor's counts */
     w->nbuckets = 64;
     w->buckets = calloc(w->nbuckets, sizeof(*w->buckets));
     if (!w->buckets) {

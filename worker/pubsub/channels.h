@@ -25,6 +25,11 @@ void channels_stop(struct worker *w);
  * Redis cannot take it. */
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len);
+/* The same, writing each channel's offset to offs (room for RING_OFFS_MAX,
+ * common/ring.h). Returns how many offsets (0 with broker = redis), or -1
+ * as above. */
+int channels_publish_offs(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
+                          const uint8_t *payload, size_t len, uint64_t *offs);
 /* 1 when a publish would be accepted now; else why() says why. */
 int channels_can_publish(const struct worker *w);
 void channels_why(const struct worker *w, char *buf, size_t len);

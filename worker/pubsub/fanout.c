@@ -37,8 +37,8 @@
 #include "../conn/pmd.h"
 #include "channel.h"
 #include "../http/metrics.h"
+#include "histsub.h"
 
-#define STEP_WRITES      256         /* writes per step between event-loop turns */
 #define STEP_VISITS      8192        /* visits per step (up-to-date ones cost no syscall) */
 #define READ_MAX_RECORDS 4096        /* ring records read per loop turn */
 #define LOG_MAX_BYTES    (16u << 20) /* frames held in all logs: past it the ring waits */
@@ -52,6 +52,8 @@
 /* Frees frames older than `upto`. */
 static void log_trim(struct worker *w, struct channel *ch, uint32_t upto)
 {
+    if (ch->holds)
+        return; /* a wsmill.v1 client waits for Redis's answer: it may need these (histsub_redis.c) */
     while (ch->tail != upto) {
         struct shbuf *b = ch->log[ch->tail & (ch->log_cap - 1)];
         w->log_bytes -= shbuf_bytes(b);
@@ -62,6 +64,8 @@ static void log_trim(struct worker *w, struct channel *ch, uint32_t upto)
 
 void fanout_channel_free(struct worker *w, struct channel *ch)
 {
+    if (ch->holds)
+        return;
     if (ch->log)
         log_trim(w, ch, ch->pass_start);
     free(ch->log);
@@ -115,9 +119,7 @@ static void activate(struct worker *w, struct channel *ch)
     w->active_tail = ch;
 }
 
-/* Appends frame sb (the caller's reference) to ch's log. Returns 0, or -1
- * (sb released) when the log cannot grow. */
-static int log_append(struct worker *w, struct channel *ch, struct shbuf *sb)
+int fanout_log_append(struct worker *w, struct channel *ch, struct shbuf *sb)
 {
     if (log_reserve(ch) == -1) {
         shbuf_unref(sb);
@@ -241,7 +243,7 @@ static void pass_end(struct worker *w, struct channel *ch)
 
 /* One step of the sweep: at most `writes` subscribers served. Returns 1
  * while channels remain active. */
-static int sweep(struct worker *w, long writes)
+int fanout_sweep(struct worker *w, long writes)
 {
     long visits = STEP_VISITS;
     while (w->active && writes > 0 && visits > 0) {
@@ -337,7 +339,7 @@ static void deliver_multi(struct worker *w, const struct ring_msg *m)
         ring_commit(&w->reader, m, 0);
         return;
     }
-    while (sweep(w, LONG_MAX))
+    while (fanout_sweep(w, LONG_MAX))
         ;
     if (!(sb = record_frame(w, m)))
         goto out;
@@ -371,8 +373,10 @@ static int subscribed_to_any(const struct conn *c, struct channel **chs, int n)
 }
 
 void fanout_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
-                    unsigned opcode, const uint8_t *payload, size_t len)
+                    unsigned opcode, const uint8_t *payload, size_t len, uint64_t offset)
 {
+    if (offset && w->nenv) /* the wsmill.v1 side: its own frame, with via's offset */
+        histsub_redis_frame(w, via, via_len, offset, opcode, payload, len);
     struct channel *ch = channel_find(w, via, via_len);
     if (!ch || !ch->nsubs)
         return;
@@ -384,12 +388,12 @@ void fanout_deliver(struct worker *w, const char *via, size_t via_len, const cha
     }
     memcpy(p, payload, len);
     if (!memchr(list, ',', list_len)) { /* one channel: into its log like a ring record */
-        if (log_append(w, ch, sb) == -1)
+        if (fanout_log_append(w, ch, sb) == -1)
             shm_add(&w->slot->slow_drops, ch->nsubs);
         return;
     }
-    ch->pinned = 1;            /* the drain may close its last subscriber */
-    while (sweep(w, LONG_MAX)) /* what ch's log holds goes first */
+    ch->pinned = 1;                   /* the drain may close its last subscriber */
+    while (fanout_sweep(w, LONG_MAX)) /* what ch's log holds goes first */
         ;
     /* The channels of the list before `via` with subscribers here: those
      * subscribers get the message through the first of them. */
@@ -407,13 +411,14 @@ void fanout_deliver(struct worker *w, const char *via, size_t via_len, const cha
     unpin(w, &ch, 1);
 }
 
-/* Moves what the ring holds (bounded) into the channels' logs. */
-static void read_ring(struct worker *w)
+void fanout_read(struct worker *w, uint64_t stop, int forced)
 {
-    struct ring_msg m;
-    for (int n = 0; n < READ_MAX_RECORDS && w->log_bytes < LOG_MAX_BYTES; n++) {
-        if (!ring_peek(w->ring, &w->reader, &m))
+    static struct ring_msg m; /* 20 KB: not on the stack */
+    for (int n = 0; forced || (n < READ_MAX_RECORDS && w->log_bytes < LOG_MAX_BYTES); n++) {
+        if (!ring_peek(w->ring, &w->reader, &m) || m.seq >= stop)
             break;
+        if (w->nenv) /* wsmill.v1 subscribers: their envelope frames first */
+            histsub_ring_record(w, &m);
         if (memchr(m.chan, ',', m.chan_len)) {
             deliver_multi(w, &m);
             continue;
@@ -424,7 +429,7 @@ static void read_ring(struct worker *w)
             continue;
         }
         struct shbuf *sb = record_frame(w, &m);
-        if (sb && log_append(w, ch, sb) == -1)
+        if (sb && fanout_log_append(w, ch, sb) == -1)
             shm_add(&w->slot->slow_drops, ch->nsubs); /* no memory for the log: nobody gets it */
     }
     if (w->reader.missed != w->missed_logged) {
@@ -438,62 +443,4 @@ static void read_ring(struct worker *w)
     }
     atomic_store_explicit(&w->slot->ring_missed, w->reader.missed, memory_order_relaxed);
     atomic_store_explicit(&w->slot->ring_lag, ring_lag(w->ring, &w->reader), memory_order_relaxed);
-}
-
-/* ---- the event loop's side -------------------------------------------- */
-
-static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
-{
-    (void)revents;
-    struct worker *w = container_of(p, struct worker, ring_prepare);
-    if (ring_pending(w->ring, &w->reader))
-        read_ring(w);
-    if (w->active)
-        sweep(w, STEP_WRITES);
-    if (w->active || ring_pending(w->ring, &w->reader)) {
-        ev_idle_start(loop, &w->ring_idle); /* more to do: poll, don't block */
-        return;
-    }
-    /* About to block: ask publishers for a wake-up, then look once more so
-     * a record published in between is not left waiting. */
-    uint64_t bit = 1ull << (w->id % 64);
-    atomic_fetch_or(&w->shm->ring_sleepers[w->id / 64], bit);
-    if (ring_pending(w->ring, &w->reader))
-        ev_idle_start(loop, &w->ring_idle);
-}
-
-static void check_cb(struct ev_loop *loop, ev_check *c, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct worker *w = container_of(c, struct worker, ring_check);
-    uint64_t bit = 1ull << (w->id % 64);
-    if (atomic_load_explicit(&w->shm->ring_sleepers[w->id / 64], memory_order_relaxed) & bit)
-        atomic_fetch_and(&w->shm->ring_sleepers[w->id / 64], ~bit);
-}
-
-static void idle_cb(struct ev_loop *loop, ev_idle *i, int revents)
-{
-    (void)revents;
-    ev_idle_stop(loop, i); /* its only job was to keep the loop from blocking */
-}
-
-static void urg_cb(struct ev_loop *loop, ev_signal *s, int revents)
-{
-    (void)loop;
-    (void)s;
-    (void)revents; /* the wake-up itself is the message: prepare_cb reads the ring */
-}
-
-void fanout_init(struct worker *w)
-{
-    w->ring = shm_ring(w->shm);
-    ring_reader_init(w->ring, &w->reader);
-    ev_prepare_init(&w->ring_prepare, prepare_cb);
-    ev_prepare_start(w->loop, &w->ring_prepare);
-    ev_check_init(&w->ring_check, check_cb);
-    ev_check_start(w->loop, &w->ring_check);
-    ev_idle_init(&w->ring_idle, idle_cb);
-    ev_signal_init(&w->sig_urg, urg_cb, SIGURG);
-    ev_signal_start(w->loop, &w->sig_urg);
 }

@@ -12,6 +12,18 @@ struct channel;
 void fanout_init(struct worker *w);
 /* Frees ch's log (the channel is going away). */
 void fanout_channel_free(struct worker *w, struct channel *ch);
+struct shbuf;
+/* Appends frame sb (the caller's reference) to ch's log. Returns 0, or -1
+ * (sb released) when the log cannot grow. */
+int fanout_log_append(struct worker *w, struct channel *ch, struct shbuf *sb);
+/* Moves ring records before record number stop into the channels' logs;
+ * unless forced, READ_MAX_RECORDS and the logs' byte bound at most per
+ * call (forced: a wsmill.v1 subscriber that read its position as of
+ * `stop` then joins each log at its end, histsub.c). */
+void fanout_read(struct worker *w, uint64_t stop, int forced);
+/* One step of the sweep: at most `writes` subscribers served. Returns 1
+ * while channels remain active. */
+int fanout_sweep(struct worker *w, long writes);
 /* A message that reached this worker through channel `via` from outside
  * the ring (a broker such as Redis, which delivers a message published to
  * several channels once per channel): delivered to via's local subscribers,
@@ -19,6 +31,6 @@ void fanout_channel_free(struct worker *w, struct channel *ch);
  * (they get it through that one), so each gets it exactly once. A
  * single-channel message is swept like a ring record. */
 void fanout_deliver(struct worker *w, const char *via, size_t via_len, const char *list, size_t list_len,
-                    unsigned opcode, const uint8_t *payload, size_t len);
+                    unsigned opcode, const uint8_t *payload, size_t len, uint64_t offset);
 
 #endif

@@ -47,8 +47,11 @@ struct broker {
     size_t pending; /* bytes of PUBLISH without an answer yet */
     uint8_t *env;   /* envelope buffer */
     size_t env_cap;
-    ev_timer health;  /* PINGs the publish connection */
-    double ping_sent; /* when the outstanding PING went out; 0 = none */
+    char sync_key[CONFIG_STR_MAX + 40]; /* this worker's own channel for read markers (redis_hist.c) */
+    int sync_live;                      /* its SUBSCRIBE is confirmed */
+    int sync_wanted;                    /* a wsmill.v1 client came: keep it subscribed */
+    ev_timer health;                    /* PINGs the publish connection */
+    double ping_sent;                   /* when the outstanding PING went out; 0 = none */
 };
 
 /* Starts (or restarts) connecting l: [AUTH] [SELECT] PING, then ready. */
@@ -62,5 +65,8 @@ void redis_update_state(struct broker *b);
 /* In broker_redis.c: a link became ready (after a reconnect the subscribe
  * link must SUBSCRIBE again to every channel). */
 void redis_broker_link_ready(struct broker *b, struct link *l);
+/* In broker_redis.c: subscribes this worker's sync channel (now, and after
+ * every reconnect). */
+void redis_broker_want_sync(struct broker *b);
 
 #endif

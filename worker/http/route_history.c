@@ -1,0 +1,36 @@
+/* route_history.c: GET /history/NAME?since=&limit= and GET /channels/NAME
+ * (docs/history.md, docs/publish-api.md): a channel's position, its kept
+ * messages and its subscribers on this node. The answers are built by
+ * pubsub/histapi.c, which owns the history store's side. publish_token
+ * guards them like POST /pub/. */
+#include <stdlib.h>
+
+#include "../pubsub/histapi.h"
+#include "http.h"
+
+static int head(struct http_conn *hc, const char **why)
+{
+    const struct http_request *r = &hc->req;
+    if (r->parser.method != HTTP_GET)
+        return *why = "method not allowed: GET /history/NAME or /channels/NAME", 405;
+    if (!auth_token_ok(r, hc->svc->w->cfg.publish_token, 0))
+        return *why = auth_why(r, "publish_token"), 401;
+    return 0;
+}
+
+static void done(struct http_conn *hc)
+{
+    const struct http_request *r = &hc->req;
+    char *body = NULL;
+    size_t blen = 0;
+    size_t ul = r->url_len < HTTP_URL_MAX ? r->url_len : HTTP_URL_MAX - 1; /* route.c refused longer ones */
+    int st = histapi_get(hc->svc->w, r->url, ul, &body, &blen);
+    if (st < 0)
+        http_refuse(hc, 503, "out of memory", 0);
+    else
+        http_respond(hc, st, "application/json", "Cache-Control: no-store\r\n", body, blen);
+    free(body);
+}
+
+const struct http_route route_history = {"/history/", ROUTE_PREFIX, "GET", head, done};
+const struct http_route route_channels = {"/channels/", ROUTE_PREFIX, "GET", head, done};
