@@ -31,9 +31,9 @@ def delta(a, b):
     return {k: b[k] - a[k] for k in b if k != "windows"} | {"windows_at_end": b["windows"]}
 
 
-def idle():
+def idle(cases=None):
     rows = []
-    cases = [("plain, nothing sent", [], 0), ("deflate negotiated, nothing sent", ["--deflate"], 0),
+    cases = cases or [("plain, nothing sent", [], 0), ("deflate negotiated, nothing sent", ["--deflate"], 0),
              ("deflate, every connection sent one compressed message keeping its context",
               ["--deflate-takeover"], IDLE_N)]
     bench_common.NETNS = os.environ.get("NETNS", "wsmill-bench-pmd")
@@ -49,6 +49,11 @@ def idle():
         bench_common.netns_delete(bench_common.NETNS)
         bench_common.NETNS = ""
     return {"netns_ehash_buckets": buckets, "hold_s": bench_connections.HOLD, "rows": rows}
+
+
+def idle_baseline():
+    """The window row's baseline: every connection echoes one message, no deflate."""
+    return idle([("plain, every connection echoed one message", [], IDLE_N)])
 
 
 def fanout():
@@ -126,7 +131,7 @@ def main():
     env = " ".join(f"{k}={os.environ[k]}" for k in ("BENCH_NICE", "HOLD", "DURATION", "IDLE_N", "FANOUT_RATES")
                    if k in os.environ)
     for p in parts:
-        out[p] = {"idle": idle, "fanout": fanout, "echo": echo}[p]()
+        out[p] = {"idle": idle, "idle_baseline": idle_baseline, "fanout": fanout, "echo": echo}[p]()
         out[p + "_measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         out[p + "_command"] = f"{env} PARTS={','.join(parts)} flock /tmp/wsmill-bench.lock scripts/bench-deflate.sh".strip()
     out["machine"] = "2 cores shared with other engineers' builds and tests; see each row's load"
