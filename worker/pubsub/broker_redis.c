@@ -213,7 +213,7 @@ static void sync_subscribe(struct broker *b)
         log_warn("redis broker: SUBSCRIBE %s not sent", b->sync_key);
 }
 
-void redis_broker_want_sync(struct broker *b)
+void broker_redis_want_sync(struct broker *b)
 {
     if (b->sync_wanted)
         return;
@@ -224,7 +224,7 @@ void redis_broker_want_sync(struct broker *b)
 
 /* A link is ready: Redis forgot our subscriptions with the old subscribe
  * connection, so every channel is subscribed again. */
-void redis_broker_link_ready(struct broker *b, struct link *l)
+void broker_redis_link_ready(struct broker *b, struct link *l)
 {
     if (l == &b->sub) {
         b->sync_live = 0;
@@ -234,7 +234,7 @@ void redis_broker_link_ready(struct broker *b, struct link *l)
     } else {
         b->sink->subscribed(b->w, "", 0); /* history reads waiting for the publish link may go */
     }
-    redis_update_state(b);
+    redis_link_update_state(b);
 }
 
 /* ---- life ------------------------------------------------------------------ */
@@ -269,7 +269,7 @@ static int redis_start(struct worker *w, const struct broker_sink *sink)
     ev_timer_init(&b->health, redis_link_health, PING_INTERVAL_S, PING_INTERVAL_S);
     ev_timer_start(w->loop, &b->health);
     w->broker_state = b;
-    redis_update_state(b);
+    redis_link_update_state(b);
     redis_link_connect(&b->sub);
     redis_link_connect(&b->pub);
     return 0;

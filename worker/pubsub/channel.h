@@ -61,9 +61,9 @@ static inline struct conn_subs *channel_subs_of(const struct conn *c)
 }
 
 /* channels.c */
-struct channel *channel_find(struct worker *w, const char *name, size_t n);
+struct channel *channels_find(struct worker *w, const char *name, size_t n);
 /* The raw (env 0) or wsmill.v1 (env 1) side of a channel, or NULL. */
-struct channel *channel_find_kind(struct worker *w, const char *name, size_t n, int env);
+struct channel *channels_find_kind(struct worker *w, const char *name, size_t n, int env);
 /* Joins c to every channel of list (validated); env = 1 the wsmill.v1
  * sides, at the current end of their logs. Returns 0, or -1 (memory). */
 int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int env);
@@ -72,6 +72,6 @@ int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int en
 struct channel *channels_hold(struct worker *w, const char *name, size_t n);
 void channels_release(struct worker *w, struct channel *ch);
 /* Frees ch if nobody is subscribed and nothing pins it. */
-void channel_maybe_free(struct worker *w, struct channel *ch);
+void channels_maybe_free(struct worker *w, struct channel *ch);
 
 #endif

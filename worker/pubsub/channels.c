@@ -38,7 +38,7 @@ static struct channel **bucket(struct worker *w, const char *name, size_t n, int
     return &w->buckets[(hash_name(name, n) ^ (uint32_t)env) & (w->nbuckets - 1)];
 }
 
-struct channel *channel_find_kind(struct worker *w, const char *name, size_t n, int env)
+struct channel *channels_find_kind(struct worker *w, const char *name, size_t n, int env)
 {
     for (struct channel *ch = *bucket(w, name, n, env); ch; ch = ch->next)
         if (ch->name_len == n && ch->env == env && !memcmp(ch->name, name, n))
@@ -46,9 +46,9 @@ struct channel *channel_find_kind(struct worker *w, const char *name, size_t n, 
     return NULL;
 }
 
-struct channel *channel_find(struct worker *w, const char *name, size_t n)
+struct channel *channels_find(struct worker *w, const char *name, size_t n)
 {
-    return channel_find_kind(w, name, n, 0);
+    return channels_find_kind(w, name, n, 0);
 }
 
 static void rehash(struct worker *w)
@@ -87,13 +87,13 @@ static uint32_t store_index(struct worker *w, const char *name, size_t n)
  * GET /channels/NAME. */
 static void publish_count(struct worker *w, const struct channel *ch)
 {
-    const struct channel *other = channel_find_kind(w, ch->name, ch->name_len, !ch->env);
+    const struct channel *other = channels_find_kind(w, ch->name, ch->name_len, !ch->env);
     history_subs_set(w->history, w->id, ch->hidx, (int32_t)(ch->nsubs + (other ? other->nsubs : 0)));
 }
 
 static struct channel *channel_get(struct worker *w, const char *name, size_t n, int env)
 {
-    struct channel *ch = channel_find_kind(w, name, n, env);
+    struct channel *ch = channels_find_kind(w, name, n, env);
     if (ch)
         return ch;
     ch = calloc(1, sizeof(*ch) + n);
@@ -103,7 +103,7 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n,
     ch->name_len = (uint8_t)n;
     ch->env = (uint8_t)env;
     ch->hidx = store_index(w, name, n);
-    struct channel *other = channel_find_kind(w, name, n, !env);
+    struct channel *other = channels_find_kind(w, name, n, !env);
     ch->live = other ? other->live : 0; /* Redis: one SUBSCRIBE per name */
     if (w->nchannels >= w->nbuckets)
         rehash(w);
@@ -114,12 +114,12 @@ static struct channel *channel_get(struct worker *w, const char *name, size_t n,
     w->nenv += (uint32_t)env;
     shm_add(&w->slot->channels, 1);
     /* The broker hears of a name once, whichever sides it has here. */
-    if (!channel_find_kind(w, name, n, !env))
+    if (!channels_find_kind(w, name, n, !env))
         w->broker->channel_added(w, ch->name, n);
     return ch;
 }
 
-void channel_maybe_free(struct worker *w, struct channel *ch)
+void channels_maybe_free(struct worker *w, struct channel *ch)
 {
     if (ch->nsubs || ch->active || ch->pinned || ch->holds)
         return;
@@ -128,7 +128,7 @@ void channel_maybe_free(struct worker *w, struct channel *ch)
         pp = &(*pp)->next;
     *pp = ch->next;
     fanout_channel_free(w, ch);
-    if (!channel_find_kind(w, ch->name, ch->name_len, !ch->env))
+    if (!channels_find_kind(w, ch->name, ch->name_len, !ch->env))
         w->broker->channel_removed(w, ch->name, ch->name_len);
     w->nenv -= ch->env;
     free(ch->subs);
@@ -184,7 +184,7 @@ int channels_subscribe_kind(struct conn *c, const char *list, size_t len, int en
         struct channel *ch = channel_get(w, list + off[i], lens[i], env);
         if (!ch || channel_add(ch, (uint32_t)conn_fd(c), &s->e[s->n].idx) == -1) {
             if (ch)
-                channel_maybe_free(w, ch);
+                channels_maybe_free(w, ch);
             return -1; /* the caller destroys c, which unsubscribes what was done */
         }
         s->e[s->n++].ch = ch;
@@ -206,14 +206,14 @@ struct channel *channels_hold(struct worker *w, const char *name, size_t n)
 void channels_release(struct worker *w, struct channel *ch)
 {
     ch->holds--;
-    channel_maybe_free(w, ch);
+    channels_maybe_free(w, ch);
 }
 
 /* The broker's confirmation that name is subscribed (Redis). */
 static void subscribed(struct worker *w, const char *name, size_t n)
 {
     for (int env = 0; env < 2; env++) {
-        struct channel *ch = channel_find_kind(w, name, n, env);
+        struct channel *ch = channels_find_kind(w, name, n, env);
         if (ch)
             ch->live = 1;
     }
@@ -249,7 +249,7 @@ static void unsubscribe_all(struct conn *c)
         w->nsubscriptions--;
         publish_count(w, ch);
         shm_sub(&w->slot->subscriptions, 1);
-        channel_maybe_free(w, ch);
+        channels_maybe_free(w, ch);
     }
     free(s);
     c->ep = NULL;
@@ -322,7 +322,7 @@ static void each_channel(struct worker *w, void (*fn)(struct worker *w, const ch
 {
     for (uint32_t i = 0; i < w->nbuckets; i++)
         for (struct channel *ch = w->buckets[i]; ch; ch = ch->next)
-            if (ch->nsubs && (!ch->env || !channel_find_kind(w, ch->name, ch->name_len, 0)))
+            if (ch->nsubs && (!ch->env || !channels_find_kind(w, ch->name, ch->name_len, 0)))
                 fn(w, ch->name, ch->name_len); /* once per name */
 }
 
@@ -392,7 +392,7 @@ int channels_init(struct worker *w)
         log_crit("out of memory for the channel table");
         abort();
     }
-    fanout_init(w);
+    fanout_loop_init(w);
     w->broker = w->cfg.broker == BROKER_REDIS ? &broker_redis : &broker_local;
     return w->broker->start(w, &sink);
 }

@@ -238,7 +238,7 @@ static void pass_end(struct worker *w, struct channel *ch)
     }
     ch->active = 0;
     fanout_channel_free(w, ch);
-    channel_maybe_free(w, ch);
+    channels_maybe_free(w, ch);
 }
 
 /* One step of the sweep: at most `writes` subscribers served. Returns 1
@@ -309,7 +309,7 @@ static int listed_channels(struct worker *w, const char *list, size_t len, const
     while (hs_list_next(list, len, &pos, &name, &nl)) {
         if (stop && nl == stop_len && !memcmp(name, stop, nl))
             break;
-        struct channel *ch = channel_find(w, name, nl);
+        struct channel *ch = channels_find(w, name, nl);
         if (ch && ch->nsubs && !ch->pinned) { /* pinned already: listed twice */
             ch->pinned = 1;
             out[n++] = ch;
@@ -322,7 +322,7 @@ static void unpin(struct worker *w, struct channel **chs, int n)
 {
     for (int i = 0; i < n; i++) {
         chs[i]->pinned = 0;
-        channel_maybe_free(w, chs[i]);
+        channels_maybe_free(w, chs[i]);
     }
 }
 
@@ -377,7 +377,7 @@ void fanout_deliver(struct worker *w, const char *via, size_t via_len, const cha
 {
     if (offset && w->nenv) /* the wsmill.v1 side: its own frame, with via's offset */
         histsub_redis_frame(w, via, via_len, offset, opcode, payload, len);
-    struct channel *ch = channel_find(w, via, via_len);
+    struct channel *ch = channels_find(w, via, via_len);
     if (!ch || !ch->nsubs)
         return;
     uint8_t *p;
@@ -423,7 +423,7 @@ void fanout_read(struct worker *w, uint64_t stop, int forced)
             deliver_multi(w, &m);
             continue;
         }
-        struct channel *ch = channel_find(w, m.chan, m.chan_len);
+        struct channel *ch = channels_find(w, m.chan, m.chan_len);
         if (!ch || !ch->nsubs) {
             ring_commit(&w->reader, &m, 0);
             continue;

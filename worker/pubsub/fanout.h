@@ -9,7 +9,7 @@ struct worker;
 struct channel;
 
 /* Starts reading the shared ring and sweeping (worker start). */
-void fanout_init(struct worker *w);
+void fanout_loop_init(struct worker *w);
 /* Frees ch's log (the channel is going away). */
 void fanout_channel_free(struct worker *w, struct channel *ch);
 struct shbuf;

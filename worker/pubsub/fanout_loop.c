@@ -53,7 +53,7 @@ static void urg_cb(struct ev_loop *loop, ev_signal *s, int revents)
     (void)revents; /* the wake-up itself is the message: prepare_cb reads the ring */
 }
 
-void fanout_init(struct worker *w)
+void fanout_loop_init(struct worker *w)
 {
     w->ring = shm_ring(w->shm);
     ring_reader_init(w->ring, &w->reader);

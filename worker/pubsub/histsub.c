@@ -102,7 +102,7 @@ void histsub_ring_record(struct worker *w, const struct ring_msg *m)
     size_t pos = 0, nl;
     const char *name;
     for (int i = 0; i < m->noffs && hs_list_next(m->chan, m->chan_len, &pos, &name, &nl); i++) {
-        struct channel *ch = channel_find_kind(w, name, nl, 1);
+        struct channel *ch = channels_find_kind(w, name, nl, 1);
         if (!ch || !ch->nsubs || ch->last_rec == m->seq + 1)
             continue; /* nobody here, or listed twice ("a,a": one offset) */
         if (ch->last_off && m->offs[i] > ch->last_off + 1)
@@ -348,7 +348,7 @@ int histsub_open(struct conn *c, const char *list, size_t len, const char *query
     size_t at = 0, nl;
     const char *name;
     for (int i = 0; hs_list_next(list, len, &at, &name, &nl); i++) {
-        struct channel *ch = channel_find_kind(w, name, nl, 1);
+        struct channel *ch = channels_find_kind(w, name, nl, 1);
         if (ch && ch->last_off < tops[i])
             ch->last_off = tops[i];
     }

@@ -187,7 +187,7 @@ void histsub_redis_cancel(struct worker *w, void *pending)
 void histsub_redis_frame(struct worker *w, const char *via, size_t via_len, uint64_t offset, unsigned opcode,
                          const uint8_t *payload, size_t len)
 {
-    struct channel *ch = channel_find_kind(w, via, via_len, 1);
+    struct channel *ch = channels_find_kind(w, via, via_len, 1);
     if (!ch || (!ch->nsubs && !ch->holds))
         return;
     uint8_t *p;

@@ -248,7 +248,7 @@ int redis_hist_ready(struct worker *w)
 {
     struct broker *b = w->broker_state;
     if (b)
-        redis_broker_want_sync(b);
+        broker_redis_want_sync(b);
     return b && b->sync_live && b->pub.ready;
 }
 

@@ -39,7 +39,7 @@ static void __attribute__((format(printf, 2, 3))) link_error(struct link *l, con
     l->b->failed = 1;
 }
 
-void redis_update_state(struct broker *b)
+void redis_link_update_state(struct broker *b)
 {
     int st = b->sub.ready && b->pub.ready ? BROKER_STATE_CONNECTED
              : b->failed                  ? BROKER_STATE_DOWN
@@ -70,7 +70,7 @@ static void link_lost(struct link *l)
 {
     l->ac = NULL;
     l->ready = 0;
-    redis_update_state(l->b);
+    redis_link_update_state(l->b);
     link_retry(l);
 }
 
@@ -140,7 +140,7 @@ static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
         log_info("redis broker %s (%s connection): connected", b->where, l->role);
     }
     l->was_ready = 1;
-    redis_broker_link_ready(b, l);
+    broker_redis_link_ready(b, l);
 }
 
 void redis_link_connect(struct link *l)

@@ -61,12 +61,12 @@ void redis_link_health(struct ev_loop *loop, ev_timer *t, int revents);
 /* Sets up l as one of b's links (role "subscribe" or "publish"). */
 void redis_link_init(struct broker *b, struct link *l, const char *role);
 /* Publishes the links' state to the status (connected, connecting, down). */
-void redis_update_state(struct broker *b);
+void redis_link_update_state(struct broker *b);
 /* In broker_redis.c: a link became ready (after a reconnect the subscribe
  * link must SUBSCRIBE again to every channel). */
-void redis_broker_link_ready(struct broker *b, struct link *l);
+void broker_redis_link_ready(struct broker *b, struct link *l);
 /* In broker_redis.c: subscribes this worker's sync channel (now, and after
  * every reconnect). */
-void redis_broker_want_sync(struct broker *b);
+void broker_redis_want_sync(struct broker *b);
 
 #endif
