@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "handshake.h"
+#include "pmutex.h"
 
 static uint64_t pow2_at_least(uint64_t n, uint64_t min)
 {
@@ -53,19 +54,8 @@ int history_init(void *mem, uint32_t nchan, uint32_t cap, uint64_t data, uint64_
     memset(h, 0, sizeof(*h));
     layout(h, nchan, cap, data);
     h->seed = seed;
-    pthread_mutexattr_t a;
-    int rc = pthread_mutexattr_init(&a);
-    if (!rc)
-        rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (!rc)
-        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (!rc)
-        rc = pthread_mutex_init(&h->lock, &a);
-    pthread_mutexattr_destroy(&a);
-    if (rc) {
-        errno = rc;
+    if (pmutex_init(&h->lock) == -1)
         return -1;
-    }
     h->layout = HISTORY_LAYOUT;
     h->magic = HISTORY_MAGIC;
     return 0;

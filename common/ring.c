@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "pmutex.h"
 
 #define REC_MAGIC 0x5752 /* "WR" */
 
@@ -43,19 +44,8 @@ int ring_init(void *mem, size_t size)
     struct ring *r = mem;
     memset(r, 0, sizeof(*r));
     r->size = round_size(size);
-    pthread_mutexattr_t a;
-    int rc = pthread_mutexattr_init(&a);
-    if (!rc)
-        rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (!rc)
-        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (!rc)
-        rc = pthread_mutex_init(&r->lock, &a);
-    pthread_mutexattr_destroy(&a);
-    if (rc) {
-        errno = rc;
+    if (pmutex_init(&r->lock) == -1)
         return -1;
-    }
     return 0;
 }
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "../../common/shm.h"
-#include "hbuf.h"
+#include "../../common/hbuf.h"
 
 #define HISTORY_LEN 300
 

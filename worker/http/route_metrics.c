@@ -7,7 +7,7 @@
 
 #include "../../common/shm.h"
 #include "collect.h"
-#include "hbuf.h"
+#include "../../common/hbuf.h"
 #include "http.h"
 
 #define P "wsmill_"
@@ -24,6 +24,15 @@ static void counter(struct hbuf *b, const char *name, const char *help, uint64_t
 {
     head(b, name, "counter", help);
     hbuf_printf(b, P "%s %" PRIu64 "\n", name, v);
+}
+
+/* A counter family with one label and two values (in/out, ok/failed...). */
+static void counter_pair(struct hbuf *b, const char *name, const char *help, const char *label,
+                         const char *k1, uint64_t v1, const char *k2, uint64_t v2)
+{
+    head(b, name, "counter", help);
+    hbuf_printf(b, P "%s{%s=\"%s\"} %" PRIu64 "\n" P "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, k1, v1, name,
+                label, k2, v2);
 }
 
 static void gauge(struct hbuf *b, const char *name, const char *help, double v)
@@ -68,11 +77,8 @@ static void connections(struct hbuf *b, struct shm *s, const struct collect *c, 
 static void handshakes(struct hbuf *b, struct worker_slot *t)
 {
     counter(b, "accepted_total", "TCP connections accepted on listen", shm_get(&t->accepted));
-    head(b, "tls_handshakes_total", "counter", "TLS handshakes on tls_listen, by outcome");
-    hbuf_printf(b,
-                P "tls_handshakes_total{outcome=\"ok\"} %" PRIu64 "\n" P
-                  "tls_handshakes_total{outcome=\"failed\"} %" PRIu64 "\n",
-                shm_get(&t->tls_handshakes), shm_get(&t->tls_handshake_errors));
+    counter_pair(b, "tls_handshakes_total", "TLS handshakes on tls_listen, by outcome", "outcome", "ok",
+                 shm_get(&t->tls_handshakes), "failed", shm_get(&t->tls_handshake_errors));
     counter(b, "proxy_refused_total", "Connections closed for a missing, malformed or untrusted PROXY header",
             shm_get(&t->proxy_refused));
     counter(b, "accept_errors_total", "Accept pauses for lack of descriptors or memory",
@@ -94,16 +100,10 @@ static void handshakes(struct hbuf *b, struct worker_slot *t)
 
 static void traffic(struct hbuf *b, struct worker_slot *t)
 {
-    head(b, "messages_total", "counter", "WebSocket data messages, by direction");
-    hbuf_printf(b,
-                P "messages_total{direction=\"in\"} %" PRIu64 "\n" P
-                  "messages_total{direction=\"out\"} %" PRIu64 "\n",
-                shm_get(&t->messages_in), shm_get(&t->messages_out));
-    head(b, "payload_bytes_total", "counter", "WebSocket payload bytes, by direction");
-    hbuf_printf(b,
-                P "payload_bytes_total{direction=\"in\"} %" PRIu64 "\n" P
-                  "payload_bytes_total{direction=\"out\"} %" PRIu64 "\n",
-                shm_get(&t->bytes_in), shm_get(&t->bytes_out));
+    counter_pair(b, "messages_total", "WebSocket data messages, by direction", "direction", "in",
+                 shm_get(&t->messages_in), "out", shm_get(&t->messages_out));
+    counter_pair(b, "payload_bytes_total", "WebSocket payload bytes, by direction", "direction", "in",
+                 shm_get(&t->bytes_in), "out", shm_get(&t->bytes_out));
     head(b, "closes_total", "counter", "Connections closed, by close code sent or received");
     for (int i = 0; i < CLOSE_IDX_MAX; i++) {
         int code = shm_close_code(i);
@@ -134,11 +134,8 @@ static void channels(struct hbuf *b, const struct collect *c, struct worker_slot
     counter(b, "publish_rejected_total", "Publish API errors and refused client publishes",
             shm_get(&t->publish_rejected));
     counter(b, "deliveries_total", "Frames sent or queued to subscribers", shm_get(&t->deliveries));
-    head(b, "slow_consumer_total", "counter", "Slow subscribers, by the slow_consumer action taken");
-    hbuf_printf(b,
-                P "slow_consumer_total{action=\"drop\"} %" PRIu64 "\n" P
-                  "slow_consumer_total{action=\"close\"} %" PRIu64 "\n",
-                shm_get(&t->slow_drops), shm_get(&t->slow_closes));
+    counter_pair(b, "slow_consumer_total", "Slow subscribers, by the slow_consumer action taken", "action",
+                 "drop", shm_get(&t->slow_drops), "close", shm_get(&t->slow_closes));
     counter(b, "ring_missed_total", "Ring records lost because a worker fell behind",
             shm_get(&t->ring_missed));
     gauge(b, "ring_lag", "Ring records published but not yet read, summed over workers", (double)c->ring_lag);
@@ -158,11 +155,8 @@ static void deflate(struct hbuf *b, struct worker_slot *t)
                   "deflate_messages_total{direction=\"out\",form=\"plain\"} %" PRIu64 "\n" P
                   "deflate_messages_total{direction=\"in\",form=\"compressed\"} %" PRIu64 "\n",
                 shm_get(&t->pmd_out_compressed), shm_get(&t->pmd_out_plain), shm_get(&t->pmd_in_compressed));
-    head(b, "deflate_saved_bytes_total", "counter", "Payload bytes compression kept off the wire");
-    hbuf_printf(b,
-                P "deflate_saved_bytes_total{direction=\"out\"} %" PRIu64 "\n" P
-                  "deflate_saved_bytes_total{direction=\"in\"} %" PRIu64 "\n",
-                shm_get(&t->pmd_out_saved), shm_get(&t->pmd_in_saved));
+    counter_pair(b, "deflate_saved_bytes_total", "Payload bytes compression kept off the wire", "direction",
+                 "out", shm_get(&t->pmd_out_saved), "in", shm_get(&t->pmd_in_saved));
     counter(b, "deflate_compressions_total",
             "Messages zlib compressed (once per message per worker in a fan-out)", shm_get(&t->pmd_deflates));
     gauge(b, "deflate_windows", "Client windows held (clients keeping their context)",

@@ -3,7 +3,7 @@
 #include <time.h>
 
 #include "collect.h"
-#include "hbuf.h"
+#include "../../common/hbuf.h"
 #include "http.h"
 #include "snapshot.h"
 

@@ -3,7 +3,7 @@
  * stream. */
 #ifndef WSMILL_HTTP_SNAPSHOT_H
 #define WSMILL_HTTP_SNAPSHOT_H
-#include "hbuf.h"
+#include "../../common/hbuf.h"
 
 struct worker;
 struct collect;

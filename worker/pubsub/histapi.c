@@ -11,6 +11,7 @@
 
 #include "../../common/clock.h"
 #include "../../common/handshake.h"
+#include "../../common/hbuf.h"
 #include "../../common/history.h"
 #include "../../common/ws_frame.h"
 #include "../worker-t.h"
@@ -23,56 +24,30 @@ int histapi_route(const char *url, size_t plen)
     return (plen > 9 && !memcmp(url, "/history/", 9)) || (plen > 10 && !memcmp(url, "/channels/", 10));
 }
 
-struct out {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void put(struct out *o, const void *s, size_t n)
+static void puts_(struct hbuf *o, const char *s)
 {
-    if (o->failed)
-        return;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 1024;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *p = realloc(o->p, cap);
-        if (!p) {
-            o->failed = 1;
-            return;
-        }
-        o->p = p;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-}
-
-static void puts_(struct out *o, const char *s)
-{
-    put(o, s, strlen(s));
+    hbuf_put(o, s, strlen(s));
 }
 
 /* Text as a JSON string body (valid UTF-8 is passed through). */
-static void put_escaped(struct out *o, const uint8_t *s, size_t n)
+static void put_escaped(struct hbuf *o, const uint8_t *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char esc[8];
         if (s[i] == '"' || s[i] == '\\') {
             esc[0] = '\\', esc[1] = (char)s[i];
-            put(o, esc, 2);
+            hbuf_put(o, esc, 2);
         } else if (s[i] < 0x20) {
-            put(o, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", s[i]));
+            hbuf_put(o, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", s[i]));
         } else {
-            put(o, &s[i], 1);
+            hbuf_put(o, &s[i], 1);
         }
     }
 }
 
 static int message_json(void *arg, uint64_t offset, unsigned opcode, const struct iovec *piece, int npieces)
 {
-    struct out *o = arg;
+    struct hbuf *o = arg;
     char head[96];
     size_t len = 0;
     for (int i = 0; i < npieces; i++)
@@ -85,16 +60,16 @@ static int message_json(void *arg, uint64_t offset, unsigned opcode, const struc
     for (int i = 0, at = 0; i < npieces; at += (int)piece[i].iov_len, i++)
         memcpy(flat + at, piece[i].iov_base, piece[i].iov_len);
     int text = opcode == WS_OP_TEXT;
-    put(o, head,
-        (size_t)snprintf(head, sizeof head, "%s{\"offset\":%llu,\"type\":\"%s\",\"%s\":\"",
-                         o->len && o->p[o->len - 1] == '[' ? "" : ",", (unsigned long long)offset,
-                         text ? "text" : "binary", text ? "data" : "data_base64"));
+    hbuf_put(o, head,
+             (size_t)snprintf(head, sizeof head, "%s{\"offset\":%llu,\"type\":\"%s\",\"%s\":\"",
+                              o->len && o->p[o->len - 1] == '[' ? "" : ",", (unsigned long long)offset,
+                              text ? "text" : "binary", text ? "data" : "data_base64"));
     if (text) {
         put_escaped(o, flat, len);
     } else {
         char *b64 = malloc(4 * ((len + 2) / 3) + 1);
         if (b64)
-            put(o, b64, (size_t)EVP_EncodeBlock((unsigned char *)b64, flat, (int)len));
+            hbuf_put(o, b64, (size_t)EVP_EncodeBlock((unsigned char *)b64, flat, (int)len));
         else
             o->failed = 1;
         free(b64);
@@ -129,7 +104,7 @@ static const char *query(const char *q, size_t n, uint64_t *since, uint64_t *lim
     return NULL;
 }
 
-static int fail(struct out *o, int status, const char *why)
+static int fail(struct hbuf *o, int status, const char *why)
 {
     o->len = 0;
     puts_(o, "{\"error\":\"");
@@ -140,7 +115,7 @@ static int fail(struct out *o, int status, const char *why)
 
 int histapi_get(struct worker *w, const char *url, size_t url_len, char **body, size_t *blen)
 {
-    struct out o = {0};
+    struct hbuf o = {0};
     const char *q = memchr(url, '?', url_len);
     size_t plen = q ? (size_t)(q - url) : url_len;
     int hist = url[1] == 'h';
@@ -166,24 +141,25 @@ int histapi_get(struct worker *w, const char *url, size_t url_len, char **body, 
         history_lock(h);
         struct history_chan *hc = history_chan_get_locked(h, name, nl, now);
         uint64_t first = history_first_locked(h, hc, now, ttl);
-        put(&o, head,
+        hbuf_put(
+            &o, head,
             (size_t)snprintf(head, sizeof head,
                              "{\"channel\":\"%.*s\",\"epoch\":\"%016llx\",\"offset\":%llu,\"first\":%llu",
                              (int)nl, name, (unsigned long long)hc->epoch, (unsigned long long)hc->top,
                              (unsigned long long)first));
         if (hist) {
-            put(&o, head,
-                (size_t)snprintf(head, sizeof head, ",\"complete\":%s,\"messages\":[",
-                                 since + 1 >= first || since >= hc->top ? "true" : "false"));
+            hbuf_put(&o, head,
+                     (size_t)snprintf(head, sizeof head, ",\"complete\":%s,\"messages\":[",
+                                      since + 1 >= first || since >= hc->top ? "true" : "false"));
             history_each_locked(h, hc, since, hc->top, (uint32_t)limit, now, ttl, message_json, &o);
             puts_(&o, "]");
         } else {
             uint8_t live[HISTORY_WORKERS] = {0};
             for (int i = 0; i < HISTORY_WORKERS && i < SHM_MAX_WORKERS; i++)
                 live[i] = atomic_load_explicit(&w->shm->slots[i].pid, memory_order_relaxed) > 0;
-            put(&o, head,
-                (size_t)snprintf(head, sizeof head, ",\"subscribers\":%lld",
-                                 (long long)history_subs_sum(h, history_chan_index(h, hc), live)));
+            hbuf_put(&o, head,
+                     (size_t)snprintf(head, sizeof head, ",\"subscribers\":%lld",
+                                      (long long)history_subs_sum(h, history_chan_index(h, hc), live)));
         }
         history_unlock(h);
         puts_(&o, "}\n");

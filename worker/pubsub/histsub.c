@@ -123,34 +123,6 @@ void histsub_ring_record(struct worker *w, const struct ring_msg *m)
 
 /* ---- opening a subscriber -------------------------------------------------- */
 
-static void *buf_room(struct hbuf *b, size_t n)
-{
-    if (b->failed)
-        return NULL;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return NULL;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    void *at = b->p + b->len;
-    b->len += n;
-    return at;
-}
-
-void histsub_buf_raw(struct hbuf *b, const void *data, size_t len)
-{
-    uint8_t *at = buf_room(b, len);
-    if (at && len)
-        memcpy(at, data, len);
-}
-
 void histsub_buf_frame(struct hbuf *b, unsigned opcode, const char *line, size_t ll,
                        const struct iovec *piece, int npieces)
 {
@@ -159,7 +131,7 @@ void histsub_buf_frame(struct hbuf *b, unsigned opcode, const char *line, size_t
         len += piece[i].iov_len;
     uint8_t hdr[WS_MAX_HEADER];
     size_t hl = ws_build_header(hdr, opcode, 1, len);
-    uint8_t *at = buf_room(b, hl + len);
+    uint8_t *at = hbuf_room(b, hl + len);
     if (!at)
         return;
     memcpy(at, hdr, hl);

@@ -3,9 +3,10 @@
 #ifndef WSMILL_HISTSUB_H
 #define WSMILL_HISTSUB_H
 #include <stddef.h>
-
 #include <stdint.h>
 #include <sys/uio.h>
+
+#include "../../common/hbuf.h"
 
 struct conn;
 struct worker;
@@ -15,14 +16,8 @@ struct resume_pos;
 
 #define HISTSUB_LINE_MAX (128 + 24) /* "NAME OFFSET\n" */
 
-/* Helpers histsub.c shares with histsub_redis.c. A growing byte buffer of
- * whole frames (answers and catch-up, sent in one piece). */
-struct hbuf {
-    uint8_t *p;
-    size_t len, cap;
-    int failed;
-};
-void histsub_buf_raw(struct hbuf *b, const void *data, size_t len);
+/* Helpers histsub.c shares with histsub_redis.c, over a buffer of whole
+ * frames (answers and catch-up, sent in one piece). */
 void histsub_buf_frame(struct hbuf *b, unsigned opcode, const char *line, size_t ll,
                        const struct iovec *piece, int npieces);
 /* The {"type":"subscribed",...} answer for a channel; r is an enum

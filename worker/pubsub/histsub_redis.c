@@ -94,7 +94,7 @@ static void try_join(struct worker *w, struct pending *p)
         struct channel *ch = p->e[i].ch;
         for (uint32_t s = p->e[i].mark; s != ch->head; s++) { /* held since the open */
             const struct shbuf *sb = ch->log[s & (ch->log_cap - 1)];
-            histsub_buf_raw(&p->b, sb->data, sb->len);
+            hbuf_put(&p->b, sb->data, sb->len);
         }
     }
     struct conn *c = p->c;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void hbuf_printf(struct hbuf *b, const char *fmt, ...)
 {
@@ -25,6 +26,34 @@ void hbuf_printf(struct hbuf *b, const char *fmt, ...)
         b->p = p;
         b->cap = cap;
     }
+}
+
+void *hbuf_room(struct hbuf *b, size_t n)
+{
+    if (b->failed)
+        return NULL;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return NULL;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    void *at = b->p + b->len;
+    b->len += n;
+    return at;
+}
+
+void hbuf_put(struct hbuf *b, const void *s, size_t n)
+{
+    void *at = hbuf_room(b, n);
+    if (at && n)
+        memcpy(at, s, n);
 }
 
 void hbuf_free(struct hbuf *b)
