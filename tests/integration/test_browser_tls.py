@@ -6,16 +6,14 @@ trusting one key without touching the system's CA store), so a wrong key, a
 failed TLS handshake or a broken upgrade fails the page's WebSocket."""
 import base64
 import hashlib
-import os
-import shutil
 import subprocess
 
 import pytest
 
+import chromium
+
 from test_tls import pki, tls_server  # noqa: F401 (pki is a fixture)
 
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
 
 
 def spki_hash(cert):
@@ -43,19 +41,12 @@ ws.onclose = (e) => { if (got.length < 2) done({ok: false, got: got, code: e.cod
 
 
 def browser(spki):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              f"--ignore-certificate-errors-spki-list={spki}"):
-        opts.add_argument(a)
-    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    d = chromium.start([f"--ignore-certificate-errors-spki-list={spki}"])
     d.set_script_timeout(15)
     return d
 
 
-@pytest.mark.skipif(not CHROMIUM or not DRIVER, reason="chromium / chromium-driver not installed")
+@pytest.mark.skipif(not chromium.available(), reason="chromium / chromium-driver not installed")
 def test_chromium_wss_echo(server_factory, pki):  # noqa: F811
     srv = tls_server(server_factory, pki)
     d = browser(spki_hash(pki["a"][0]))

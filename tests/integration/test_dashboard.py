@@ -3,32 +3,24 @@ a real headless Chromium driven by chromedriver: it loads with no console
 error and fetches nothing from outside the server, its connection figure
 follows the test's clients as they open and close, and its charts start
 from the history the worker kept before the page was opened."""
-import os
-import shutil
 import time
 
 import pytest
 
+import chromium
+
 from rawws import open_ws, wait_until
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+pytest.importorskip("selenium.webdriver")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 @pytest.fixture
 def browser(tmp_path):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1400,1000", "--no-first-run", "--disable-extensions",
-              f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     log = open(tmp_path / "chromedriver.log", "w")
-    d = webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=log), options=opts)
+    d = chromium.start(["--window-size=1400,1000", "--no-first-run", "--disable-extensions",
+                        f"--user-data-dir={tmp_path / 'profile'}"], log_output=log,
+                       capabilities={"goog:loggingPrefs": {"browser": "ALL"}})
     d.set_page_load_timeout(30)
     yield d
     d.quit()

@@ -6,17 +6,16 @@ show both directions compressed."""
 import http.server
 import json
 import os
-import shutil
 import sys
 import threading
 
 import pytest
 
+import chromium
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_channels import http_post  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
 
 
 def deflate(srv, key):
@@ -41,17 +40,11 @@ class Page(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (shutil.which(CHROMIUM) and shutil.which(DRIVER)):
+    if not chromium.available():
         pytest.skip("chromium and chromium-driver are not installed (scripts/test.sh installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(a)
     page = http.server.HTTPServer(("127.0.0.1", 0), Page)
     threading.Thread(target=page.serve_forever, daemon=True).start()
-    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    d = chromium.start()
     try:
         d.set_script_timeout(30)
         d.get(f"http://127.0.0.1:{page.server_address[1]}/")

@@ -11,11 +11,13 @@ import time
 
 import pytest
 
+import chromium
+
 from conftest import ROOT, free_port
 from rawws import wait_until
 from test_history import http_get, publish
 
-webdriver = pytest.importorskip("selenium.webdriver")
+pytest.importorskip("selenium.webdriver")
 
 
 def doc_client():
@@ -50,14 +52,8 @@ def page():
 
 @pytest.fixture
 def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    opts = Options()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(a)
     try:
-        drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+        drv = chromium.start()
     except Exception as e:  # no usable browser here: say so instead of passing
         pytest.skip(f"headless Chromium unavailable: {e}")
     yield drv
