@@ -2,7 +2,7 @@
  * split callbacks. http-parser hands over a header's name and value in
  * pieces (a read may end anywhere); this keeps the name until its value
  * begins, says which known header the value belongs to, and when the value
- * is complete. Shared by the WebSocket upgrade path (worker/http.c) and
+ * is complete. Shared by the WebSocket upgrade path (worker/conn/upgrade.c) and
  * the HTTP service (worker/http/request.c); each keeps its own values.
  * Pure: no allocation, no I/O. */
 #ifndef WSMILL_HTTP_HDR_H

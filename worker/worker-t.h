@@ -20,6 +20,7 @@ struct conn;
 struct channel;
 struct endpoint;
 struct broker_ops;
+struct http_service;
 struct history;
 struct cidr_list;
 struct pmd_codec;
@@ -82,7 +83,7 @@ struct worker {
     struct pmd_codec *pmd; /* the worker's zlib streams */
     void *pmd_tab;         /* descriptor-indexed settings and client windows (pmd.c) */
     /* the HTTP service on publish_listen (http/listener.c) */
-    void *pubapi;
+    struct http_service *http;
     /* TLS and the PROXY protocol (transport/) */
     int tls_listen_fd; /* this worker's own socket on tls_listen, -1 = none */
     ev_io tls_accept_io;

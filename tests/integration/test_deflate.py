@@ -18,7 +18,7 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmd_client import offer  # noqa: E402
 from test_channels import http_post  # noqa: E402
-from rawws import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, build_frame, open_ws  # noqa: E402
+from rawws import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, build_frame, open_ws, wait_until  # noqa: E402
 from test_redis import api_publish, redis, redis_node, wait_connected  # noqa: E402,F401
 from test_reload import reload_and_wait  # noqa: E402
 from test_tls import pki, tls_server  # noqa: E402,F401
@@ -260,6 +260,13 @@ def test_multi_channel_message_compressed(server):
 
 
 
+def subscribed_in_redis(srv, redis):
+    """Every worker of srv with subscribers is subscribed in Redis: r1 on
+    each of them, r2 on the one that holds /ch/r1,r2."""
+    holders = sum(1 for w in srv.status()["workers"] if w.get("channels", 0) > 0)
+    return holders > 0 and redis.numsub("r1") == holders and redis.numsub("r2") == 1
+
+
 def test_redis_broker_compressed(server_factory, redis):  # noqa: F811
     """Through Redis: a message published on one node reaches the other
     node's deflate subscribers compressed, single- and multi-channel."""
@@ -270,7 +277,8 @@ def test_redis_broker_compressed(server_factory, redis):  # noqa: F811
     async def run():
         one = await websockets.connect(b.url("/ch/r1"))
         both = await websockets.connect(b.url("/ch/r1,r2"))
-        await asyncio.sleep(0.5)  # the subscriptions reach Redis
+        await asyncio.to_thread(wait_until, lambda: subscribed_in_redis(b, redis), 15, 0.05,
+                                "node b's SUBSCRIBEs to r1 and r2 to reach Redis")
         out0 = deflate(b, "out_compressed")
         for i in range(5):
             status, _ = await asyncio.to_thread(api_publish, a, "r1", chat(i).encode())

@@ -83,7 +83,7 @@ int http_listener_start(struct worker *w)
     ev_io_init(&svc->accept_io, accept_cb, svc->fd, EV_READ);
     ev_io_start(w->loop, &svc->accept_io);
     ev_timer_init(&svc->accept_pause, accept_resume_cb, ACCEPT_PAUSE_S, 0);
-    w->pubapi = svc;
+    w->http = svc;
     stream_init(svc);
     log_debug("HTTP service listening on %s", svc->name);
     return 0;
@@ -91,7 +91,7 @@ int http_listener_start(struct worker *w)
 
 void http_listener_stop(struct worker *w)
 {
-    struct http_service *svc = w->pubapi;
+    struct http_service *svc = w->http;
     if (!svc || svc->stopped)
         return;
     svc->stopped = 1;
