@@ -57,6 +57,17 @@ record "unit tests (ASan+UBSan)" $?
 # (their memory dies with them). Memory-bound assertions are skipped there
 # (conftest.SANITIZED says why).
 mkdir -p build/test-logs
+# Those ranges are kept out of the kernel's automatic port choice while the
+# suite runs: a benchmark may have widened ip_local_port_range to 1024-65535
+# (tune-kernel for a million connections), and then a client's outgoing
+# connection could take a port a test server is about to bind.
+reserved=/proc/sys/net/ipv4/ip_local_reserved_ports
+old_reserved=$(cat "$reserved" 2>/dev/null || true)
+if [ -w "$reserved" ]; then
+    echo "10000-31999" >"$reserved"
+else
+    echo "note: cannot write $reserved (not root): test ports may collide with outgoing connections" >&2
+fi
 run_release() {
     WSMILL_TEST_PORTS=10000-20999 WSMILL_BIN="$ROOT/build/wsmill" \
         $PY -m pytest -q -p no:cacheprovider tests/integration >build/test-logs/integration.log 2>&1
@@ -81,6 +92,7 @@ else
     wait $pid_asan
     st_asan=$?
 fi
+[ -w "$reserved" ] && echo "$old_reserved" >"$reserved"
 cat build/test-logs/integration.log
 record "integration tests" $st_release
 cat build/test-logs/integration-asan.log
