@@ -397,13 +397,14 @@ def test_each_worker_listens_on_publish_listen(server_factory):
         assert listening_ports(pid) == {srv.port, srv.pub_port}, pid
 
 
-def test_drain_closes_idle_and_finishes_requests_in_progress(server_factory, clients):
+def test_drain_closes_idle_and_answers_requests_in_progress_and_new_connections(server_factory, clients):
     srv = pub_server(server_factory, workers=1, drain_timeout="5s")
     ws = open_ws(srv.port, path="/ch/d")  # keeps the draining worker alive
     clients.append(ws)
     idle = Http(srv.pub_port)
     busy = Http(srv.pub_port)
-    clients += [idle, busy]
+    fresh = Http(srv.pub_port)  # accepted, its request not sent yet
+    clients += [idle, busy, fresh]
     idle.send(post("/pub/d", b"before"))
     assert idle.response()[0] == 202
     busy.send(post("/pub/d", b"in progress")[:-3])
@@ -414,7 +415,13 @@ def test_drain_closes_idle_and_finishes_requests_in_progress(server_factory, cli
     status, headers, _ = busy.response()
     assert status == 202 and headers.get("connection") == "close", (status, headers)
     busy.expect_eof()
+    # A client that connected while the worker served is answered, not
+    # reset: its POST would otherwise be lost (clients do not retry POST).
+    fresh.send(post("/pub/d", b"first on a new connection"))
+    status, headers, _ = fresh.response()
+    assert status == 202 and headers.get("connection") == "close", (status, headers)
+    fresh.expect_eof()
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", srv.pub_port)) != 0, "still accepting after the drain began"
     assert messages(ws, 1) == [(OP_TEXT, b"before")]  # then 1001: the subscriber is closing too
-    assert srv.total("publishes") == 2
+    assert srv.total("publishes") == 3

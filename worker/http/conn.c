@@ -142,11 +142,19 @@ void http_conn_new(struct http_service *svc, int fd)
     svc->conns = hc;
 }
 
+/* The service stopped before hc's first request came: wait for it no
+ * longer than a request may take, then close (timer_cb). */
+void http_conn_await_first(struct http_conn *hc)
+{
+    set_timer(hc, (double)hc->svc->w->cfg.handshake_timeout / 1000.0);
+}
+
 /* A request is complete: answer it and get ready for the next. */
 static void complete(struct http_conn *hc)
 {
     if (!http_should_keep_alive(&hc->req.parser) || hc->svc->stopped)
         hc->closing = 1;
+    hc->answered = 1;
     if (hc->status)
         http_refuse(hc, hc->status, hc->why, 0);
     else

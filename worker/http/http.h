@@ -48,6 +48,7 @@ struct http_conn {
     uint8_t closing;                /* no more requests: close once the output is flushed */
     uint8_t peer_eof;               /* the peer sent FIN */
     uint8_t broken;                 /* out of memory or a write error: close now */
+    uint8_t answered;               /* at least one request was answered */
     const struct http_route *route; /* of the request in progress */
     int status;                     /* refused at the headers, answered when complete */
     const char *why;
@@ -79,6 +80,9 @@ struct http_route {
 void http_conn_new(struct http_service *svc, int fd);
 /* Closes and frees hc; callers touch it no more. */
 void http_conn_close(struct http_conn *hc);
+/* Drain: a silent new connection gets handshake_timeout for its first
+ * request (answered with Connection: close). */
+void http_conn_await_first(struct http_conn *hc);
 /* After a wakeup: write, then pick what to wait for. -1 when hc was closed. */
 int http_conn_settle(struct http_conn *hc);
 

@@ -101,12 +101,18 @@ void http_listener_stop(struct worker *w)
     if (close(svc->fd) == -1)
         log_error("close(%d) of publish_listen %s failed: %s", svc->fd, svc->name, strerror(errno));
     svc->fd = -1;
-    /* Requests in progress finish (their answer says Connection: close);
-     * idle keep-alive connections and event streams go now. */
+    /* Requests in progress finish (their answer says Connection: close).
+     * So does the first request of a connection accepted but still
+     * silent: its client connected while we served and is sending, and
+     * closing now would reset a request it has every right to expect
+     * answered (a POST is not retried). Idle keep-alive connections and
+     * event streams go now. */
     struct http_conn *next;
     for (struct http_conn *hc = svc->conns; hc; hc = next) {
         next = hc->next;
-        if (hc->state == HC_REQUEST)
+        if (hc->state == HC_IDLE && !hc->answered)
+            http_conn_await_first(hc);
+        if (hc->state == HC_REQUEST || (hc->state == HC_IDLE && !hc->answered))
             continue; /* complete() sees svc->stopped */
         if (!hc->out_len || hc->state == HC_STREAM)
             http_conn_close(hc);
