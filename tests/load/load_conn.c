@@ -543,7 +543,13 @@ static int whole_message(struct load_client *cl, struct load_conn *c)
     if (buf == NULL)
         return fail_errno(cl, c, ENOMEM);
     if (c->rx_z) {
-        ssize_t l = load_pmd_inflate(c->zin, c->zin_len, buf, cap);
+        int hit = 0;
+        ssize_t l = cl->role == LOAD_ROLE_SUB ? load_pmd_inflate_memo(c->zin, c->zin_len, buf, cap, &hit)
+                                              : load_pmd_inflate(c->zin, c->zin_len, buf, cap);
+        if (cl->role == LOAD_ROLE_SUB) {
+            LOAD_ADD(cl->st->sub_inflated, 1);
+            LOAD_ADD(cl->st->sub_memo_hits, hit);
+        }
         if (l < 0)
             return fail(cl, c, stage_of(c), LOAD_C_MISMATCH);
         plain = buf;

@@ -8,6 +8,17 @@
 
 static z_stream def, inf;
 static int def_ready, inf_ready;
+static int memo_off; /* some answer lacked server_no_context_takeover */
+
+/* The inflate memo (load_pmd_inflate_memo): the last few compressed
+ * messages and their plaintext, by a hash of the compressed bytes. */
+#define MEMO_SLOTS 16
+#define MEMO_MAX   (64 * 1024) /* longer messages are inflated every time */
+struct memo {
+    uint8_t *z, *plain;
+    size_t zlen, plen;
+};
+static struct memo memo[MEMO_SLOTS];
 
 int load_pmd_accepted(const char *buf, size_t len)
 {
@@ -19,7 +30,11 @@ int load_pmd_accepted(const char *buf, size_t len)
             continue;
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         size_t l = (size_t)((eol ? eol : end) - p);
-        return memmem(p, l, "permessage-deflate", 18) != NULL;
+        if (!memmem(p, l, "permessage-deflate", 18))
+            return 0;
+        if (!memmem(p, l, "server_no_context_takeover", 26))
+            memo_off = 1; /* the server may compress against earlier messages */
+        return 1;
     }
     return 0;
 }
@@ -79,6 +94,49 @@ ssize_t load_pmd_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
         return -1;
     size_t len = (size_t)(inf.next_out - out);
     return len >= cap ? -1 : (ssize_t)len; /* a full buffer may hide more */
+}
+
+static uint64_t fnv(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void memo_keep(struct memo *m, const uint8_t *in, size_t n, const uint8_t *plain, size_t len)
+{
+    uint8_t *z = realloc(m->z, n ? n : 1), *pl = z ? realloc(m->plain, len ? len : 1) : NULL;
+    if (z)
+        m->z = z;
+    if (!z || !pl) {
+        m->zlen = 0; /* out of memory: this slot stays empty */
+        return;
+    }
+    m->plain = pl;
+    memcpy(m->z, in, n);
+    memcpy(m->plain, plain, len);
+    m->zlen = n;
+    m->plen = len;
+}
+
+ssize_t load_pmd_inflate_memo(const uint8_t *in, size_t n, uint8_t *out, size_t cap, int *hit)
+{
+    *hit = 0;
+    if (memo_off || n > MEMO_MAX)
+        return load_pmd_inflate(in, n, out, cap);
+    struct memo *m = &memo[fnv(in, n) % MEMO_SLOTS];
+    if (m->zlen == n && n && memcmp(m->z, in, n) == 0) {
+        if (m->plen >= cap)
+            return -1; /* as load_pmd_inflate: a full buffer may hide more */
+        memcpy(out, m->plain, m->plen);
+        *hit = 1;
+        return (ssize_t)m->plen;
+    }
+    ssize_t len = load_pmd_inflate(in, n, out, cap);
+    if (len >= 0)
+        memo_keep(m, in, n, out, (size_t)len);
+    return len;
 }
 
 void load_pmd_json(uint8_t *out, size_t size, uint32_t id, uint64_t seq)

@@ -26,7 +26,16 @@ ssize_t load_pmd_deflate(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
  * byte more than the longest message expected). */
 ssize_t load_pmd_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
 
-#endif
+
+/* load_pmd_inflate for subscribers, with a memo: every subscriber on one
+ * server worker gets the same compressed bytes for a channel message (the
+ * server compresses it once, with server_no_context_takeover, so the bytes
+ * alone decide the plaintext). A message whose compressed bytes equal, byte
+ * for byte, one inflated a moment ago gets that plaintext without inflating
+ * again: at 10,000 subscribers the tool would otherwise spend its core in
+ * zlib and measure itself, not the server. Off (every message inflated) once
+ * any answer lacks server_no_context_takeover. *hit: 1 when the memo answered. */
+ssize_t load_pmd_inflate_memo(const uint8_t *in, size_t n, uint8_t *out, size_t cap, int *hit);
 
 /* --json: message seq of connection id as size bytes of JSON-like ASCII
  * (chat records whose words depend on both) into out. */
@@ -39,3 +48,5 @@ uint8_t load_pmd_text_byte(uint64_t i);
 /* A process-wide scratch buffer of at least n bytes (kept between calls),
  * or NULL when out of memory. */
 uint8_t *load_pmd_scratch(size_t n);
+
+#endif

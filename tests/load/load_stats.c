@@ -161,6 +161,9 @@ static void json_deliveries(FILE *out, const struct load_opts *o, const struct l
                 (unsigned long long)r->expected,
                 (unsigned long long)(r->expected > unique ? r->expected - unique : 0));
     }
+    if (o->deflate)
+        fprintf(out, ",\"inflated\":%llu,\"inflate_memo_hits\":%llu", (unsigned long long)t->sub_inflated,
+                (unsigned long long)t->sub_memo_hits);
     fputs("},", out);
     json_hist(out, "delay_us", &t->hist[LOAD_H_DELAY]);
     fputc(',', out);

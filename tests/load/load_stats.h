@@ -117,6 +117,8 @@ struct load_slot {
     uint64_t sub_late_fills; /* ... of which arrived later after all (reordered) */
     uint64_t sub_dups, sub_reordered;
     uint64_t sub_untracked; /* from publishers past the per-subscriber table */
+    uint64_t sub_inflated;  /* compressed deliveries inflated ... */
+    uint64_t sub_memo_hits; /* ... and answered by the inflate memo (load_pmd.h) */
     uint32_t phase_ack;     /* last phase this child acted on */
     /* detail: read after the child exited */
     uint64_t cause[LOAD_ST_N][LOAD_C_N];
