@@ -43,8 +43,8 @@ struct worker {
     int draining; /* not accepting any more */
     int retiring; /* draining without closing: a successor took over */
     double last_emfile_log;
-    uint64_t accepted_seen; /* slot->accepted at the last second's look */
-    int burst;              /* connections arrived since memory was last given back */
+    uint64_t activity_seen; /* slot->accepted + messages + deliveries at the last look */
+    int burst;              /* connections or messages since memory was last given back */
     uint32_t burst_tick;    /* tick of that look */
     /* connections (conn/) */
     struct conn *conns; /* indexed by fd */

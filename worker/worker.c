@@ -128,16 +128,21 @@ static uint32_t now_ticks(struct worker *w)
 }
 
 /* Once a second: when connections stopped arriving after a burst (a
- * reconnect storm), the request parsers it freed go back to the kernel, so
- * the workers' memory tracks what the held connections use. */
+ * reconnect storm), or messages stopped after a burst of them, what they
+ * freed (request parsers, output queues, inflate buffers) goes back to the
+ * kernel, so the workers' memory tracks what the held connections use.
+ * jemalloc's own decay runs only when the worker allocates, which an idle
+ * worker never does. A worker that stays busy keeps its pages: it will
+ * need them again. */
 static void release_after_burst(struct worker *w)
 {
     if (w->wheel.now - w->burst_tick < 1000 / WHEEL_TICK_MS)
         return;
     w->burst_tick = w->wheel.now;
-    uint64_t acc = shm_get(&w->slot->accepted);
-    if (acc != w->accepted_seen) {
-        w->accepted_seen = acc;
+    uint64_t seen = shm_get(&w->slot->accepted) + shm_get(&w->slot->messages_in) +
+                    shm_get(&w->slot->messages_out) + shm_get(&w->slot->deliveries);
+    if (seen != w->activity_seen) {
+        w->activity_seen = seen;
         w->burst = 1;
     } else if (w->burst) {
         w->burst = 0;

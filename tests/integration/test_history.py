@@ -8,6 +8,7 @@ Scale: HIST_SUBS subscribers (default 200; the issue's figure is 1,000,
 scripts/bench-history.sh runs it) away HIST_AWAY seconds (default 2; the
 issue says 5) while one publisher sends HIST_RATE messages/s."""
 import asyncio
+import collections
 import http.client
 import json
 import os
@@ -96,6 +97,7 @@ class Resumer:
         self.pos = None  # (epoch, offset)
         self.offsets, self.payloads, self.answers = [], [], []
         self.problems = []
+        self.drops = []  # why a connection ended while it should have been up
         self.ws = None
         self.want_up = True
 
@@ -132,8 +134,11 @@ class Resumer:
                     await self.connect()
                 async for m in self.ws:
                     self.take(m)
-            except (websockets.ConnectionClosed, OSError, asyncio.TimeoutError):
-                pass
+            except (websockets.ConnectionClosed, websockets.InvalidStatusCode, OSError, asyncio.TimeoutError) as e:
+                if self.want_up:
+                    self.drops.append(repr(e))
+            if self.want_up and self.ws is not None:
+                self.drops.append(f"closed {self.ws.close_code} {self.ws.close_reason!r}")
             self.ws = None
             if not self.want_up:
                 return
@@ -194,7 +199,8 @@ def run_stream(srv, chan, nsubs, event, settle=1.0, pub_node=None):
         return subs, sent
     subs, sent = asyncio.run(main())
     bad = check_exact(subs, lambda off: f"m{off - 1}")
-    assert not bad, f"{len(bad)} of {len(subs)} subscribers wrong: {bad[:5]}"
+    drops = collections.Counter(d for s in subs for d in s.drops)
+    assert not bad, f"{len(bad)} of {len(subs)} subscribers wrong: {bad[:5]}; dropped: {drops.most_common(5)}"
     return subs, sent
 
 
@@ -456,7 +462,8 @@ def test_redis_resume_on_another_node(server_factory, redis):
             asyncio.create_task(s.run())
     subs, sent = run_stream(nodes[0], "across", SUBS // 2, move, pub_node=nodes[2])
     assert all(len(s.answers) == 2 and s.answers[1]["recovered"] is True for s in subs), \
-        [s.answers for s in subs if len(s.answers) != 2 or s.answers[1].get("recovered") is not True][:3]
+        (collections.Counter(d for s in subs for d in s.drops).most_common(5),
+         [s.answers for s in subs if len(s.answers) != 2 or s.answers[1].get("recovered") is not True][:3])
     assert len({a["epoch"] for s in subs for a in s.answers}) == 1
 
 

@@ -287,6 +287,25 @@ def test_keepalive_pings_and_idle_close(server_factory):
                what="idle_closes + 1 (only the silent client)")
 
 
+def test_a_client_reading_its_backlog_is_not_idle(server_factory):
+    """A client that sends nothing but keeps reading a long backlog is alive:
+    the server's ping waits behind the backlog, so no pong can come before
+    the backlog is read. The queue draining counts as traffic; once it is
+    empty and the client stays silent, idle_timeout closes it as before."""
+    srv = server_factory(ping_interval="1s", idle_timeout="2s")
+    n, size = 800, 16 * 1024  # 12.5 MB: well past the kernel's send buffer (4 MB here)
+    with open_ws(srv.port, rcvbuf=4096, timeout=20) as c:
+        for i in range(n):  # the echoes pile up: the client reads nothing yet
+            c.send_frame(OP_BINARY, bytes([i % 251]) * size)
+        t0 = time.monotonic()
+        for i in range(n):  # about 8 s of slow reading, never answering a ping
+            op, payload = c.recv_message(timeout=10, answer_pings=False)
+            assert op == OP_BINARY and payload == bytes([i % 251]) * size, f"echo {i} wrong"
+            time.sleep(8.0 / n)
+        assert time.monotonic() - t0 > 4, "the backlog was read faster than idle_timeout: no test"
+        c.expect_close(1001, timeout=10)  # silent after the backlog: idle again
+
+
 def test_no_pings_when_disabled(server_factory):
     srv = server_factory(ping_interval="0", idle_timeout="0")
     with open_ws(srv.port) as c:

@@ -234,7 +234,7 @@ static void enter_phase(struct load_client *cl, uint32_t phase)
     if (phase == LOAD_PH_RUN && cl->o->mode == LOAD_CHURN)
         for (uint32_t i = 0; i < cl->n; i++)
             cl->idle[cl->nidle++] = cl->n - 1 - i; /* pop order: 0, 1, ... */
-    if (phase == LOAD_PH_VERIFY)
+    if (phase == (cl->o->verify_first ? LOAD_PH_RUN : LOAD_PH_VERIFY) && cl->o->mode == LOAD_HOLD)
         start_verify(cl);
     __atomic_store_n(&cl->st->phase_ack, phase, __ATOMIC_RELEASE);
 }

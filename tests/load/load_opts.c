@@ -30,6 +30,8 @@ static const char usage[] =
     "  -s, --size S               message payload bytes (64; publishing: at least 24)\n"
     "  --depth D                  echo: messages in flight per connection (1)\n"
     "  --verify-sample K          hold: K random connections echo once before closing\n"
+    "  --verify-first             hold: the sample echoes when the hold begins, then sits\n"
+    "                             idle (what a connection that talked once costs)\n"
     "  --procs P                  client processes (default: <= 19000 sockets each)\n"
     "  --max-pending N            per process cap on unfinished handshakes/closes (1000)\n"
     "  --cpu LIST                 pin processes round-robin, e.g. 1 or 0,1 or 0-3\n"
@@ -76,6 +78,7 @@ enum {
     O_CONN_TIMEOUT,
     O_DEPTH,
     O_VERIFY,
+    O_VERIFY_FIRST,
     O_PROCS,
     O_PENDING,
     O_CPU,
@@ -110,6 +113,7 @@ static const struct option longopts[] = {
     {"size", required_argument, NULL, 's'},
     {"depth", required_argument, NULL, O_DEPTH},
     {"verify-sample", required_argument, NULL, O_VERIFY},
+    {"verify-first", no_argument, NULL, O_VERIFY_FIRST},
     {"procs", required_argument, NULL, O_PROCS},
     {"max-pending", required_argument, NULL, O_PENDING},
     {"cpu", required_argument, NULL, O_CPU},
@@ -332,6 +336,7 @@ static int parse_one(struct load_opts *o, int c, const char *arg)
     case 's': return parse_u64("size", arg, 16 << 20, &o->size);
     case O_DEPTH: return parse_u32("depth", arg, 4096, &o->depth);
     case O_VERIFY: return parse_u64("verify-sample", arg, 1e8, &o->verify_sample);
+    case O_VERIFY_FIRST: o->verify_first = 1; return 0;
     case O_PROCS: return parse_u32("procs", arg, 4096, &o->procs);
     case O_PENDING: return parse_u32("max-pending", arg, 1e6, &o->max_pending);
     case O_CPU: return parse_cpus(o->cpus, &o->ncpus, "cpu", arg);
@@ -438,6 +443,8 @@ static int validate(struct load_opts *o, int conns_given)
         return bad("--handshake-only applies to hold and churn only");
     if (o->verify_sample > 0 && (o->mode != LOAD_HOLD || o->handshake_only))
         return bad("--verify-sample applies to hold without --handshake-only");
+    if (o->verify_first && o->verify_sample == 0)
+        return bad("--verify-first needs --verify-sample K");
     if (o->verify_sample > o->conns)
         o->verify_sample = o->conns;
     if (load_opts_pubsub(o)) {

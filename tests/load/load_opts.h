@@ -36,6 +36,7 @@ struct load_opts {
     uint64_t size;          /* message payload bytes */
     uint32_t depth;         /* echo: messages in flight per connection */
     uint64_t verify_sample; /* hold: connections that echo once before closing */
+    int verify_first;       /* hold: ... once the hold begins instead */
     uint32_t procs;         /* processes for conns */
     uint32_t max_pending;   /* per process: unfinished handshakes (and closes) */
     uint32_t src_base;      /* first source address, host byte order */

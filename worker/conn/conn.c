@@ -311,7 +311,14 @@ void conn_peer_closed(struct conn *c, int code)
     linger(c);
 }
 
-/* Only an open connection earns time by talking: the handshake and closing
+/* note_progress: a subscriber catching up on a long backlog is alive even
+ * while it sends nothing: our ping waits behind the backlog, so its pong
+ * cannot come before the backlog is read. Room to write after the socket
+ * was full means the peer acknowledged and read bytes, so the queue
+ * draining counts as traffic for idle_timeout (conn_io_cb). A peer that
+ * vanished drains nothing and times out as before.
+ *
+ * Only an open connection earns time by talking: the handshake and closing
  * deadlines run from when those states began, so a client trickling bytes
  * cannot hold them open. */
 static void note_traffic(struct worker *w, struct conn *c)
@@ -400,8 +407,11 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct conn *c = container_of(io, struct conn, io);
     struct worker *w = io->data;
     if (revents & EV_WRITE) {
+        size_t queued = output_queued(c);
         if (output_flush(c) == -1)
             return;
+        if (c->state == CONN_OPEN && output_queued(c) < queued)
+            c->stamp = w->wheel.now; /* see note_progress */
         conn_output_done(c);
     }
     if ((revents & EV_READ) && !conn_gone(c))
