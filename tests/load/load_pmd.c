@@ -10,14 +10,20 @@ static z_stream def, inf;
 static int def_ready, inf_ready;
 static int memo_off; /* some answer lacked server_no_context_takeover */
 
-/* The inflate memo (load_pmd_inflate_memo): the last few compressed
- * messages and their plaintext, by a hash of the compressed bytes. */
-#define MEMO_SLOTS 16
+/* The inflate memo (load_pmd_inflate_memo): recent compressed messages
+ * and their plaintext, in sets of MEMO_WAYS by a hash of the compressed
+ * bytes; a miss replaces its set's least recently used entry. Subscribers
+ * that lag by different amounts read different messages at once, so the
+ * memo holds many (a direct-mapped one thrashed on collisions). */
+#define MEMO_SLOTS 4096
+#define MEMO_WAYS  4
 #define MEMO_MAX   (64 * 1024) /* longer messages are inflated every time */
 struct memo {
     uint8_t *z, *plain;
     size_t zlen, plen;
+    uint64_t used; /* memo_clock when last hit or kept */
 };
+static uint64_t memo_clock;
 static struct memo memo[MEMO_SLOTS];
 
 int load_pmd_accepted(const char *buf, size_t len)
@@ -96,10 +102,15 @@ ssize_t load_pmd_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
     return len >= cap ? -1 : (ssize_t)len; /* a full buffer may hide more */
 }
 
-static uint64_t fnv(const uint8_t *p, size_t n)
+/* A hash of the length and up to 64 bytes from each end: the memo
+ * compares the whole message anyway. */
+static uint64_t memo_hash(const uint8_t *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ n;
-    for (size_t i = 0; i < n; i++)
+    size_t head = n < 64 ? n : 64, tail = n - head < 64 ? n - head : 64;
+    for (size_t i = 0; i < head; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    for (size_t i = n - tail; i < n; i++)
         h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
 }
@@ -125,14 +136,22 @@ ssize_t load_pmd_inflate_memo(const uint8_t *in, size_t n, uint8_t *out, size_t 
     *hit = 0;
     if (memo_off || n > MEMO_MAX)
         return load_pmd_inflate(in, n, out, cap);
-    struct memo *m = &memo[fnv(in, n) % MEMO_SLOTS];
-    if (m->zlen == n && n && memcmp(m->z, in, n) == 0) {
-        if (m->plen >= cap)
-            return -1; /* as load_pmd_inflate: a full buffer may hide more */
-        memcpy(out, m->plain, m->plen);
-        *hit = 1;
-        return (ssize_t)m->plen;
+    struct memo *set = &memo[memo_hash(in, n) % (MEMO_SLOTS / MEMO_WAYS) * MEMO_WAYS], *m = set;
+    memo_clock++;
+    for (int i = 0; i < MEMO_WAYS; i++) {
+        struct memo *e = &set[i];
+        if (e->zlen == n && n && memcmp(e->z, in, n) == 0) {
+            if (e->plen >= cap)
+                return -1; /* as load_pmd_inflate: a full buffer may hide more */
+            memcpy(out, e->plain, e->plen);
+            e->used = memo_clock;
+            *hit = 1;
+            return (ssize_t)e->plen;
+        }
+        if (e->used < m->used)
+            m = e;
     }
+    m->used = memo_clock;
     ssize_t len = load_pmd_inflate(in, n, out, cap);
     if (len >= 0)
         memo_keep(m, in, n, out, (size_t)len);
