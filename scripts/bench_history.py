@@ -190,7 +190,9 @@ def resume_1000(test, subs_env):
     t0 = time.time()
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     row = {"test": test, "subscribers": 1000, "away_s": 5, "rate": 1000, "passed": p.returncode == 0,
-           "seconds": round(time.time() - t0, 1), "tail": p.stdout.strip().splitlines()[-3:],
+           "seconds": round(time.time() - t0, 1),
+           "tail": [line[:2000] for line in p.stdout.strip().splitlines() if line.startswith("E   ")][:6]
+           + p.stdout.strip().splitlines()[-3:],
            "command": f"HIST_SUBS={subs_env} HIST_AWAY=5 HIST_RATE=1000 " + " ".join(cmd[2:])}
     print(json.dumps(row), flush=True)
     return row
