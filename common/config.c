@@ -45,7 +45,9 @@ static const struct config_key keys[] = {
     {"ping_interval", CONFIG_DURATION, OFF(ping_interval), 0, DAY, "30s", 1,
      "send a ping after this long without traffic from the client; 0 = never", NULL},
     {"idle_timeout", CONFIG_DURATION, OFF(idle_timeout), 0, DAY, "75s", 1,
-     "close (1001) after this long without traffic from the client (a subscriber still reading a backlog counts as traffic); 0 = never", NULL},
+     "close (1001) after this long without traffic from the client (a subscriber still reading a backlog "
+     "counts as traffic); 0 = never",
+     NULL},
     {"drain_timeout", CONFIG_DURATION, OFF(drain_timeout), 0, DAY, "10s", 1,
      "on a graceful stop, how long clients have to finish the close handshake", NULL},
     {"allowed_origins", CONFIG_STRING, OFF(allowed_origins), 0, 0, "", 1,

@@ -26,7 +26,6 @@ ssize_t load_pmd_deflate(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
  * byte more than the longest message expected). */
 ssize_t load_pmd_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
 
-
 /* load_pmd_inflate for subscribers, with a memo: every subscriber on one
  * server worker gets the same compressed bytes for a channel message (the
  * server compresses it once, with server_no_context_takeover, so the bytes
