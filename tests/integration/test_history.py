@@ -465,12 +465,7 @@ def test_redis_routes_pipelined_and_redis_down(server_factory, redis):
                   b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
                   b"GET /channels/pipe HTTP/1.1\r\nHost: x\r\n\r\n"
                   b"GET /history/pipe?since=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = s.makefile("rb").read()  # to the end: the last request said close
     parts = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 ")[1:]]
     bodies = [json.loads(p) if p.startswith(b"{") else p for p in parts]
     assert data.count(b"HTTP/1.1 200") == 4, data[:600]
