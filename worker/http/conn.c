@@ -299,7 +299,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     struct http_conn *hc = container_of(t, struct http_conn, timer);
-    if (hc->state == HC_WAIT && !hc->closing) {
+    if (hc->state == HC_WAIT) {
         forget_wait(hc);
         http_refuse(hc, 504, "no answer from Redis within handshake_timeout", 1);
     } else if (hc->state != HC_REQUEST || hc->closing) {
