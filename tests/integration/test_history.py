@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -404,18 +405,30 @@ def http_get(port, path):
         c.close()
 
 
-def test_history_and_channel_routes(server_factory):
-    srv = hist_server(server_factory, history_size=3)
+@pytest.mark.parametrize("broker", ["local", "redis"])
+def test_history_and_channel_routes(server_factory, broker, request):
+    """GET /channels/NAME and /history/NAME: from the store with broker =
+    local, from Redis's keys (an answer that waits for Redis) with redis."""
+    extra = {}
+    if broker == "redis":
+        from test_redis import wait_connected
+        extra = {"broker": "redis", "redis_url": f"redis://127.0.0.1:{request.getfixturevalue('redis').port}"}
+    srv = hist_server(server_factory, history_size=3, **extra)
+    if broker == "redis":
+        wait_connected(srv)
     port = pub_port(srv)
 
     async def main():
         subs = [await websockets.connect(srv.url("/ch/routes"), subprotocols=["wsmill.v1"] if i % 2 else None)
                 for i in range(6)]
         st, ch = http_get(port, "/channels/routes")
-        assert st == 200 and ch["subscribers"] == 6 and ch["offset"] == 0, ch
+        assert st == 200 and ch["subscribers"] == 6 and ch["offset"] == 0 and ch["first"] == 1, ch
         for i in range(5):
             publish(port, "routes", f"m{i}")
         st, body = publish(port, "routes?type=binary", b"\x00\xff")
+        # Redis runs the publish scripts in the order they reach it: a read
+        # from another worker's connection may come in before the last one.
+        wait_until(lambda: http_get(port, "/history/routes")[1]["offset"] == 6, what="offset 6 in the history")
         st, h = http_get(port, "/history/routes?since=2")
         assert st == 200 and h["epoch"] == ch["epoch"] and h["offset"] == 6 and h["first"] == 4, h
         assert h["complete"] is False, "offset 3 is gone (history_size 3)"
@@ -435,6 +448,46 @@ def test_history_and_channel_routes(server_factory):
         for s in subs[4:]:
             await s.close()
     asyncio.run(main())
+
+
+def test_redis_routes_pipelined_and_redis_down(server_factory, redis):
+    """With Redis the GET answers wait for Redis, and requests pipelined
+    behind one are answered after it, in order; with Redis gone, 503."""
+    from test_redis import wait_connected
+    srv = hist_server(server_factory, broker="redis", redis_url=f"redis://127.0.0.1:{redis.port}", history_size=10,
+                      handshake_timeout="1s")
+    wait_connected(srv)
+    port = pub_port(srv)
+    assert publish(port, "pipe", "one")[0] == 202
+    wait_until(lambda: http_get(port, "/channels/pipe")[1]["offset"] == 1, what="offset 1")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /history/pipe HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /channels/pipe HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /history/pipe?since=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = s.makefile("rb").read()  # to the end: the last request said close
+    parts = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 ")[1:]]
+    bodies = [json.loads(p) if p.startswith(b"{") else p for p in parts]
+    assert data.count(b"HTTP/1.1 200") == 4, data[:600]
+    assert [m["data"] for m in bodies[0]["messages"]] == ["one"], bodies[0]
+    assert "subscribers" in bodies[2] and bodies[2]["offset"] == 1, bodies[2]
+    assert bodies[3]["messages"] == [] and bodies[3]["complete"] is True, bodies[3]
+    # Redis stalls (SIGSTOP): the answer gives up after handshake_timeout.
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st, e = http_get(port, "/history/pipe")
+        assert st == 504 and "handshake_timeout" in e["error"] and time.monotonic() - t0 < 5, e
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    redis.kill()
+    wait_until(lambda: broker_state(srv) != "connected", what="the broker noticing Redis is gone")
+    st, e = http_get(port, "/history/pipe")
+    assert st == 503 and "broker unavailable" in e["error"], e
+
+
+def broker_state(srv):
+    return srv.status()["broker"]["connection"]
 
 
 # -- broker = redis: positions in Redis, resume on another node ---------------------

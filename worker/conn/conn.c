@@ -58,17 +58,6 @@ void conn_count_close(struct conn *c, int code)
     shm_add(&w->slot->closes[shm_close_idx(code)], 1);
 }
 
-struct conn_busy *conn_busy(struct conn *c)
-{
-    if (!c->busy) {
-        struct conn_busy *b = calloc(1, sizeof(*b));
-        if (!b)
-            return NULL;
-        c->busy = b;
-    }
-    return c->busy;
-}
-
 void conn_maybe_idle(struct conn *c)
 {
     struct conn_busy *b = c->busy;
@@ -177,6 +166,26 @@ static void schedule(struct worker *w, struct conn *c, uint32_t at)
         wheel_remove(&w->wheel, (uint32_t)conn_fd(c));
     else
         wheel_schedule(&w->wheel, (uint32_t)conn_fd(c), at);
+}
+
+struct conn_busy *conn_busy(struct conn *c)
+{
+    if (!c->busy) {
+        struct conn_busy *b = calloc(1, sizeof(*b));
+        if (!b)
+            return NULL;
+        c->busy = b;
+        /* An open connection that just started talking: visit it again
+         * once its rate buckets are full (a second's refill at most), so
+         * conn_maybe_idle gives this back then, not at the ping deadline
+         * (30 s on): a client that said one thing costs its idle size
+         * again a second later. */
+        struct worker *w = conn_worker(c);
+        uint32_t at = w->wheel.now + wheel_ticks(1000) + 1;
+        if (c->state == CONN_OPEN && (int32_t)(state_deadline(w, c) - at) > 0)
+            schedule(w, c, at);
+    }
+    return c->busy;
 }
 
 void conn_set_state(struct conn *c, enum conn_state s)

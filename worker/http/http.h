@@ -22,6 +22,7 @@ enum http_conn_state {
     HC_REQUEST, /* a request has begun and is not complete */
     HC_LINGER,  /* answered with Connection: close: FIN sent, discard input */
     HC_STREAM,  /* an event stream (stream.c): we write, input is dropped */
+    HC_WAIT,    /* complete, its answer comes later (http_conn_defer): input waits */
 };
 
 struct http_service {
@@ -54,6 +55,9 @@ struct http_conn {
     const char *why;
     char *out;
     size_t out_len, out_off, out_cap;
+    struct http_wait *wait; /* HC_WAIT: the answer's ticket */
+    uint8_t *held;          /* HC_WAIT: input read past the waiting request */
+    size_t held_len;
     struct http_request req;
 };
 
@@ -83,6 +87,19 @@ void http_conn_close(struct http_conn *hc);
 /* Drain: a silent new connection gets handshake_timeout for its first
  * request (answered with Connection: close). */
 void http_conn_await_first(struct http_conn *hc);
+/* A route's done() that answers later (a Redis round trip) makes a
+ * ticket (NULL when out of memory), hands it to the asynchronous step and,
+ * once that step is under way, binds it to hc; hc then reads nothing more
+ * until http_wait_answer, so pipelined requests keep their order. The
+ * ticket outlives hc: when hc closes or times out first (504 after
+ * handshake_timeout), the answer is dropped. An answer must not come
+ * before the binding returns (Redis's come from the event loop). */
+struct http_wait *http_wait_new(void);
+void http_conn_defer(struct http_conn *hc, struct http_wait *hw);
+/* Answers the request behind hw (as http_respond) and frees hw; an unbound
+ * ticket (the step did not start) is only freed. */
+void http_wait_answer(struct http_wait *hw, int status, const char *ctype, const char *extra,
+                      const void *body, size_t blen);
 /* After a wakeup: write, then pick what to wait for. -1 when hc was closed. */
 int http_conn_settle(struct http_conn *hc);
 

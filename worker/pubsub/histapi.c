@@ -15,6 +15,7 @@
 #include "../../common/history.h"
 #include "../../common/ws_frame.h"
 #include "../worker-t.h"
+#include "redis_hist.h"
 
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX     10000
@@ -113,62 +114,156 @@ static int fail(struct hbuf *o, int status, const char *why)
     return status;
 }
 
+/* A GET's request: which route, which channel, since and limit. */
+struct get_req {
+    int hist; /* /history/ (else /channels/) */
+    char name[HS_CHANNEL_MAX];
+    size_t nl;
+    uint64_t since, limit;
+};
+
+/* NULL, or why url is no request of ours (a 400). */
+static const char *parse(const char *url, size_t url_len, struct get_req *g)
+{
+    const char *q = memchr(url, '?', url_len);
+    size_t plen = q ? (size_t)(q - url) : url_len;
+    g->hist = url[1] == 'h';
+    const char *name = url + (g->hist ? 9 : 10);
+    g->nl = plen - (size_t)(name - url);
+    g->since = 0;
+    g->limit = LIMIT_DEFAULT;
+    if (!hs_channel_name_valid(name, g->nl))
+        return "invalid channel name: 1-128 bytes of A-Z a-z 0-9 _ . : -";
+    memcpy(g->name, name, g->nl);
+    if (q && !g->hist)
+        return "GET /channels/NAME takes no query parameters";
+    return q ? query(q + 1, url_len - plen - 1, &g->since, &g->limit) : NULL;
+}
+
+static void head_json(struct hbuf *o, const struct get_req *g, uint64_t epoch, uint64_t top, uint64_t first)
+{
+    char head[HS_CHANNEL_MAX + 256];
+    hbuf_put(o, head,
+             (size_t)snprintf(head, sizeof head,
+                              "{\"channel\":\"%.*s\",\"epoch\":\"%016llx\",\"offset\":%llu,\"first\":%llu",
+                              (int)g->nl, g->name, (unsigned long long)epoch, (unsigned long long)top,
+                              (unsigned long long)first));
+    if (g->hist)
+        hbuf_put(o, head,
+                 (size_t)snprintf(head, sizeof head, ",\"complete\":%s,\"messages\":[",
+                                  g->since + 1 >= first || g->since >= top ? "true" : "false"));
+}
+
+/* This node's subscribers of the channel (every worker, both kinds), from
+ * the counts the workers keep in the store. */
+static void subscribers_json(struct hbuf *o, struct worker *w, struct history_chan *hc)
+{
+    struct history *h = w->history;
+    uint8_t live[HISTORY_WORKERS] = {0};
+    char line[64];
+    for (int i = 0; i < HISTORY_WORKERS && i < SHM_MAX_WORKERS; i++)
+        live[i] = atomic_load_explicit(&w->shm->slots[i].pid, memory_order_relaxed) > 0;
+    hbuf_put(o, line,
+             (size_t)snprintf(line, sizeof line, ",\"subscribers\":%lld",
+                              (long long)history_subs_sum(h, history_chan_index(h, hc), live)));
+}
+
+static int finish(struct hbuf *o, int status, char **body, size_t *blen)
+{
+    if (o->failed) {
+        free(o->p);
+        return -1;
+    }
+    *body = o->p;
+    *blen = o->len;
+    return status;
+}
+
 int histapi_get(struct worker *w, const char *url, size_t url_len, char **body, size_t *blen)
 {
     struct hbuf o = {0};
-    const char *q = memchr(url, '?', url_len);
-    size_t plen = q ? (size_t)(q - url) : url_len;
-    int hist = url[1] == 'h';
-    const char *name = url + (hist ? 9 : 10);
-    size_t nl = plen - (size_t)(name - url);
-    uint64_t since = 0, limit = LIMIT_DEFAULT;
-    const char *why = NULL;
-    int status = 200;
-    if (!hs_channel_name_valid(name, nl))
-        why = "invalid channel name: 1-128 bytes of A-Z a-z 0-9 _ . : -";
-    else if (q && !hist)
-        why = "GET /channels/NAME takes no query parameters";
-    else if (q)
-        why = query(q + 1, url_len - plen - 1, &since, &limit);
+    struct get_req g;
+    const char *why = parse(url, url_len, &g);
     if (why)
-        status = fail(&o, 400, why);
-    else if (w->cfg.broker == BROKER_REDIS)
-        status = fail(&o, 501, "history and positions are kept by broker = local only (docs/history.md)");
-    else {
-        struct history *h = w->history;
-        int64_t now = (int64_t)(mono_ns() / 1000000), ttl = w->cfg.history_ttl;
-        char head[HS_CHANNEL_MAX + 256];
-        history_lock(h);
-        struct history_chan *hc = history_chan_get_locked(h, name, nl, now);
-        uint64_t first = history_first_locked(h, hc, now, ttl);
-        hbuf_put(
-            &o, head,
-            (size_t)snprintf(head, sizeof head,
-                             "{\"channel\":\"%.*s\",\"epoch\":\"%016llx\",\"offset\":%llu,\"first\":%llu",
-                             (int)nl, name, (unsigned long long)hc->epoch, (unsigned long long)hc->top,
-                             (unsigned long long)first));
-        if (hist) {
-            hbuf_put(&o, head,
-                     (size_t)snprintf(head, sizeof head, ",\"complete\":%s,\"messages\":[",
-                                      since + 1 >= first || since >= hc->top ? "true" : "false"));
-            history_each_locked(h, hc, since, hc->top, (uint32_t)limit, now, ttl, message_json, &o);
+        return finish(&o, fail(&o, 400, why), body, blen);
+    if (w->cfg.broker == BROKER_REDIS)
+        return 0; /* histapi_get_redis */
+    struct history *h = w->history;
+    int64_t now = (int64_t)(mono_ns() / 1000000), ttl = w->cfg.history_ttl;
+    history_lock(h);
+    struct history_chan *hc = history_chan_get_locked(h, g.name, g.nl, now);
+    head_json(&o, &g, hc->epoch, hc->top, history_first_locked(h, hc, now, ttl));
+    if (g.hist) {
+        history_each_locked(h, hc, g.since, hc->top, (uint32_t)g.limit, now, ttl, message_json, &o);
+        puts_(&o, "]");
+    } else {
+        subscribers_json(&o, w, hc);
+    }
+    history_unlock(h);
+    puts_(&o, "}\n");
+    return finish(&o, 200, body, blen);
+}
+
+/* ---- broker = redis: the same answers from Redis's keys ------------------ */
+
+struct redis_get {
+    struct get_req g;
+    histapi_answer_fn answer;
+    void *ctx;
+};
+
+static void range_done(struct worker *w, void *arg, int ok, const struct redis_range *r)
+{
+    struct redis_get *q = arg;
+    struct hbuf o = {0};
+    char *body = NULL;
+    size_t blen = 0;
+    int status = 200;
+    if (!ok) {
+        status = fail(&o, 503, "broker unavailable: the history read from Redis failed");
+    } else {
+        head_json(&o, &q->g, r->epoch, r->top, r->first);
+        for (size_t i = 0; q->g.hist && i < r->nentries; i++) {
+            uint64_t off;
+            unsigned op;
+            const uint8_t *pl;
+            size_t len;
+            if (redis_hist_entry(r->entries[i], &off, &op, &pl, &len) == 0)
+                message_json(&o, off, op, &(struct iovec){(void *)pl, len}, 1);
+        }
+        if (q->g.hist) {
             puts_(&o, "]");
         } else {
-            uint8_t live[HISTORY_WORKERS] = {0};
-            for (int i = 0; i < HISTORY_WORKERS && i < SHM_MAX_WORKERS; i++)
-                live[i] = atomic_load_explicit(&w->shm->slots[i].pid, memory_order_relaxed) > 0;
-            hbuf_put(&o, head,
-                     (size_t)snprintf(head, sizeof head, ",\"subscribers\":%lld",
-                                      (long long)history_subs_sum(h, history_chan_index(h, hc), live)));
+            history_lock(w->history);
+            subscribers_json(
+                &o, w,
+                history_chan_get_locked(w->history, q->g.name, q->g.nl, (int64_t)(mono_ns() / 1000000)));
+            history_unlock(w->history);
         }
-        history_unlock(h);
         puts_(&o, "}\n");
     }
-    if (o.failed) {
-        free(o.p);
+    status = finish(&o, status, &body, &blen);
+    if (status < 0)
+        q->answer(q->ctx, 503, "{\"error\":\"out of memory\"}\n", 26);
+    else
+        q->answer(q->ctx, status, body, blen);
+    free(body);
+    free(q);
+}
+
+int histapi_get_redis(struct worker *w, const char *url, size_t url_len, histapi_answer_fn answer, void *ctx)
+{
+    struct redis_get *q = malloc(sizeof(*q));
+    if (!q || parse(url, url_len, &q->g)) {
+        free(q);
         return -1;
     }
-    *body = o.p;
-    *blen = o.len;
-    return status;
+    q->answer = answer;
+    q->ctx = ctx;
+    if (redis_hist_range(w, q->g.name, q->g.nl, q->g.since, q->g.hist ? q->g.limit : 0, range_done, q) ==
+        -1) {
+        free(q);
+        return -1;
+    }
+    return 0;
 }

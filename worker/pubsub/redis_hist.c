@@ -98,6 +98,28 @@ static const char READ_LUA[] = EPOCH_LUA
     "redis.call('PUBLISH', ARGV[3 * n + 3], ARGV[3 * n + 4])\n"
     "return out\n";
 
+/* ARGV: since, limit, ttl_ms, prefix. {epoch, top, first, up to limit
+ * held entries after since}; first is the oldest held offset (top + 1
+ * when none is). Held entries are a run ending at top: the list is
+ * appended in offset order and its oldest expire first. */
+static const char RANGE_LUA[] =
+    EPOCH_LUA "local since, limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+              "local k = KEYS[1]\n"
+              "local ep = epoch(k, ARGV[4])\n"
+              "local top = tonumber(redis.call('GET', k .. ':o') or '0')\n"
+              "local out = {ep, top, top + 1}\n"
+              "local held = false\n"
+              "for _, e in ipairs(redis.call('LRANGE', k .. ':h', 0, -1)) do\n"
+              "  local a = string.find(e, ' ')\n"
+              "  local b = string.find(e, ' ', a + 1)\n"
+              "  local off, at = tonumber(string.sub(e, 1, a - 1)), tonumber(string.sub(e, a + 1, b - 1))\n"
+              "  if ttl == 0 or ms - at <= ttl then\n"
+              "    if not held then out[3] = off; held = true end\n"
+              "    if off > since and #out - 3 < limit then table.insert(out, e) end\n"
+              "  end\n"
+              "end\n"
+              "return out\n";
+
 #define ARGS_MAX (2 + 1 + 2 * 1024 + 6 + 2)
 
 static size_t make_key(const struct broker *b, const char *name, size_t len, char *key)
@@ -283,6 +305,55 @@ int redis_hist_read(struct worker *w, const char *list, size_t len, const struct
     x[3 * n + 3] = tok;
     xl[3 * n + 3] = (size_t)snprintf(tok, sizeof tok, "%llu", (unsigned long long)token);
     if (eval(b, read_cb, q, READ_LUA, list, len, 3 * n + 4, x, xl) != REDIS_OK) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- a range, for GET /history and /channels ---------------------------- */
+
+struct range_req {
+    redis_range_cb cb;
+    void *arg;
+};
+
+static void range_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct range_req *q = priv;
+    struct link *l = ac->data;
+    const redisReply *r = reply;
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
+             r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_INTEGER &&
+             r->element[2]->type == REDIS_REPLY_INTEGER;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_warn("redis broker %s: history range refused: %.*s", l->b->where, (int)r->len, r->str);
+    struct redis_range out = {0};
+    if (ok)
+        out = (struct redis_range){hex64(r->element[0]->str, r->element[0]->len),
+                                   (uint64_t)r->element[1]->integer, (uint64_t)r->element[2]->integer,
+                                   (const void *const *)(r->element + 3), r->elements - 3};
+    q->cb(l->b->w, q->arg, ok, ok ? &out : NULL);
+    free(q);
+}
+
+int redis_hist_range(struct worker *w, const char *name, size_t nl, uint64_t since, uint64_t limit,
+                     redis_range_cb cb, void *arg)
+{
+    struct broker *b = w->broker_state;
+    if (!b || !b->pub.ready)
+        return -1;
+    struct range_req *q = malloc(sizeof(*q));
+    if (!q)
+        return -1;
+    *q = (struct range_req){cb, arg};
+    char a[3][24];
+    const char *x[4] = {a[0], a[1], a[2], b->prefix};
+    size_t xl[4] = {(size_t)snprintf(a[0], sizeof a[0], "%llu", (unsigned long long)since),
+                    (size_t)snprintf(a[1], sizeof a[1], "%llu", (unsigned long long)limit),
+                    (size_t)snprintf(a[2], sizeof a[2], "%lld", (long long)w->cfg.history_ttl),
+                    b->prefix_len};
+    if (eval(b, range_cb, q, RANGE_LUA, name, nl, 4, x, xl) != REDIS_OK) {
         free(q);
         return -1;
     }

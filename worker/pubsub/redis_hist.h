@@ -53,4 +53,18 @@ int redis_hist_ready(struct worker *w);
 int redis_hist_entry(const void *entry, uint64_t *offset, unsigned *opcode, const uint8_t **payload,
                      size_t *len);
 
+/* What Redis holds of one channel (redis_hist_range). */
+struct redis_range {
+    uint64_t epoch, top, first; /* first: the oldest held offset, top + 1 when none */
+    const void *const *entries; /* offsets after since, oldest first: redis_hist_entry reads one */
+    size_t nentries;
+};
+/* ok = 0: Redis went away or answered nonsense (out is NULL). */
+typedef void (*redis_range_cb)(struct worker *w, void *arg, int ok, const struct redis_range *out);
+/* Reads channel name's position and at most limit held messages after
+ * since (limit 0: the position only). Returns 0, or -1 when Redis is down
+ * (cb is not called). */
+int redis_hist_range(struct worker *w, const char *name, size_t nl, uint64_t since, uint64_t limit,
+                     redis_range_cb cb, void *arg);
+
 #endif
