@@ -1,13 +1,17 @@
 """RFC 6455 framing rules: close codes, reserved bits and opcodes, masking,
 UTF-8 validation (fail-fast), size limits, keepalive and backpressure."""
 import asyncio
+import http.client
 import os
 import select
 import socket
+import threading
 import time
 
 import pytest
 import websockets
+
+from conftest import free_port
 
 from rawws import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, build_frame,
                    close_payload, open_ws, wait_until)
@@ -287,23 +291,43 @@ def test_keepalive_pings_and_idle_close(server_factory):
                what="idle_closes + 1 (only the silent client)")
 
 
-def test_a_client_reading_its_backlog_is_not_idle(server_factory):
-    """A client that sends nothing but keeps reading a long backlog is alive:
-    the server's ping waits behind the backlog, so no pong can come before
-    the backlog is read. The queue draining counts as traffic; once it is
-    empty and the client stays silent, idle_timeout closes it as before."""
-    srv = server_factory(ping_interval="1s", idle_timeout="2s")
-    n, size = 800, 16 * 1024  # 12.5 MB: well past the kernel's send buffer (4 MB here)
-    with open_ws(srv.port, rcvbuf=4096, timeout=20) as c:
-        for i in range(n):  # the echoes pile up: the client reads nothing yet
-            c.send_frame(OP_BINARY, bytes([i % 251]) * size)
+@pytest.mark.parametrize("where", ["server queue", "kernel buffers"])
+def test_a_subscriber_reading_its_backlog_is_not_idle(server_factory, where):
+    """A subscriber that sends nothing but keeps reading a long backlog while
+    messages keep coming is alive: the server's ping waits behind the
+    backlog, so no pong can come before the backlog is read. With a small
+    receive buffer the backlog waits in the server's queue (its draining
+    counts as traffic); with a large one it sits in the kernel's buffers,
+    where two looks at the TCP connection (bytes acknowledged, window) show
+    the client reading. It gets every message before any close; once it is
+    silent with nothing left to read, idle_timeout closes it."""
+    pub_port = free_port()
+    srv = server_factory(ping_interval="1s", idle_timeout="2s", publish_listen=f"127.0.0.1:{pub_port}")
+    size, first, later = 16 * 1024, 190, 160  # 3 MB at once, then 20 a second for 8 s
+    sub = open_ws(srv.port, path="/ch/backlog", rcvbuf=4096 if where == "server queue" else 4 << 20, timeout=20)
+
+    def publish(i):
+        c = http.client.HTTPConnection("127.0.0.1", pub_port, timeout=10)
+        c.request("POST", "/pub/backlog?type=binary", body=bytes([i % 251]) * size)
+        assert c.getresponse().status == 202
+        c.close()
+
+    with sub:
+        for i in range(first):
+            publish(i)
+            if i % 40 == 0:
+                sub.send_frame(OP_PING, b"here")  # talking while the backlog builds up
+        sub.send_frame(OP_PING, b"t0")  # its last traffic: the idle deadline runs from here
+        publisher = threading.Thread(target=lambda: [publish(i) or time.sleep(0.05) for i in range(first, first + later)])
+        publisher.start()
         t0 = time.monotonic()
-        for i in range(n):  # about 8 s of slow reading, never answering a ping
-            op, payload = c.recv_message(timeout=10, answer_pings=False)
-            assert op == OP_BINARY and payload == bytes([i % 251]) * size, f"echo {i} wrong"
-            time.sleep(8.0 / n)
+        for i in range(first + later):  # about 9 s of slow reading, never answering a ping
+            op, payload = sub.recv_message(timeout=10, answer_pings=False)
+            assert op == OP_BINARY and payload == bytes([i % 251]) * size, f"message {i} wrong"
+            time.sleep(0.025)
+        publisher.join()
         assert time.monotonic() - t0 > 4, "the backlog was read faster than idle_timeout: no test"
-        c.expect_close(1001, timeout=10)  # silent after the backlog: idle again
+        sub.expect_close(1001, timeout=10)  # silent, nothing left: idle
 
 
 def test_no_pings_when_disabled(server_factory):

@@ -17,6 +17,7 @@
 #include "endpoint.h"
 #include "frames.h"
 #include "limits.h"
+#include "liveness.h"
 #include "output.h"
 #include "pmd.h"
 #include "upgrade.h"
@@ -63,7 +64,7 @@ void conn_maybe_idle(struct conn *c)
     struct conn_busy *b = c->busy;
     if (!b || c->state == CONN_HANDSHAKE || c->state == CONN_DEAD)
         return;
-    if (b->q.head || b->in_frame || b->hdr_len || b->msg_opcode || b->msg)
+    if (b->q.head || b->in_frame || b->hdr_len || b->msg_opcode || b->msg || b->looked)
         return;
     if (!limits_rate_full(c))
         return; /* the buckets remember recent traffic */
@@ -433,6 +434,16 @@ static void open_timer(struct worker *w, struct conn *c)
     const struct config *cfg = &w->cfg;
     uint32_t idle_at = cfg->idle_timeout ? c->stamp + wheel_ticks(cfg->idle_timeout) : UINT32_MAX;
     if ((int32_t)(idle_at - w->wheel.now) <= 0) {
+        switch (liveness_check(c)) {
+        case LIVENESS_LOOK_AGAIN:
+            schedule(w, c, w->wheel.now + wheel_ticks(liveness_ms(cfg->idle_timeout)));
+            return;
+        case LIVENESS_READING:
+            c->stamp = w->wheel.now; /* reading its backlog: our ping is behind it */
+            schedule(w, c, state_deadline(w, c));
+            return;
+        case LIVENESS_SILENT: break;
+        }
         shm_add(&w->slot->idle_closes, 1);
         conn_close_with(c, WS_CLOSE_GOING_AWAY, "idle timeout");
         return;

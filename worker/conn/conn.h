@@ -54,6 +54,12 @@ struct conn {
     void *ep; /* the endpoint's own per-connection state (channels joined), or NULL */
 };
 
+/* A look at a TCP connection's progress (liveness.c). */
+struct liveness_look {
+    uint64_t acked; /* bytes the peer acknowledged */
+    uint32_t wnd;   /* its advertised receive window */
+};
+
 struct conn_busy {
     struct outq q;
     /* receive side */
@@ -73,6 +79,9 @@ struct conn_busy {
     int64_t rl_msgs; /* milli-messages */
     int64_t rl_bytes;
     uint64_t rl_last_ms;
+    /* idle deadline passed with a first look taken (liveness.c) */
+    uint8_t looked;
+    struct liveness_look look;
 };
 
 static inline int conn_fd(const struct conn *c)
