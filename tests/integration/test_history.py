@@ -451,27 +451,38 @@ def test_history_and_channel_routes(server_factory, broker, request):
 
 
 def test_redis_routes_pipelined_and_redis_down(server_factory, redis):
-    """With Redis the GET answers wait for Redis, and requests pipelined
-    behind one are answered after it, in order; with Redis gone, 503."""
+    """With Redis, POST /pub answers once Redis gave the offsets and the GET
+    routes read Redis; requests pipelined behind them are answered in
+    order; a stalled Redis gets 504 after handshake_timeout, a dead one 503."""
     from test_redis import wait_connected
     srv = hist_server(server_factory, broker="redis", redis_url=f"redis://127.0.0.1:{redis.port}", history_size=10,
                       handshake_timeout="1s")
     wait_connected(srv)
     port = pub_port(srv)
-    assert publish(port, "pipe", "one")[0] == 202
-    wait_until(lambda: http_get(port, "/channels/pipe")[1]["offset"] == 1, what="offset 1")
+    st, body = publish(port, "pipe", "one")
+    assert st == 202 and body["offsets"] == {"pipe": 1}, body
+    two = b"two"
+    batch = b"three\nfour"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET /history/pipe HTTP/1.1\r\nHost: x\r\n\r\n"
+        s.sendall(b"POST /pub/pipe HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(two), two) +
+                  b"GET /history/pipe HTTP/1.1\r\nHost: x\r\n\r\n"
                   b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"POST /pub/pipe,other?batch=lines HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(batch), batch) +
                   b"GET /channels/pipe HTTP/1.1\r\nHost: x\r\n\r\n"
                   b"GET /history/pipe?since=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = s.makefile("rb").read()  # to the end: the last request said close
+    heads = [part.split(b"\r\n", 1)[0] for part in data.split(b"HTTP/1.1 ")[1:]]
     parts = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 ")[1:]]
     bodies = [json.loads(p) if p.startswith(b"{") else p for p in parts]
-    assert data.count(b"HTTP/1.1 200") == 4, data[:600]
-    assert [m["data"] for m in bodies[0]["messages"]] == ["one"], bodies[0]
-    assert "subscribers" in bodies[2] and bodies[2]["offset"] == 1, bodies[2]
-    assert bodies[3]["messages"] == [] and bodies[3]["complete"] is True, bodies[3]
+    assert heads == [b"202 Accepted", b"200 OK", b"200 OK", b"202 Accepted", b"200 OK", b"200 OK"], data[:800]
+    assert bodies[0]["offsets"] == {"pipe": 2}, bodies[0]
+    assert [m["data"] for m in bodies[1]["messages"]] == ["one", "two"], bodies[1]
+    assert bodies[3]["offsets"] == {"pipe": 4, "other": 2} and bodies[3]["first_offsets"] == {"pipe": 3, "other": 1}, \
+        bodies[3]
+    assert "subscribers" in bodies[4] and bodies[4]["offset"] == 4, bodies[4]
+    assert [(m["offset"], m["data"]) for m in bodies[5]["messages"]] == [(2, "two"), (3, "three"), (4, "four")], \
+        bodies[5]
     # Redis stalls (SIGSTOP): the answer gives up after handshake_timeout.
     os.kill(redis.proc.pid, signal.SIGSTOP)
     try:

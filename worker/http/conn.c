@@ -38,22 +38,10 @@ static void set_events(struct http_conn *hc, int events)
         ev_io_start(loop, &hc->io);
 }
 
-struct http_wait {
-    struct http_conn *hc; /* NULL once hc went away or gave up waiting */
-};
-
-/* hc stops waiting for its ticket (closed, or timed out). */
-static void forget_wait(struct http_conn *hc)
-{
-    if (hc->wait)
-        hc->wait->hc = NULL;
-    hc->wait = NULL;
-}
-
 void http_conn_close(struct http_conn *hc)
 {
     struct ev_loop *loop = hc->svc->w->loop;
-    forget_wait(hc);
+    http_wait_forget(hc);
     free(hc->held);
     if (hc->state == HC_STREAM)
         stream_end(hc);
@@ -70,6 +58,26 @@ void http_conn_close(struct http_conn *hc)
     http_request_reset_body(&hc->req);
     free(hc->out);
     free(hc);
+}
+
+void http_conn_out(struct http_conn *hc, const void *data, size_t n)
+{
+    if (hc->broken)
+        return;
+    if (hc->out_len + n > hc->out_cap) {
+        size_t cap = hc->out_cap ? hc->out_cap : 1024;
+        while (cap < hc->out_len + n)
+            cap *= 2;
+        char *p = realloc(hc->out, cap);
+        if (!p) {
+            hc->broken = 1; /* only this connection suffers */
+            return;
+        }
+        hc->out = p;
+        hc->out_cap = cap;
+    }
+    memcpy(hc->out + hc->out_len, data, n);
+    hc->out_len += n;
 }
 
 /* Writes what is queued. Returns 0, or -1 when the socket failed. */
@@ -102,8 +110,8 @@ int http_conn_settle(struct http_conn *hc)
         return -1;
     }
     int pending = hc->out_len > 0;
-    if (hc->state == HC_WAIT && !pending) {
-        set_events(hc, 0); /* nothing to do until the answer comes */
+    if (!pending && hc->waits) { /* answers still to come: then close or read on */
+        set_events(hc, hc->closing || hc->peer_eof || hc->nwaits >= HTTP_WAITS_MAX ? 0 : EV_READ);
         return 0;
     }
     if (!pending && hc->closing && hc->state != HC_LINGER) {
@@ -182,19 +190,16 @@ static void complete(struct http_conn *hc)
         hc->closing = hc->svc->stopped; /* a stream lasts until the peer goes */
         return;
     }
-    if (hc->state == HC_WAIT) {
-        set_timer(hc, (double)hc->svc->w->cfg.handshake_timeout / 1000.0);
-        return;
-    }
     hc->state = HC_IDLE;
-    set_timer(hc, HC_IDLE_S);
+    /* An answer to come gets handshake_timeout (timer_cb: 504). */
+    set_timer(hc, hc->waits ? (double)hc->svc->w->cfg.handshake_timeout / 1000.0 : HC_IDLE_S);
 }
 
 /* Feeds what one read brought; stops when the connection stops taking
  * requests (an answer said close, or a stream began). */
 static void feed(struct http_conn *hc, const uint8_t *data, size_t n)
 {
-    while (n && !hc->closing && !hc->broken && hc->state != HC_STREAM && hc->state != HC_WAIT) {
+    while (n && !hc->closing && !hc->broken && hc->state != HC_STREAM && hc->nwaits < HTTP_WAITS_MAX) {
         size_t used;
         enum http_req_event ev = http_request_feed(&hc->req, data, n, &used);
         data += used;
@@ -213,7 +218,7 @@ static void feed(struct http_conn *hc, const uint8_t *data, size_t n)
         case HTTP_REQ_NOMEM: hc->broken = 1; return;
         }
     }
-    if (n && hc->state == HC_WAIT && !hc->closing && !hc->broken) { /* pipelined past the wait */
+    if (n && hc->nwaits >= HTTP_WAITS_MAX && !hc->closing && !hc->broken) { /* read on once one is answered */
         hc->held = malloc(n);
         if (!hc->held) {
             hc->broken = 1;
@@ -224,37 +229,16 @@ static void feed(struct http_conn *hc, const uint8_t *data, size_t n)
     }
 }
 
-struct http_wait *http_wait_new(void)
+void http_conn_resume(struct http_conn *hc)
 {
-    return calloc(1, sizeof(struct http_wait));
-}
-
-void http_conn_defer(struct http_conn *hc, struct http_wait *hw)
-{
-    hw->hc = hc;
-    hc->wait = hw;
-    hc->state = HC_WAIT; /* complete() sets the timer */
-}
-
-void http_wait_answer(struct http_wait *hw, int status, const char *ctype, const char *extra,
-                      const void *body, size_t blen)
-{
-    struct http_conn *hc = hw->hc;
-    free(hw);
-    if (!hc)
-        return; /* closed or timed out: nobody to tell */
-    hc->wait = NULL;
-    if (hc->svc->stopped)
-        hc->closing = 1;
-    http_respond(hc, status, ctype, extra, body, blen);
-    hc->state = HC_IDLE;
-    set_timer(hc, HC_IDLE_S);
+    if (hc->state == HC_IDLE)
+        set_timer(hc, hc->waits ? (double)hc->svc->w->cfg.handshake_timeout / 1000.0 : HC_IDLE_S);
     uint8_t *held = hc->held;
     size_t n = hc->held_len;
     hc->held = NULL;
     hc->held_len = 0;
     if (held)
-        feed(hc, held, n); /* may wait again, holding the rest anew */
+        feed(hc, held, n); /* may stop again, holding the rest anew */
     free(held);
     http_conn_settle(hc);
 }
@@ -280,7 +264,7 @@ static void on_readable(struct http_conn *hc)
         if (hc->state == HC_LINGER || hc->state == HC_STREAM)
             continue; /* after our answer, or while we stream: discard */
         feed(hc, w->scratch, (size_t)n);
-        if (hc->closing || hc->broken || hc->out_len || hc->state == HC_WAIT || (size_t)n < size)
+        if (hc->closing || hc->broken || hc->out_len || hc->held || (size_t)n < size)
             return; /* answered something: write it before reading more */
     }
 }
@@ -299,8 +283,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     struct http_conn *hc = container_of(t, struct http_conn, timer);
-    if (hc->state == HC_WAIT) {
-        forget_wait(hc);
+    if (hc->waits) {
+        http_wait_forget(hc); /* what was answered behind it goes too: we close */
         http_refuse(hc, 504, "no answer from Redis within handshake_timeout", 1);
     } else if (hc->state != HC_REQUEST || hc->closing) {
         http_conn_close(hc); /* idle, or lingering, or the peer does not read */

@@ -22,8 +22,11 @@ enum http_conn_state {
     HC_REQUEST, /* a request has begun and is not complete */
     HC_LINGER,  /* answered with Connection: close: FIN sent, discard input */
     HC_STREAM,  /* an event stream (stream.c): we write, input is dropped */
-    HC_WAIT,    /* complete, its answer comes later (http_conn_defer): input waits */
 };
+
+/* Answers that come later (wait.c) a connection keeps at most; past it,
+ * input waits (held) until the oldest is answered. */
+#define HTTP_WAITS_MAX 64
 
 struct http_service {
     struct worker *w;
@@ -55,8 +58,9 @@ struct http_conn {
     const char *why;
     char *out;
     size_t out_len, out_off, out_cap;
-    struct http_wait *wait; /* HC_WAIT: the answer's ticket */
-    uint8_t *held;          /* HC_WAIT: input read past the waiting request */
+    struct http_wait *waits, *waits_tail; /* answers to come, oldest first (wait.c) */
+    int nwaits;
+    uint8_t *held; /* input read while HTTP_WAITS_MAX answers were to come */
     size_t held_len;
     struct http_request req;
 };
@@ -87,19 +91,31 @@ void http_conn_close(struct http_conn *hc);
 /* Drain: a silent new connection gets handshake_timeout for its first
  * request (answered with Connection: close). */
 void http_conn_await_first(struct http_conn *hc);
-/* A route's done() that answers later (a Redis round trip) makes a
- * ticket (NULL when out of memory), hands it to the asynchronous step and,
- * once that step is under way, binds it to hc; hc then reads nothing more
- * until http_wait_answer, so pipelined requests keep their order. The
- * ticket outlives hc: when hc closes or times out first (504 after
- * handshake_timeout), the answer is dropped. An answer must not come
- * before the binding returns (Redis's come from the event loop). */
+/* Takes hc's input again after an answer came (feeds what was held). */
+void http_conn_resume(struct http_conn *hc);
+/* Queues raw bytes on hc's output (response.c's http_out goes through the
+ * answers still to come, wait.c). */
+void http_conn_out(struct http_conn *hc, const void *data, size_t n);
+
+/* wait.c: answers that come later (a Redis round trip). A route's done()
+ * makes a ticket (NULL when out of memory), hands it to the asynchronous
+ * step and, once that step is under way, binds it to hc. hc goes on
+ * reading and answering the requests pipelined behind it; their answers
+ * wait behind the ticket's, so answers leave in request order. A ticket
+ * outlives hc: when hc closes, or gives up after handshake_timeout (504),
+ * the answer is dropped. An answer never comes before the binding (Redis's
+ * come from the event loop). */
 struct http_wait *http_wait_new(void);
 void http_conn_defer(struct http_conn *hc, struct http_wait *hw);
 /* Answers the request behind hw (as http_respond) and frees hw; an unbound
  * ticket (the step did not start) is only freed. */
 void http_wait_answer(struct http_wait *hw, int status, const char *ctype, const char *extra,
                       const void *body, size_t blen);
+/* hc stops waiting: every ticket's answer will be dropped. */
+void http_wait_forget(struct http_conn *hc);
+/* Where hc's next output goes while answers are to come; NULL: hc's own. */
+struct hbuf *http_wait_out(struct http_conn *hc);
+
 /* After a wakeup: write, then pick what to wait for. -1 when hc was closed. */
 int http_conn_settle(struct http_conn *hc);
 
@@ -110,6 +126,9 @@ void http_out(struct http_conn *hc, const void *data, size_t n);
  * ending in \r\n, or ""), Content-Length and body. */
 void http_respond(struct http_conn *hc, int status, const char *ctype, const char *extra, const void *body,
                   size_t blen);
+/* A response's head (status line and headers) into buf; its length. */
+size_t http_head(char *buf, size_t cap, int status, const char *ctype, const char *extra, size_t blen,
+                 int closing, int http10);
 /* Counts and answers {"error": why} (why: our own text, nothing to
  * escape); then_close ends the connection after it. */
 void http_refuse(struct http_conn *hc, int status, const char *why, int then_close);

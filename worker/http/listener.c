@@ -112,7 +112,9 @@ void http_listener_stop(struct worker *w)
         next = hc->next;
         if (hc->state == HC_IDLE && !hc->answered)
             http_conn_await_first(hc);
-        if (hc->state == HC_REQUEST || hc->state == HC_WAIT || (hc->state == HC_IDLE && !hc->answered))
+        if (hc->waits)
+            hc->closing = 1; /* its answers still go out, then it closes */
+        if (hc->state == HC_REQUEST || hc->waits || (hc->state == HC_IDLE && !hc->answered))
             continue; /* complete() sees svc->stopped */
         if (!hc->out_len || hc->state == HC_STREAM)
             http_conn_close(hc);

@@ -3,27 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/hbuf.h"
 #include "../../common/log.h"
 #include "http.h"
 
 void http_out(struct http_conn *hc, const void *data, size_t n)
 {
-    if (hc->broken)
-        return;
-    if (hc->out_len + n > hc->out_cap) {
-        size_t cap = hc->out_cap ? hc->out_cap : 1024;
-        while (cap < hc->out_len + n)
-            cap *= 2;
-        char *p = realloc(hc->out, cap);
-        if (!p) {
-            hc->broken = 1; /* only this connection suffers */
-            return;
-        }
-        hc->out = p;
-        hc->out_cap = cap;
-    }
-    memcpy(hc->out + hc->out_len, data, n);
-    hc->out_len += n;
+    struct hbuf *later = http_wait_out(hc);
+    if (later)
+        hbuf_put(later, data, n); /* behind an answer still to come */
+    else
+        http_conn_out(hc, data, n);
 }
 
 static const char *status_text(int status)
@@ -37,22 +27,30 @@ static const char *status_text(int status)
     }
 }
 
-void http_respond(struct http_conn *hc, int status, const char *ctype, const char *extra, const void *body,
-                  size_t blen)
+size_t http_head(char *buf, size_t cap, int status, const char *ctype, const char *extra, size_t blen,
+                 int closing, int http10)
 {
-    char head[512];
-    const http_parser *p = &hc->req.parser;
-    int n = snprintf(head, sizeof(head),
+    int n = snprintf(buf, cap,
                      "HTTP/1.1 %d %s\r\n"
                      "Content-Type: %s\r\n"
                      "Content-Length: %zu\r\n"
                      "%s%s%s\r\n",
                      status, status_text(status), ctype, blen,
                      status == 401 ? "WWW-Authenticate: Bearer\r\n" : "", extra,
-                     hc->closing                                ? "Connection: close\r\n"
-                     : p->http_major == 1 && p->http_minor == 0 ? "Connection: keep-alive\r\n"
-                                                                : "");
-    http_out(hc, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
+                     closing  ? "Connection: close\r\n"
+                     : http10 ? "Connection: keep-alive\r\n"
+                              : "");
+    return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+void http_respond(struct http_conn *hc, int status, const char *ctype, const char *extra, const void *body,
+                  size_t blen)
+{
+    char head[512];
+    const http_parser *p = &hc->req.parser;
+    size_t n = http_head(head, sizeof(head), status, ctype, extra, blen, hc->closing,
+                         p->http_major == 1 && p->http_minor == 0);
+    http_out(hc, head, n);
     http_out(hc, body, blen);
     shm_add(&hc->svc->w->slot->http_requests, 1);
 }

@@ -1,14 +1,21 @@
 /* route_publish.c: POST /pub/A,B?type=text|binary&batch=lines publishes
- * the body (or each of its lines) to channels A and B through the shared
- * ring, so it reaches subscribers on every worker whichever one took the
- * request. Answers 202 with what was published (docs/publish-api.md). */
+ * the body (or each of its lines) to channels A and B through the broker,
+ * so it reaches subscribers on every worker (and, with Redis, every node)
+ * whichever one took the request. Answers 202 with what was published and
+ * the offsets it got: at once with broker = local, once Redis answered
+ * with broker = redis (docs/publish-api.md). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../../common/handshake.h"
+#include "../../common/hbuf.h"
 #include "../../common/log.h"
+#include "../../common/ring.h"
 #include "../../common/utf8.h"
 #include "../../common/ws_frame.h"
+#include "../pubsub/broker.h"
 #include "../pubsub/channels.h"
 #include "http.h"
 
@@ -134,43 +141,122 @@ static int dedupe(const char *base, uint16_t *off, uint8_t *len, int n)
     return k;
 }
 
-/* The offsets a request's messages got (docs/history.md): per channel the
- * first and last message's; none with broker = redis. */
-struct pub_offsets {
-    int have;
-    uint64_t first[CHAN_MAX], last[CHAN_MAX];
+/* One request's publishing: its channels, how many messages, the offsets
+ * they got (docs/history.md: per channel the first and last message's)
+ * and, with broker = redis, how many of Redis's answers are still to come
+ * (the HTTP answer waits for them: http_conn_defer). */
+struct pub_run {
+    struct http_wait *hw; /* the answer to give once Redis answered; NULL: none */
+    int nchan, have, sealed;
+    int outstanding;     /* publishes whose offsets Redis still owes */
+    uint64_t msgs, lost; /* lost: Redis refused them, or went away first */
+    size_t ll;
+    char list[RING_CHANNEL_MAX]; /* "a,b" */
+    uint64_t *first, *last;      /* nchan each, after the struct */
 };
 
-/* Appends ,"KEY":{"name":offset,...} to body. */
-static int offsets_json(char *body, size_t cap, int n, const char *key, const char *base, const uint16_t *off,
-                        const uint8_t *len, int nchan, const uint64_t *o)
+static struct pub_run *run_new(const char *base, const uint16_t *off, const uint8_t *len, int nchan)
 {
-    n += snprintf(body + n, cap - (size_t)n, ",\"%s\":{", key);
-    for (int i = 0; i < nchan && (size_t)n < cap; i++)
-        n += snprintf(body + n, cap - (size_t)n, "%s\"%.*s\":%llu", i ? "," : "", (int)len[i], base + off[i],
-                      (unsigned long long)o[i]);
-    return n + snprintf(body + n, cap - (size_t)n, "}");
+    struct pub_run *run = calloc(1, sizeof(*run) + 2 * (size_t)nchan * sizeof(uint64_t));
+    if (!run)
+        return NULL;
+    run->nchan = nchan;
+    run->first = (uint64_t *)(run + 1);
+    run->last = run->first + nchan;
+    for (int i = 0; i < nchan && run->ll + len[i] + 1 <= sizeof(run->list); i++) {
+        if (run->ll)
+            run->list[run->ll++] = ',';
+        memcpy(run->list + run->ll, base + off[i], len[i]);
+        run->ll += len[i];
+    }
+    return run;
 }
 
-static void answer_published(struct http_conn *hc, const char *base, const uint16_t *off, const uint8_t *len,
-                             int nchan, uint64_t msgs, const struct pub_offsets *po)
+static void run_offsets(struct pub_run *run, const uint64_t *offs, int n)
 {
-    /* Names are at most the URL long, plus 3 bytes each of quotes and
-     * comma, and twice more with 21 digits each for the offsets. */
-    static char body[3 * HTTP_URL_MAX + 60 * CHAN_MAX + 128];
-    int n = snprintf(body, sizeof(body), "{\"published\":%llu,\"messages\":%llu,\"channels\":[",
-                     (unsigned long long)(msgs * (uint64_t)nchan), (unsigned long long)msgs);
-    for (int i = 0; i < nchan; i++)
-        n += snprintf(body + n, sizeof(body) - (size_t)n, "%s\"%.*s\"", i ? "," : "", (int)len[i],
-                      base + off[i]);
-    n += snprintf(body + n, sizeof(body) - (size_t)n, "]");
-    if (po->have) {
-        n = offsets_json(body, sizeof(body), n, "offsets", base, off, len, nchan, po->last);
-        if (msgs > 1)
-            n = offsets_json(body, sizeof(body), n, "first_offsets", base, off, len, nchan, po->first);
+    for (int i = 0; i < run->nchan && i < n; i++) {
+        if (!run->have)
+            run->first[i] = offs[i];
+        run->last[i] = offs[i];
     }
-    n += snprintf(body + n, sizeof(body) - (size_t)n, "}\n");
-    http_respond(hc, 202, "application/json", "", body, (size_t)n);
+    run->have = 1;
+}
+
+/* Appends ,"KEY":{"name":offset,...}. */
+static void offsets_json(struct hbuf *b, const struct pub_run *run, const char *key, const uint64_t *o)
+{
+    size_t at = 0, nl;
+    const char *name;
+    hbuf_printf(b, ",\"%s\":{", key);
+    for (int i = 0; hs_list_next(run->list, run->ll, &at, &name, &nl); i++)
+        hbuf_printf(b, "%s\"%.*s\":%llu", i ? "," : "", (int)nl, name, (unsigned long long)o[i]);
+    hbuf_put(b, "}", 1);
+}
+
+/* The 202's body: what was published, and the offsets when known. */
+static void published_json(struct hbuf *b, const struct pub_run *run)
+{
+    size_t at = 0, nl;
+    const char *name;
+    hbuf_printf(b, "{\"published\":%llu,\"messages\":%llu,\"channels\":[",
+                (unsigned long long)(run->msgs * (uint64_t)run->nchan), (unsigned long long)run->msgs);
+    for (int i = 0; hs_list_next(run->list, run->ll, &at, &name, &nl); i++)
+        hbuf_printf(b, "%s\"%.*s\"", i ? "," : "", (int)nl, name);
+    hbuf_put(b, "]", 1);
+    if (run->have && !run->lost) {
+        offsets_json(b, run, "offsets", run->last);
+        if (run->msgs > 1)
+            offsets_json(b, run, "first_offsets", run->first);
+    }
+    hbuf_put(b, "}\n", 2);
+}
+
+static void answer_published(struct http_conn *hc, const struct pub_run *run)
+{
+    struct hbuf b = {0};
+    published_json(&b, run);
+    if (b.failed)
+        http_refuse(hc, 503, "out of memory", 0);
+    else
+        http_respond(hc, 202, "application/json", "", b.p, b.len);
+    hbuf_free(&b);
+}
+
+/* Every answer Redis owed came (and the request is done publishing):
+ * answer the client, 202 with the offsets, or 503 when Redis lost some. */
+static void run_maybe_done(struct pub_run *run)
+{
+    if (!run->sealed || run->outstanding)
+        return;
+    if (run->hw) {
+        struct hbuf b = {0};
+        if (run->lost)
+            hbuf_printf(
+                &b,
+                "{\"error\":\"broker lost %llu of %llu messages: Redis refused them or went away before "
+                "answering\",\"broker\":\"redis\"}\n",
+                (unsigned long long)run->lost, (unsigned long long)run->msgs);
+        else
+            published_json(&b, run);
+        if (b.failed)
+            http_wait_answer(run->hw, 503, "application/json", "", "{\"error\":\"out of memory\"}\n", 26);
+        else
+            http_wait_answer(run->hw, run->lost ? 503 : 202, "application/json", "", b.p, b.len);
+        hbuf_free(&b);
+    }
+    free(run);
+}
+
+/* Redis answered one publish (broker_later). */
+static void offsets_came(void *ctx, int ok, const uint64_t *offs, int n)
+{
+    struct pub_run *run = ctx;
+    if (ok && n >= run->nchan)
+        run_offsets(run, offs, n);
+    else
+        run->lost++;
+    run->outstanding--;
+    run_maybe_done(run);
 }
 
 /* channels_publish failed (it counted the loss): 503 naming the broker's
@@ -195,37 +281,26 @@ static void answer_failed(struct http_conn *hc, int err, const char *list, size_
 /* Publishes every message to every channel, message by message: one ring
  * record per message naming every channel, so a subscriber of several of
  * them receives it once. Returns 0, or -1 when answered with an error. */
-static int publish_all(struct http_conn *hc, const struct pub_opts *o, const uint16_t *off,
-                       const uint8_t *len, int nchan, struct pub_offsets *po)
+static int publish_all(struct http_conn *hc, const struct pub_opts *o, struct pub_run *run)
 {
     static uint64_t offs[RING_OFFS_MAX];
     struct worker *w = hc->svc->w;
     const struct http_request *r = &hc->req;
-    const char *base = r->url + PREFIX;
-    char list[RING_CHANNEL_MAX];
-    size_t ll = 0;
-    for (int i = 0; i < nchan && ll + len[i] + 1 <= sizeof(list); i++) {
-        if (ll)
-            list[ll++] = ',';
-        memcpy(list + ll, base + off[i], len[i]);
-        ll += len[i];
-    }
+    const struct broker_later later = {offsets_came, run};
+    int redis = w->cfg.broker == BROKER_REDIS;
     const uint8_t *m;
     size_t pos = 0, mlen;
     while (next_msg(r, o->batch, &pos, &m, &mlen)) {
-        int got = channels_publish_offs(w, list, ll, o->opcode, m, mlen, offs);
-        if (got >= nchan) {
-            for (int i = 0; i < nchan; i++) {
-                if (!po->have)
-                    po->first[i] = offs[i];
-                po->last[i] = offs[i];
-            }
-            po->have = 1;
-        }
+        run->outstanding += redis;
+        int got =
+            channels_publish_offs(w, run->list, run->ll, o->opcode, m, mlen, offs, redis ? &later : NULL);
         if (got == -1) {
-            answer_failed(hc, errno, list, ll, mlen);
+            run->outstanding -= redis; /* refused: no answer will come for it */
+            answer_failed(hc, errno, run->list, run->ll, mlen);
             return -1;
         }
+        if (got >= run->nchan)
+            run_offsets(run, offs, got);
     }
     return 0;
 }
@@ -268,10 +343,20 @@ static void done(struct http_conn *hc)
          * is lost with it. */
         shm_add(&w->slot->broker_lost, msgs - 1);
     }
-    static struct pub_offsets po;
-    po.have = 0;
-    if (publish_all(hc, &o, off, len, nchan, &po) == 0)
-        answer_published(hc, r->url + PREFIX, off, len, nchan, msgs, &po);
+    struct pub_run *run = run_new(r->url + PREFIX, off, len, nchan);
+    if (!run) {
+        http_refuse(hc, 503, "out of memory", 0);
+        return;
+    }
+    run->msgs = msgs;
+    if (publish_all(hc, &o, run) == 0) {
+        if (run->outstanding && (run->hw = http_wait_new()))
+            http_conn_defer(hc, run->hw); /* broker = redis: 202 with the offsets once Redis gave them */
+        else
+            answer_published(hc, run);
+    }
+    run->sealed = 1;
+    run_maybe_done(run);
 }
 
 const struct http_route route_publish = {"/pub/", ROUTE_PREFIX, "POST", head, done};

@@ -26,6 +26,15 @@ struct broker_sink {
     void (*each_channel)(struct worker *w, void (*fn)(struct worker *w, const char *name, size_t len));
 };
 
+/* Offsets that come later (broker = redis): fn is called once, from the
+ * event loop, with the offsets the list's channels gave the message, in
+ * list order; ok = 0 when the broker refused it or went away first (the
+ * message may or may not have been published). */
+struct broker_later {
+    void (*fn)(void *ctx, int ok, const uint64_t *offs, int n);
+    void *ctx;
+};
+
 struct broker_ops {
     const char *name;
     /* Starts it; never blocks (a broker down at start is an outage like
@@ -40,9 +49,10 @@ struct broker_ops {
      * at once. Returns how many offsets it wrote (0 when it does not know
      * them), or -1 with errno: EMSGSIZE (too large), ENOTCONN (the broker
      * is down) or ENOBUFS (too much awaits the broker); the refusal is
-     * counted. */
+     * counted. A broker that learns them later calls later (when not
+     * NULL) once the publish was accepted. */
     int (*publish)(struct worker *w, const char *list, size_t list_len, unsigned opcode,
-                   const uint8_t *payload, size_t len, uint64_t *offs);
+                   const uint8_t *payload, size_t len, uint64_t *offs, const struct broker_later *later);
     /* 1 when a publish would be accepted now. */
     int (*can_publish)(const struct worker *w);
     /* Why publishes are refused: JSON-safe text (never a password). */

@@ -28,6 +28,7 @@
 
 #include "../../common/handshake.h"
 #include "../../common/log.h"
+#include "../../common/ring.h"
 #include "../worker-t.h"
 #include "redis_hist.h"
 #include "redis_link.h"
@@ -130,6 +131,32 @@ static void publish_cb(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
+/* A publish whose offsets someone waits for (broker_later). */
+struct later_req {
+    size_t cost;
+    struct broker_later later; /* fn NULL: its publish was refused after all */
+    int answered_early;        /* answered while redis_publish was still writing it */
+};
+
+static void publish_later_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct later_req *q = priv;
+    struct broker *b = ((struct link *)ac->data)->b;
+    const redisReply *r = reply;
+    uint64_t offs[RING_OFFS_MAX];
+    int n = 0, ok = r && r->type == REDIS_REPLY_ARRAY;
+    publish_cb(ac, reply, (void *)(uintptr_t)q->cost);
+    if (b->writing == q) { /* a failed write, inside redis_publish: it answers -1 */
+        q->answered_early = 1;
+        return;
+    }
+    for (size_t i = 0; ok && i < r->elements && n < RING_OFFS_MAX; i++)
+        offs[n++] = (uint64_t)r->element[i]->integer;
+    if (q->later.fn)
+        q->later.fn(q->later.ctx, ok, offs, n);
+    free(q);
+}
+
 static int redis_can_publish(const struct worker *w)
 {
     const struct broker *b = w->broker_state;
@@ -155,9 +182,9 @@ static void redis_why(const struct worker *w, char *buf, size_t len)
 }
 
 static int redis_publish(struct worker *w, const char *list, size_t list_len, unsigned opcode,
-                         const uint8_t *payload, size_t len, uint64_t *offs)
+                         const uint8_t *payload, size_t len, uint64_t *offs, const struct broker_later *later)
 {
-    (void)offs; /* Redis's answer comes later: no offsets to tell */
+    (void)offs; /* Redis's answer comes later: later gets them */
     struct broker *b = w->broker_state;
     if (!redis_can_publish(w)) {
         shm_add(&w->slot->broker_lost, 1);
@@ -174,8 +201,16 @@ static int redis_publish(struct worker *w, const char *list, size_t list_len, un
      * its PUBLISH in one atomic step (redis_hist.c). */
     size_t cost = list_len + len + 256;
     int sent = 0;
-    if (redis_hist_publish(b, publish_cb, (void *)(uintptr_t)cost, list, list_len, opcode, payload, len) ==
-        REDIS_OK) {
+    struct later_req *q = later ? malloc(sizeof(*q)) : NULL;
+    if (q)
+        *q = (struct later_req){cost, *later, 0};
+    if (later && !q) {
+        shm_add(&w->slot->publish_rejected, 1);
+        errno = ENOBUFS;
+        return -1;
+    }
+    if (redis_hist_publish(b, q ? publish_later_cb : publish_cb, q ? (void *)q : (void *)(uintptr_t)cost,
+                           list, list_len, opcode, payload, len) == REDIS_OK) {
         b->pending += cost;
         size_t at = 0, nl;
         const char *name;
@@ -184,6 +219,7 @@ static int redis_publish(struct worker *w, const char *list, size_t list_len, un
         sent = 1;
     } else {
         shm_add(&w->slot->broker_lost, 1);
+        free(q);
     }
     if (!sent) { /* hiredis refused every one: the context is closing */
         shm_add(&w->slot->publish_rejected, 1);
@@ -195,8 +231,14 @@ static int redis_publish(struct worker *w, const char *list, size_t list_len, un
      * new API connection lands anywhere) must reach Redis second, or Redis
      * would see the two in either order. A failed write closes the context
      * (publish_cb counts the message lost): then it is refused, not 202. */
+    b->writing = q;
     redisAsyncHandleWrite(b->pub.ac);
-    if (!b->pub.ready) {
+    b->writing = NULL;
+    if (!b->pub.ready || (q && q->answered_early)) {
+        if (q && q->answered_early)
+            free(q);
+        else if (q)
+            q->later.fn = NULL; /* refused now: its answer, when it comes, is nobody's */
         shm_add(&w->slot->publish_rejected, 1);
         errno = ENOTCONN;
         return -1;

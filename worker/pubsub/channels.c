@@ -259,13 +259,14 @@ int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsign
                      const uint8_t *payload, size_t len)
 {
     static uint64_t offs[RING_OFFS_MAX];
-    return channels_publish_offs(w, chan, chan_len, opcode, payload, len, offs) == -1 ? -1 : 0;
+    return channels_publish_offs(w, chan, chan_len, opcode, payload, len, offs, NULL) == -1 ? -1 : 0;
 }
 
 int channels_publish_offs(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
-                          const uint8_t *payload, size_t len, uint64_t *offs)
+                          const uint8_t *payload, size_t len, uint64_t *offs,
+                          const struct broker_later *later)
 {
-    return w->broker->publish(w, chan, chan_len, opcode, payload, len, offs);
+    return w->broker->publish(w, chan, chan_len, opcode, payload, len, offs, later);
 }
 
 int channels_can_publish(const struct worker *w)

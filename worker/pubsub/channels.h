@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 struct worker;
+struct broker_later;
 struct endpoint;
 
 /* /ch/A,B,C: subscribes to the listed channels; a data message from the
@@ -26,10 +27,12 @@ void channels_stop(struct worker *w);
 int channels_publish(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
                      const uint8_t *payload, size_t len);
 /* The same, writing each channel's offset to offs (room for RING_OFFS_MAX,
- * common/ring.h). Returns how many offsets (0 with broker = redis), or -1
- * as above. */
+ * common/ring.h). Returns how many offsets, or -1 as above. With broker =
+ * redis it returns 0 and, when later is not NULL, hands them to later once
+ * Redis answered (broker.h). */
 int channels_publish_offs(struct worker *w, const char *chan, size_t chan_len, unsigned opcode,
-                          const uint8_t *payload, size_t len, uint64_t *offs);
+                          const uint8_t *payload, size_t len, uint64_t *offs,
+                          const struct broker_later *later);
 /* 1 when a publish would be accepted now; else why() says why. */
 int channels_can_publish(const struct worker *w);
 void channels_why(const struct worker *w, char *buf, size_t len);
