@@ -64,7 +64,10 @@ static const char PUBLISH_LUA[] =
 /* ARGV: per key HAS EPOCH SINCE, then ttl_ms, prefix, the caller's sync
  * channel and token. Per key: {epoch, top, status, entries...}; status
  * new, recovered, epoch, too_old, ahead. Then the token is published to
- * the sync channel (histsub_redis.c says why). */
+ * the sync channel (histsub_redis.c says why). The list holds offsets
+ * ..top densely, so the missed ones are its last top - since entries: only
+ * those are read (the loop still checks every offset, so a list that is
+ * not dense gives too_old, never a wrong catch-up). */
 static const char READ_LUA[] = EPOCH_LUA
     "local n = #KEYS\n"
     "local ttl = tonumber(ARGV[3 * n + 1])\n"
@@ -81,7 +84,9 @@ static const char READ_LUA[] = EPOCH_LUA
     "    else\n"
     "      r[3] = 'too_old'\n"
     "      local want = since + 1\n"
-    "      for _, e in ipairs(redis.call('LRANGE', k .. ':h', 0, -1)) do\n"
+    "      local from = redis.call('LLEN', k .. ':h') - (top - since)\n"
+    "      if from < 0 then from = 0 end\n"
+    "      for _, e in ipairs(redis.call('LRANGE', k .. ':h', from, -1)) do\n"
     "        local a = string.find(e, ' ')\n"
     "        local b = string.find(e, ' ', a + 1)\n"
     "        local off, at = tonumber(string.sub(e, 1, a - 1)), tonumber(string.sub(e, a + 1, b - 1))\n"
