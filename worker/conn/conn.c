@@ -434,7 +434,7 @@ static void open_timer(struct worker *w, struct conn *c)
     const struct config *cfg = &w->cfg;
     uint32_t idle_at = cfg->idle_timeout ? c->stamp + wheel_ticks(cfg->idle_timeout) : UINT32_MAX;
     if ((int32_t)(idle_at - w->wheel.now) <= 0) {
-        switch (liveness_check(c)) {
+        switch (liveness_check(c, cfg->idle_timeout)) {
         case LIVENESS_LOOK_AGAIN:
             schedule(w, c, w->wheel.now + wheel_ticks(liveness_ms(cfg->idle_timeout)));
             return;

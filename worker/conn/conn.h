@@ -79,7 +79,7 @@ struct conn_busy {
     int64_t rl_msgs; /* milli-messages */
     int64_t rl_bytes;
     uint64_t rl_last_ms;
-    /* idle deadline passed with a first look taken (liveness.c) */
+    /* idle deadline passed: looks taken at the TCP connection (liveness.c) */
     uint8_t looked;
     struct liveness_look look;
 };

@@ -36,7 +36,7 @@ int liveness_ms(int64_t idle_ms)
     return idle_ms / 2 < LOOK_MAX_MS ? (int)(idle_ms / 2) : LOOK_MAX_MS;
 }
 
-enum liveness liveness_check(struct conn *c)
+enum liveness liveness_check(struct conn *c, int64_t idle_ms)
 {
     struct liveness_look now;
     if (look(conn_fd(c), &now) == -1)
@@ -49,7 +49,15 @@ enum liveness liveness_check(struct conn *c)
         b->look = now;
         return LIVENESS_LOOK_AGAIN;
     }
-    b->looked = 0;
     int64_t read = (int64_t)(now.acked - b->look.acked) + (int64_t)now.wnd - (int64_t)b->look.wnd;
+    /* A peer whose window is shut is behind: it announces room only once
+     * it read about a segment's worth (64 KB on loopback), so a slow reader
+     * may need longer than one look to show it. Up to idle_timeout / 2. */
+    if (read <= 0 && now.wnd == 0 && (int64_t)b->looked * liveness_ms(idle_ms) < idle_ms / 2 &&
+        b->looked < UINT8_MAX) {
+        b->looked++;
+        return LIVENESS_LOOK_AGAIN;
+    }
+    b->looked = 0;
     return read > 0 ? LIVENESS_READING : LIVENESS_SILENT;
 }
