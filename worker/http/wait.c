@@ -16,9 +16,9 @@ struct http_wait {
     struct http_wait *next;
     struct http_conn *hc; /* NULL until bound, and once hc stopped waiting */
     int answered;
-    int closing, http10;  /* the request's, for the answer's head */
-    struct hbuf answer;   /* its response, once it came */
-    struct hbuf after;    /* responses to later requests, given meanwhile */
+    int closing, http10; /* the request's, for the answer's head */
+    struct hbuf answer;  /* its response, once it came */
+    struct hbuf after;   /* responses to later requests, given meanwhile */
 };
 
 static void wait_free(struct http_wait *hw)
@@ -69,8 +69,8 @@ static void release(struct http_conn *hc)
     }
 }
 
-void http_wait_answer(struct http_wait *hw, int status, const char *ctype, const char *extra, const void *body,
-                      size_t blen)
+void http_wait_answer(struct http_wait *hw, int status, const char *ctype, const char *extra,
+                      const void *body, size_t blen)
 {
     struct http_conn *hc = hw->hc;
     if (!hc) {
