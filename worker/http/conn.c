@@ -62,8 +62,8 @@ void http_conn_close(struct http_conn *hc)
 
 void http_conn_out(struct http_conn *hc, const void *data, size_t n)
 {
-    if (hc->broken)
-        return;
+    if (hc->broken || !n)
+        return; /* n = 0: data may be NULL (an empty hbuf) */
     if (hc->out_len + n > hc->out_cap) {
         size_t cap = hc->out_cap ? hc->out_cap : 1024;
         while (cap < hc->out_len + n)
