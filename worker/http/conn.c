@@ -56,7 +56,7 @@ void http_conn_close(struct http_conn *hc)
     if (hc->next)
         hc->next->prev = hc->prev;
     http_request_reset_body(&hc->req);
-    free(hc->out);
+    hbuf_free(&hc->out);
     free(hc);
 }
 
@@ -64,27 +64,16 @@ void http_conn_out(struct http_conn *hc, const void *data, size_t n)
 {
     if (hc->broken || !n)
         return; /* n = 0: data may be NULL (an empty hbuf) */
-    if (hc->out_len + n > hc->out_cap) {
-        size_t cap = hc->out_cap ? hc->out_cap : 1024;
-        while (cap < hc->out_len + n)
-            cap *= 2;
-        char *p = realloc(hc->out, cap);
-        if (!p) {
-            hc->broken = 1; /* only this connection suffers */
-            return;
-        }
-        hc->out = p;
-        hc->out_cap = cap;
-    }
-    memcpy(hc->out + hc->out_len, data, n);
-    hc->out_len += n;
+    hbuf_put(&hc->out, data, n);
+    if (hc->out.failed)
+        hc->broken = 1; /* only this connection suffers */
 }
 
 /* Writes what is queued. Returns 0, or -1 when the socket failed. */
 static int flush(struct http_conn *hc)
 {
-    while (hc->out_off < hc->out_len) {
-        ssize_t n = send(hc->io.fd, hc->out + hc->out_off, hc->out_len - hc->out_off, MSG_NOSIGNAL);
+    while (hc->out_off < hc->out.len) {
+        ssize_t n = send(hc->io.fd, hc->out.p + hc->out_off, hc->out.len - hc->out_off, MSG_NOSIGNAL);
         shm_add(&hc->svc->w->slot->http_sends, 1);
         if (n == -1) {
             if (errno == EINTR)
@@ -97,9 +86,8 @@ static int flush(struct http_conn *hc)
         hc->out_off += (size_t)n;
     }
     /* Nothing pending: an idle connection keeps no buffer. */
-    free(hc->out);
-    hc->out = NULL;
-    hc->out_len = hc->out_off = hc->out_cap = 0;
+    hbuf_free(&hc->out);
+    hc->out_off = 0;
     return 0;
 }
 
@@ -109,7 +97,7 @@ int http_conn_settle(struct http_conn *hc)
         http_conn_close(hc);
         return -1;
     }
-    int pending = hc->out_len > 0;
+    int pending = hc->out.len > 0;
     if (!pending && hc->waits) { /* answers still to come: then close or read on */
         set_events(hc, hc->closing || hc->peer_eof || hc->nwaits >= HTTP_WAITS_MAX ? 0 : EV_READ);
         return 0;
@@ -264,7 +252,7 @@ static void on_readable(struct http_conn *hc)
         if (hc->state == HC_LINGER || hc->state == HC_STREAM)
             continue; /* after our answer, or while we stream: discard */
         feed(hc, w->scratch, (size_t)n);
-        if (hc->closing || hc->broken || hc->out_len || hc->held || (size_t)n < size)
+        if (hc->closing || hc->broken || hc->out.len || hc->held || (size_t)n < size)
             return; /* answered something: write it before reading more */
     }
 }

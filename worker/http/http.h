@@ -13,6 +13,7 @@
 #include <ev.h>
 #include <stddef.h>
 
+#include "../../common/hbuf.h"
 #include "../worker-t.h"
 #include "history.h"
 #include "request.h"
@@ -56,8 +57,8 @@ struct http_conn {
     const struct http_route *route; /* of the request in progress */
     int status;                     /* refused at the headers, answered when complete */
     const char *why;
-    char *out;
-    size_t out_len, out_off, out_cap;
+    struct hbuf out; /* what is to be written; out_off of it is */
+    size_t out_off;
     struct http_wait *waits, *waits_tail; /* answers to come, oldest first (wait.c) */
     int nwaits;
     uint8_t *held; /* input read while HTTP_WAITS_MAX answers were to come */

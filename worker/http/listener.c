@@ -116,7 +116,7 @@ void http_listener_stop(struct worker *w)
             hc->closing = 1; /* its answers still go out, then it closes */
         if (hc->state == HC_REQUEST || hc->waits || (hc->state == HC_IDLE && !hc->answered))
             continue; /* complete() sees svc->stopped */
-        if (!hc->out_len || hc->state == HC_STREAM)
+        if (!hc->out.len || hc->state == HC_STREAM)
             http_conn_close(hc);
         else
             hc->closing = 1; /* its last answer is still going out */

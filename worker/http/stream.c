@@ -26,7 +26,7 @@ static void send_all(struct http_service *svc, const struct hbuf *b)
     struct http_conn *next;
     for (struct http_conn *hc = svc->conns; hc; hc = next) {
         next = hc->next; /* settle may close hc */
-        if (hc->state != HC_STREAM || hc->out_len)
+        if (hc->state != HC_STREAM || hc->out.len)
             continue;
         http_out(hc, b->p, b->len);
         http_conn_settle(hc);
