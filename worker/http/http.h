@@ -34,7 +34,8 @@ struct http_service {
     int fd;
     ev_io accept_io;
     ev_timer accept_pause;
-    ev_timer tick; /* once a second: history sample, event streams (stream.c) */
+    ev_timer tick;       /* once a second: history sample, event streams (stream.c) */
+    ev_prepare answered; /* before the loop waits: connections an answer came for (wait.c) */
     struct http_conn *conns;
     int nstreams;
     struct history history;
@@ -54,6 +55,7 @@ struct http_conn {
     uint8_t peer_eof;               /* the peer sent FIN */
     uint8_t broken;                 /* out of memory or a write error: close now */
     uint8_t answered;               /* at least one request was answered */
+    uint8_t answer_came;            /* an answer that waited came: write it (wait.c) */
     const struct http_route *route; /* of the request in progress */
     int status;                     /* refused at the headers, answered when complete */
     const char *why;
@@ -106,6 +108,7 @@ void http_conn_out(struct http_conn *hc, const void *data, size_t n);
  * outlives hc: when hc closes, or gives up after handshake_timeout (504),
  * the answer is dropped. An answer never comes before the binding (Redis's
  * come from the event loop). */
+void http_wait_init(struct http_service *svc);
 struct http_wait *http_wait_new(void);
 void http_conn_defer(struct http_conn *hc, struct http_wait *hw);
 /* Answers the request behind hw (as http_respond) and frees hw; an unbound

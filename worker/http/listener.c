@@ -85,6 +85,7 @@ int http_listener_start(struct worker *w)
     ev_timer_init(&svc->accept_pause, accept_resume_cb, ACCEPT_PAUSE_S, 0);
     w->http = svc;
     stream_init(svc);
+    http_wait_init(svc);
     log_debug("HTTP service listening on %s", svc->name);
     return 0;
 }

@@ -6,7 +6,10 @@
  *     hc->out | w1.answer | w1.after | w2.answer | w2.after ...
  * http_out writes into the newest ticket's `after`; when the oldest
  * ticket is answered, its answer and its `after` move to hc->out, and so
- * on while the next one is answered too. */
+ * on while the next one is answered too. Redis answers a batch of
+ * publishes in one read: what they release is written once, before the
+ * loop waits again (the `answered` prepare watcher), not once per answer,
+ * so the client's next batch arrives, and goes to Redis, in one piece. */
 #include <stdlib.h>
 
 #include "../../common/hbuf.h"
@@ -84,7 +87,29 @@ void http_wait_answer(struct http_wait *hw, int status, const char *ctype, const
     hw->answered = 1;
     shm_add(&hc->svc->w->slot->http_requests, 1);
     release(hc);
-    http_conn_resume(hc);
+    hc->answer_came = 1;
+    ev_prepare_start(hc->svc->w->loop, &hc->svc->answered);
+}
+
+static void answered_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    (void)revents;
+    struct http_service *svc = p->data;
+    ev_prepare_stop(loop, p);
+    struct http_conn *next;
+    for (struct http_conn *hc = svc->conns; hc; hc = next) {
+        next = hc->next; /* resuming may close hc */
+        if (hc->answer_came) {
+            hc->answer_came = 0;
+            http_conn_resume(hc);
+        }
+    }
+}
+
+void http_wait_init(struct http_service *svc)
+{
+    ev_prepare_init(&svc->answered, answered_cb);
+    svc->answered.data = svc;
 }
 
 void http_wait_forget(struct http_conn *hc)

@@ -134,26 +134,19 @@ static void publish_cb(redisAsyncContext *ac, void *reply, void *priv)
 /* A publish whose offsets someone waits for (broker_later). */
 struct later_req {
     size_t cost;
-    struct broker_later later; /* fn NULL: its publish was refused after all */
-    int answered_early;        /* answered while redis_publish was still writing it */
+    struct broker_later later;
 };
 
 static void publish_later_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct later_req *q = priv;
-    struct broker *b = ((struct link *)ac->data)->b;
     const redisReply *r = reply;
     uint64_t offs[RING_OFFS_MAX];
     int n = 0, ok = r && r->type == REDIS_REPLY_ARRAY;
     publish_cb(ac, reply, (void *)(uintptr_t)q->cost);
-    if (b->writing == q) { /* a failed write, inside redis_publish: it answers -1 */
-        q->answered_early = 1;
-        return;
-    }
     for (size_t i = 0; ok && i < r->elements && n < RING_OFFS_MAX; i++)
         offs[n++] = (uint64_t)r->element[i]->integer;
-    if (q->later.fn)
-        q->later.fn(q->later.ctx, ok, offs, n);
+    q->later.fn(q->later.ctx, ok, offs, n);
     free(q);
 }
 
@@ -203,7 +196,7 @@ static int redis_publish(struct worker *w, const char *list, size_t list_len, un
     int sent = 0;
     struct later_req *q = later ? malloc(sizeof(*q)) : NULL;
     if (q)
-        *q = (struct later_req){cost, *later, 0};
+        *q = (struct later_req){cost, *later};
     if (later && !q) {
         shm_add(&w->slot->publish_rejected, 1);
         errno = ENOBUFS;
@@ -226,19 +219,21 @@ static int redis_publish(struct worker *w, const char *list, size_t list_len, un
         errno = ENOTCONN;
         return -1;
     }
-    /* Written now, not when the loop comes round: the caller answers 202
-     * next, and a publisher that then publishes through another worker (a
-     * new API connection lands anywhere) must reach Redis second, or Redis
+    if (q) {
+        /* Its caller answers once Redis did (later), so the order between
+         * publishers is Redis's: the script leaves with the loop's next
+         * write, with the others of this wakeup, and a failed write reaches
+         * later as a loss. */
+        shm_add(&w->slot->publishes, 1);
+        return 0;
+    }
+    /* Written now, not when the loop comes round: the caller answers at
+     * once, and a publisher that then publishes through another worker (a
+     * new connection lands anywhere) must reach Redis second, or Redis
      * would see the two in either order. A failed write closes the context
-     * (publish_cb counts the message lost): then it is refused, not 202. */
-    b->writing = q;
+     * (publish_cb counts the message lost): then it is refused. */
     redisAsyncHandleWrite(b->pub.ac);
-    b->writing = NULL;
-    if (!b->pub.ready || (q && q->answered_early)) {
-        if (q && q->answered_early)
-            free(q);
-        else if (q)
-            q->later.fn = NULL; /* refused now: its answer, when it comes, is nobody's */
+    if (!b->pub.ready) {
         shm_add(&w->slot->publish_rejected, 1);
         errno = ENOTCONN;
         return -1;

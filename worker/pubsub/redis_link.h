@@ -45,7 +45,6 @@ struct broker {
     int failed; /* some attempt failed: "down", not "connecting" */
     int stopping;
     size_t pending; /* bytes of PUBLISH without an answer yet */
-    void *writing;  /* the later_req of the publish being written (broker_redis.c) */
     uint8_t *env;   /* envelope buffer */
     size_t env_cap;
     char sync_key[CONFIG_STR_MAX + 40]; /* this worker's own channel for read markers (redis_hist.c) */
