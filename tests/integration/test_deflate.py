@@ -330,6 +330,48 @@ def test_reload_keeps_negotiated_streams(server_factory):
     asyncio.run(run())
 
 
+def test_binary_upgrade_keeps_negotiated_streams(tmp_path):
+    """A binary upgrade: while both masters serve, a client keeping its
+    context goes on with compressed echoes on the old master's worker and a
+    new client negotiates deflate (on either master); once the old master
+    hands over, its client is closed and a reconnect negotiates again."""
+    from test_upgrade import UpgradeServer
+    d = tmp_path / "up"
+    d.mkdir()
+    srv = UpgradeServer(str(d), workers=1, drain_timeout="1s")
+    try:
+        srv.start()
+
+        async def echo(ws, i):
+            await ws.send(chat(i))
+            assert await asyncio.wait_for(ws.recv(), 10) == chat(i)
+
+        async def run():
+            ws = await websockets.connect(srv.url("/echo"))
+            assert "permessage-deflate" in ws.response_headers["Sec-WebSocket-Extensions"]
+            for i in range(5):
+                await echo(ws, i)
+            old = srv.proc.pid
+            await asyncio.to_thread(srv.upgrade, old)
+            for i in range(5, 10):  # its window and context carry on
+                await echo(ws, i)
+            fresh = await websockets.connect(srv.url("/echo"))
+            assert "permessage-deflate" in fresh.response_headers["Sec-WebSocket-Extensions"]
+            await echo(fresh, 20)
+            await fresh.close()
+            await asyncio.to_thread(srv.hand_over, old)
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 15)
+            again = await websockets.connect(srv.url("/echo"))
+            assert "permessage-deflate" in again.response_headers["Sec-WebSocket-Extensions"]
+            for i in range(30, 35):
+                await echo(again, i)
+            await again.close()
+        asyncio.run(run())
+    finally:
+        srv.stop_all()
+
+
 LOAD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                     "build", "tests", "load", "wsmill-load")
 
