@@ -1,7 +1,10 @@
 """One way to start headless Chromium for the browser tests: Debian's
 chromium and chromium-driver, driven through python3-selenium (both
 installed by scripts/test.sh)."""
+import contextlib
+import http.server
 import shutil
+import threading
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -24,3 +27,30 @@ def start(extra_args=(), log_output=None, capabilities=None):
         opts.set_capability(k, v)
     service = Service(DRIVER, log_output=log_output) if log_output else Service(DRIVER)
     return webdriver.Chrome(service=service, options=opts)
+
+
+class _Blank(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"<!doctype html><title>wsmill</title>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def blank_page():
+    """The URL of an empty page served from 127.0.0.1, as an application's
+    would be: Chromium lets only a loopback page open a WebSocket to a
+    loopback address (it refuses them from about:blank)."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Blank)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -3,11 +3,9 @@ chromium and chromium-driver, driven by python3-selenium) talks to /echo
 and /ch/NAME. Chromium offers `permessage-deflate; client_max_window_bits`
 on every connection and compresses what it sends; the server's counters
 show both directions compressed."""
-import http.server
 import json
 import os
 import sys
-import threading
 
 import pytest
 
@@ -17,42 +15,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_channels import http_post  # noqa: E402
 
 
-
 def deflate(srv, key):
     return sum(w["deflate"][key] for w in srv.status()["workers"])
-
-
-class Page(http.server.BaseHTTPRequestHandler):
-    """An empty page on 127.0.0.1: Chromium lets only a loopback page open a
-    WebSocket to a loopback address (local network access checks)."""
-
-    def do_GET(self):
-        body = b"<!doctype html><title>wsmill</title>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
 def browser():
     if not chromium.available():
         pytest.skip("chromium and chromium-driver are not installed (scripts/test.sh installs them)")
-    page = http.server.HTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=page.serve_forever, daemon=True).start()
-    d = chromium.start()
-    try:
-        d.set_script_timeout(30)
-        d.get(f"http://127.0.0.1:{page.server_address[1]}/")
-        yield d
-    finally:
-        d.quit()
-        page.shutdown()
-        page.server_close()
+    with chromium.blank_page() as page:
+        d = chromium.start()
+        try:
+            d.set_script_timeout(30)
+            d.get(page)
+            yield d
+        finally:
+            d.quit()
 
 
 MSGS = [json.dumps([{"seq": i * 10 + k, "user": "chromium", "text": "compressed in the browser"}

@@ -2,11 +2,9 @@
 Chromium: it subscribes with wsmill.v1, loses its connection when a reload
 retires its worker, reconnects by itself with its position while messages
 are published, and ends with every message exactly once and in order."""
-import http.server
 import os
 import re
 import signal
-import threading
 import time
 
 import pytest
@@ -29,25 +27,8 @@ def doc_client():
 
 @pytest.fixture
 def page():
-    """An empty page served from 127.0.0.1, as an application's would be
-    (Chromium refuses loopback WebSockets from about:blank)."""
-    class Blank(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"<!doctype html><title>wsmill</title>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Blank)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    with chromium.blank_page() as url:
+        yield url
 
 
 @pytest.fixture
