@@ -55,25 +55,33 @@ def idle(cases=None):
     return {"netns_ehash_buckets": buckets, "hold_s": bench_connections.HOLD, "rows": rows}
 
 
+def measured(publish, args_for):
+    """One load run against a fresh one-worker server on CPU 0: the load
+    tool's JSON, its command, the server's counters over the run and the
+    worker's CPU seconds."""
+    srv = Wsmill(1, extra=CONF, cpus="0", publish=publish)
+    try:
+        pids = [w["pid"] for w in srv.status()["workers"]]
+        c0, cpu0 = deflate_counters(srv), proc_cpu_s(pids)
+        res, cmd = load(args_for(srv))
+        c1, cpu1 = deflate_counters(srv), proc_cpu_s(pids)
+    finally:
+        srv.stop()
+    return res, cmd, delta(c0, c1), round(cpu1 - cpu0, 2)
+
+
 def fanout():
     rows = []
     for rate in FANOUT_RATES:
         for deflate in (False, True):
-            srv = Wsmill(1, extra=CONF, cpus="0", publish=True)
-            try:
-                pids = [w["pid"] for w in srv.status()["workers"]]
-                args = ["fanout", "--url", srv.url("/ch/fan"), "--pub-url", srv.pub_url("/pub/fan"), "-n", "10000",
-                        "--pub-rate", str(rate), "-s", "512", "-d", DURATION, "--pipeline", "1000", "--rate", "10000",
-                        "--per-src", "25000", "--src-base", "127.9.0.2", "--drain", "20", "--recv", "spin",
-                        "--cpu", "1", "--json"] + (["--deflate"] if deflate else [])
-                c0, cpu0 = deflate_counters(srv), proc_cpu_s(pids)
-                res, cmd = load(args)
-                c1, cpu1 = deflate_counters(srv), proc_cpu_s(pids)
-            finally:
-                srv.stop()
+            res, cmd, server, cpu = measured(
+                True, lambda srv: ["fanout", "--url", srv.url("/ch/fan"), "--pub-url", srv.pub_url("/pub/fan"),
+                                   "-n", "10000", "--pub-rate", str(rate), "-s", "512", "-d", DURATION, "--pipeline",
+                                   "1000", "--rate", "10000", "--per-src", "25000", "--src-base", "127.9.0.2",
+                                   "--drain", "20", "--recv", "spin", "--cpu", "1", "--json"]
+                + (["--deflate"] if deflate else []))
             d = res.get("deliveries", {})
             delay = res.get("delay_us", {})
-            cpu = round(cpu1 - cpu0, 2)
             row = {"deflate": deflate, "pub_rate": rate, "subscribers": 10000, "size": 512,
                    "asked_per_s": d.get("asked_per_s"), "deliveries_per_s": d.get("per_s"),
                    "received": d.get("received"), "missing": d.get("missing"), "failures": res.get("failures"),
@@ -81,7 +89,7 @@ def fanout():
                    "server_cpu_s": cpu,
                    "server_cpu_ns_per_delivery": round(cpu * 1e9 / d["received"], 1) if d.get("received") else None,
                    "load_cpu_s": round(sum(res.get("cpu", {}).values()), 2),
-                   "server": delta(c0, c1), "command": cmd}
+                   "server": server, "command": cmd}
             rows.append(row)
             print(json.dumps({k: row[k] for k in ("deflate", "pub_rate", "asked_per_s", "deliveries_per_s",
                                                   "missing", "server_cpu_s", "server_cpu_ns_per_delivery",
@@ -94,19 +102,10 @@ def fanout():
 def echo():
     rows = []
     for deflate in (False, True):
-        srv = Wsmill(1, extra=CONF, cpus="0")
-        try:
-            pids = [w["pid"] for w in srv.status()["workers"]]
-            args = ["echo", "--url", srv.url("/echo"), "-n", "100", "--depth", "8", "-s", "512", "--json",
-                    "-d", DURATION, "--cpu", "1"] + (["--deflate"] if deflate else [])
-            c0, cpu0 = deflate_counters(srv), proc_cpu_s(pids)
-            res, cmd = load(args)
-            c1, cpu1 = deflate_counters(srv), proc_cpu_s(pids)
-        finally:
-            srv.stop()
+        res, cmd, dc, cpu = measured(
+            False, lambda srv: ["echo", "--url", srv.url("/echo"), "-n", "100", "--depth", "8", "-s", "512", "--json",
+                                "-d", DURATION, "--cpu", "1"] + (["--deflate"] if deflate else []))
         m = res.get("messages", {})
-        cpu = round(cpu1 - cpu0, 2)
-        dc = delta(c0, c1)
         payload = dc["bytes_in"] + dc["bytes_out"]
         wire = payload - dc["in_bytes_saved"] - dc["out_bytes_saved"]
         row = {"deflate": deflate, "connections": 100, "depth": 8, "size": 512, "msgs_per_s": m.get("per_s"),
