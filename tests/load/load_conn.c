@@ -181,23 +181,35 @@ static int set_events(struct load_client *cl, struct load_conn *c, uint8_t event
     return 0;
 }
 
+/* Appends p[0..n) to the buffer *buf (len, cap), growing it by doubling
+ * from `first`. Returns 0, or the errno: ENOBUFS past `limit` bytes, or
+ * ENOMEM. */
+static int append(uint8_t **buf, uint32_t *len, uint32_t *cap, const uint8_t *p, size_t n, size_t first,
+                  size_t limit)
+{
+    if (*len + n > *cap) {
+        size_t want = *cap ? *cap : first;
+        while (want < *len + n)
+            want *= 2;
+        if (want > UINT32_MAX || want > limit)
+            return ENOBUFS;
+        uint8_t *b = realloc(*buf, want);
+        if (b == NULL)
+            return ENOMEM;
+        *buf = b;
+        *cap = (uint32_t)want;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += (uint32_t)n;
+    return 0;
+}
+
 /* Keeps bytes the socket refused, after whatever is already waiting. */
 static int keep_out(struct load_client *cl, struct load_conn *c, const uint8_t *p, size_t n)
 {
-    if (c->out_len + n > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 4096;
-        while (cap < c->out_len + n)
-            cap *= 2;
-        if (cap > UINT32_MAX)
-            return fail_errno(cl, c, ENOBUFS);
-        uint8_t *out = realloc(c->out, cap);
-        if (out == NULL)
-            return fail_errno(cl, c, ENOMEM);
-        c->out = out;
-        c->out_cap = (uint32_t)cap;
-    }
-    memcpy(c->out + c->out_len, p, n);
-    c->out_len += (uint32_t)n;
+    int err = append(&c->out, &c->out_len, &c->out_cap, p, n, 4096, UINT32_MAX);
+    if (err)
+        return fail_errno(cl, c, err);
     return set_events(cl, c, EV_IN | EV_OUT);
 }
 
@@ -515,21 +527,11 @@ static int frame_begin(struct load_client *cl, struct load_conn *c, const struct
 /* Keeps a data message's bytes until it is whole (to inflate or compare). */
 static int keep_whole(struct load_client *cl, struct load_conn *c, const uint8_t *p, size_t n)
 {
-    if (c->zin_len + n > c->zin_cap) {
-        size_t cap = c->zin_cap ? c->zin_cap : (size_t)cl->o->size + 64;
-        while (cap < c->zin_len + n)
-            cap *= 2;
-        if (cap > UINT32_MAX || cap > 4 * cl->o->size + (1 << 20))
-            return fail(cl, c, stage_of(c), LOAD_C_MISMATCH); /* far longer than any message we sent */
-        uint8_t *b = realloc(c->zin, cap);
-        if (b == NULL)
-            return fail_errno(cl, c, ENOMEM);
-        c->zin = b;
-        c->zin_cap = (uint32_t)cap;
-    }
-    memcpy(c->zin + c->zin_len, p, n);
-    c->zin_len += (uint32_t)n;
-    return 0;
+    int err = append(&c->zin, &c->zin_len, &c->zin_cap, p, n, (size_t)cl->o->size + 64,
+                     4 * cl->o->size + (1 << 20));
+    if (err == ENOBUFS)
+        return fail(cl, c, stage_of(c), LOAD_C_MISMATCH); /* far longer than any message we sent */
+    return err ? fail_errno(cl, c, err) : 0;
 }
 
 /* A message kept whole is complete: inflate it if compressed, then check
