@@ -24,18 +24,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmd_client import offer, parse_answer  # noqa: E402
 from rawws import OP_BINARY, OP_TEXT, open_ws  # noqa: E402
+from test_conformance import Server  # noqa: E402 (conftest's, loaded by path)
 
 
-def _load_conftest():
-    import importlib.util
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    spec = importlib.util.spec_from_file_location("wsmill_integration_conftest", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-Server = _load_conftest().Server
 TIMEOUT = 20.0
 
 
