@@ -494,6 +494,15 @@ def test_redis_routes_pipelined_and_redis_down(server_factory, redis):
     assert "subscribers" in bodies[4] and bodies[4]["offset"] == 4, bodies[4]
     assert [(m["offset"], m["data"]) for m in bodies[5]["messages"]] == [(2, "two"), (3, "three"), (4, "four")], \
         bodies[5]
+    # More requests pipelined than answers may wait (64): the rest wait in
+    # the input until the first are answered, and all come back in order.
+    n = 150
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"".join(b"POST /pub/many HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nm" for _ in range(n - 1)) +
+                  b"POST /pub/many HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nm")
+        data = s.makefile("rb").read()
+    offsets = [json.loads(part.split(b"\r\n\r\n", 1)[1])["offsets"]["many"] for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert offsets == list(range(1, n + 1)), offsets[:10]
     # Redis stalls (SIGSTOP): the answer gives up after handshake_timeout.
     os.kill(redis.proc.pid, signal.SIGSTOP)
     try:

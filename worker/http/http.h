@@ -34,8 +34,8 @@ struct http_service {
     int fd;
     ev_io accept_io;
     ev_timer accept_pause;
-    ev_timer tick;       /* once a second: history sample, event streams (stream.c) */
-    ev_prepare answered; /* before the loop waits: connections an answer came for (wait.c) */
+    ev_timer tick;          /* once a second: history sample, event streams (stream.c) */
+    ev_prepare answers_due; /* before the loop waits: connections an answer came for (wait.c) */
     struct http_conn *conns;
     int nstreams;
     struct history history;

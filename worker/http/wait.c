@@ -8,7 +8,7 @@
  * ticket is answered, its answer and its `after` move to hc->out, and so
  * on while the next one is answered too. Redis answers a batch of
  * publishes in one read: what they release is written once, before the
- * loop waits again (the `answered` prepare watcher), not once per answer,
+ * loop waits again (the `answers_due` prepare watcher), not once per answer,
  * so the client's next batch arrives, and goes to Redis, in one piece. */
 #include <stdlib.h>
 
@@ -88,10 +88,10 @@ void http_wait_answer(struct http_wait *hw, int status, const char *ctype, const
     shm_add(&hc->svc->w->slot->http_requests, 1);
     release(hc);
     hc->answer_came = 1;
-    ev_prepare_start(hc->svc->w->loop, &hc->svc->answered);
+    ev_prepare_start(hc->svc->w->loop, &hc->svc->answers_due);
 }
 
-static void answered_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+static void answers_due_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     (void)revents;
     struct http_service *svc = p->data;
@@ -108,8 +108,8 @@ static void answered_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 
 void http_wait_init(struct http_service *svc)
 {
-    ev_prepare_init(&svc->answered, answered_cb);
-    svc->answered.data = svc;
+    ev_prepare_init(&svc->answers_due, answers_due_cb);
+    svc->answers_due.data = svc;
 }
 
 void http_wait_forget(struct http_conn *hc)
