@@ -6,6 +6,8 @@ import http.server
 import shutil
 import threading
 
+from conftest import free_port
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 BASE_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage")
@@ -25,7 +27,12 @@ def start(extra_args=(), log_output=None, capabilities=None):
         opts.add_argument(a)
     for k, v in (capabilities or {}).items():
         opts.set_capability(k, v)
-    service = Service(DRIVER, log_output=log_output) if log_output else Service(DRIVER)
+    # chromedriver's port from this pass's own range: selenium's default
+    # binds port 0 and closes it, and with the suite's ranges reserved the
+    # kernel hands that same few ports above them to both passes at once
+    # (one run's two chromedrivers met on 32003).
+    port = free_port()
+    service = Service(DRIVER, port=port, log_output=log_output) if log_output else Service(DRIVER, port=port)
     return webdriver.Chrome(service=service, options=opts)
 
 

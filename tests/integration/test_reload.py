@@ -16,6 +16,7 @@ import time
 import pytest
 import websockets
 
+from conftest import free_port
 from rawws import OP_CLOSE, OP_TEXT, Closed, build_request, open_ws, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -236,9 +237,7 @@ def test_listen_address_change(server_factory, clients):
     old_port = srv.port
     new_port = srv.port
     while new_port == old_port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            new_port = s.getsockname()[1]
+        new_port = free_port()  # this pass's range: a port 0 bind may hand the other pass the same one
     r = reload_and_wait(srv, listen=f"127.0.0.1:{new_port}")
     assert r["ok"] == 1 and "listen" in r["changed"], r
     srv.port = new_port
